@@ -1,0 +1,106 @@
+"""`pybpfuring vm fetch|test|run -- CMD|shell|info`: the Linux 7.x QEMU guest from the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pybpfuring.errors import PyBpfUringError
+from pybpfuring.vm.cache import cache_dir, load_manifest, tree_size
+from pybpfuring.vm.kernel import fetch
+from pybpfuring.vm.qemu import MachineConfig, qemu_binary
+from pybpfuring.vm.runner import DEFAULT_TIMEOUT, guest_shell, run_in_guest
+
+GUEST_JUNIT = "/scratch/out/junit.xml"
+
+
+def repo_root() -> Path:
+    """The working tree this package was imported from (where tests/guest lives)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def guest_pytest_argv(extra: list[str]) -> list[str]:
+    """The pytest command the guest tier runs inside the guest."""
+    return [sys.executable, "-m", "pytest", "tests/guest", "-p", "no:cacheprovider", "-q", "-rA",
+            f"--junitxml={GUEST_JUNIT}", *extra]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pybpfuring vm", description="Run pybpfuring in a QEMU guest "
+                                "booting Debian sid's Linux 7.x cloud kernel (io_uring BPF ops).")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="obtain the kernel and sid tools through apt (cached)")
+    f.add_argument("--refresh", action="store_true", help="ask apt again even if a kernel is cached")
+    for name, text in (("test", "run tests/guest inside the guest"),
+                       ("run", "run a command inside the guest: vm run -- CMD ARGS")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default 900)")
+        s.add_argument("--memory", type=int, default=2048, help="guest RAM in MiB")
+        s.add_argument("args", nargs=argparse.REMAINDER, help="command (run) or extra pytest arguments")
+    sub.add_parser("shell", help="an interactive root shell in the guest")
+    sub.add_parser("info", help="what is cached, and the kernel version")
+    return p
+
+
+def vm_main(argv: list[str]) -> int:
+    """Entry point of `pybpfuring vm ...`; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except PyBpfUringError as err:
+        print(f"pybpfuring vm: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pybpfuring vm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "fetch":
+        manifest = fetch(refresh=args.refresh)
+        print(f"kernel {manifest.kernel_release} cached in {cache_dir()}")
+        return 0
+    if args.command == "info":
+        return _info()
+    if args.command == "shell":
+        return guest_shell()
+    extra = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else list(args.args)
+    config = MachineConfig(memory_mib=args.memory)
+    if args.command == "run":
+        if not extra:
+            print("pybpfuring vm run: give a command after '--', e.g. vm run -- uname -r", file=sys.stderr)
+            return 2
+        result = run_in_guest(extra, timeout=args.timeout, on_line=print, config=config)
+    else:
+        result = run_in_guest(guest_pytest_argv(extra), cwd=repo_root(), timeout=args.timeout,
+                              on_line=print, config=config)
+        junit = result.out_dir / "junit.xml"
+        if junit.is_file():
+            print(f"guest JUnit report: {junit}")
+    print(f"[pybpfuring vm] guest exit status {result.exit_status}; boot {result.boot_seconds:.1f} s, "
+          f"total {result.total_seconds:.1f} s", file=sys.stderr)
+    return result.exit_status
+
+
+def _info() -> int:
+    root = cache_dir()
+    manifest = load_manifest(root)
+    print(f"cache:            {root}")
+    print(f"qemu:             {qemu_binary() or 'not installed (apt-get install qemu-system-x86)'}")
+    if manifest is None:
+        print("kernel:           not fetched (run: pybpfuring vm fetch)")
+        return 0
+    print(f"kernel release:   {manifest.kernel_release}")
+    for pkg, ver in sorted(manifest.kernel_packages.items()):
+        print(f"  package         {pkg} {ver}")
+    print(f"vmlinux:          {root / manifest.vmlinux} ({tree_size(root / manifest.vmlinux) >> 20} MiB)")
+    print(f"sid user space:   {root / manifest.sid_root} ({tree_size(root / manifest.sid_root) >> 20} MiB)")
+    for pkg, ver in sorted(manifest.sid_packages.items()):
+        print(f"  package         {pkg} {ver}")
+    images = sorted((root / "initramfs").glob("*.cpio.gz")) if (root / "initramfs").is_dir() else []
+    print(f"initramfs:        {', '.join(i.name for i in images) or 'not built yet'}")
+    print(f"mirror:           {manifest.mirror} (suite sid)")
+    print(f"fetched:          {manifest.fetched_at} in {manifest.fetch_seconds:.1f} s")
+    for note in manifest.notes:
+        print(f"note:             {note}")
+    return 0

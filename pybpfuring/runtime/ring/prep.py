@@ -1,0 +1,194 @@
+"""prep_* functions: fill one SQE for one operation, in liburing's flat style.
+
+Each takes the SQE first (from `IoUring.get_sqe()`, which zeroes it) and sets only the fields its
+opcode uses, so `sqe.user_data` and `sqe.flags` may be set before or after. Memory the kernel will
+use later (buffers, iovec arrays, timespecs, paths) is pinned onto the SQE; the ring keeps it alive
+until the request's CQE has been reaped, so callers may drop their own references at once.
+
+Buffers are any object with the buffer protocol (bytearray, memoryview, mmap, array.array, ctypes
+arrays; `bytes` only where the kernel just reads). A `nbytes` argument transfers fewer bytes than the
+buffer holds. An `offset` of -1 means "the file's current position" (IORING_FEAT_RW_CUR_POS).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import constants as C
+from .buffers import pin
+from .structs import Iovec, Sqe, Timespec
+
+AT_FDCWD = -100
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _keep(sqe: Sqe, obj: object) -> None:
+    """Pin `obj` to the request in `sqe` (the ring moves it to its in-flight table on submit)."""
+    keep = getattr(sqe, "_keep", None)
+    if keep is None:
+        sqe._keep = [obj]
+    else:
+        keep.append(obj)
+
+
+def _fd(fd: Any) -> int:
+    if type(fd) is int:
+        return fd
+    if hasattr(fd, "fileno"):
+        return fd.fileno()
+    raise TypeError(f"fd must be an int or have fileno(), not {type(fd).__name__}")
+
+
+def _length(nbytes: int | None, available: int, what: str) -> int:
+    if nbytes is None:
+        nbytes = available
+    elif not 0 <= nbytes <= available:
+        raise ValueError(f"nbytes={nbytes} but the {what} holds {available} bytes")
+    if nbytes > _U32:
+        raise ValueError(f"{what} of {nbytes} bytes exceeds io_uring's 32-bit length")
+    return nbytes
+
+
+def _rw(sqe: Sqe, opcode: int, fd: int, addr: int, length: int, offset: int) -> None:
+    sqe.opcode = opcode
+    sqe.fd = fd
+    sqe.off = offset & _U64
+    sqe.addr = addr
+    sqe.len = length
+
+
+def _buffer_rw(sqe: Sqe, opcode: int, fd: Any, buf: Any, nbytes: int | None, offset: int,
+               writable: bool) -> None:
+    addr, size, keepalive = pin(buf, writable=writable)
+    _rw(sqe, opcode, _fd(fd), addr, _length(nbytes, size, "buffer"), offset)
+    _keep(sqe, keepalive)
+
+
+def prep_nop(sqe: Sqe) -> None:
+    _rw(sqe, C.IORING_OP_NOP, -1, 0, 0, 0)
+
+
+def prep_read(sqe: Sqe, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None) -> None:
+    """Read into `buf` (like os.preadv into one buffer); cqe.res = bytes read."""
+    _buffer_rw(sqe, C.IORING_OP_READ, fd, buf, nbytes, offset, writable=True)
+
+
+def prep_write(sqe: Sqe, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None) -> None:
+    """Write `buf` (bytes allowed); cqe.res = bytes written."""
+    _buffer_rw(sqe, C.IORING_OP_WRITE, fd, buf, nbytes, offset, writable=False)
+
+
+def _vectored(sqe: Sqe, opcode: int, fd: Any, buffers: Sequence[Any], offset: int, flags: int,
+              writable: bool) -> None:
+    pinned = [pin(buf, writable=writable, what=f"buffer {i}") for i, buf in enumerate(buffers)]
+    iovecs = (Iovec * len(pinned))(*[(addr, size) for addr, size, _ in pinned])
+    _rw(sqe, opcode, _fd(fd), ctypes.addressof(iovecs), len(pinned), offset)
+    sqe.rw_flags = flags
+    _keep(sqe, iovecs)
+    for _, _, keepalive in pinned:
+        _keep(sqe, keepalive)
+
+
+def prep_readv(sqe: Sqe, fd: Any, buffers: Sequence[Any], offset: int = -1,
+               flags: int = 0) -> None:
+    """Scatter read into `buffers` in order; `flags` are RWF_* (preadv2)."""
+    _vectored(sqe, C.IORING_OP_READV, fd, buffers, offset, flags, writable=True)
+
+
+def prep_writev(sqe: Sqe, fd: Any, buffers: Sequence[Any], offset: int = -1,
+                flags: int = 0) -> None:
+    """Gather write of `buffers` in order; `flags` are RWF_* (pwritev2)."""
+    _vectored(sqe, C.IORING_OP_WRITEV, fd, buffers, offset, flags, writable=False)
+
+
+def prep_read_fixed(sqe: Sqe, fd: Any, buf: Any, offset: int, buf_index: int, *,
+                    nbytes: int | None = None) -> None:
+    """Read into registered buffer `buf_index`; `buf` is that buffer or a slice of it (its address
+    and length say where in the registered region the data goes)."""
+    _buffer_rw(sqe, C.IORING_OP_READ_FIXED, fd, buf, nbytes, offset, writable=True)
+    sqe.buf_index = buf_index
+
+
+def prep_write_fixed(sqe: Sqe, fd: Any, buf: Any, offset: int, buf_index: int, *,
+                     nbytes: int | None = None) -> None:
+    """Write from registered buffer `buf_index` (`buf` is it or a slice of it)."""
+    _buffer_rw(sqe, C.IORING_OP_WRITE_FIXED, fd, buf, nbytes, offset, writable=False)
+    sqe.buf_index = buf_index
+
+
+def prep_fsync(sqe: Sqe, fd: Any, flags: int = 0) -> None:
+    """fsync (or fdatasync with IORING_FSYNC_DATASYNC)."""
+    _rw(sqe, C.IORING_OP_FSYNC, _fd(fd), 0, 0, 0)
+    sqe.fsync_flags = flags
+
+
+def _timespec(ts: Timespec | float) -> Timespec:
+    if isinstance(ts, Timespec):
+        return ts
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return Timespec.from_seconds(ts)
+    raise TypeError(f"a timeout is a Timespec or seconds (int/float), not {type(ts).__name__}")
+
+
+def prep_timeout(sqe: Sqe, ts: Timespec | float, count: int = 0, flags: int = 0) -> None:
+    """Complete after `ts` (res -ETIME) or once `count` other CQEs were posted (res 0)."""
+    spec = _timespec(ts)
+    _rw(sqe, C.IORING_OP_TIMEOUT, -1, ctypes.addressof(spec), 1, count)
+    sqe.timeout_flags = flags
+    _keep(sqe, spec)
+
+
+def prep_link_timeout(sqe: Sqe, ts: Timespec | float, flags: int = 0) -> None:
+    """Cancel the previous (IOSQE_IO_LINK-ed) request if it has not completed within `ts`."""
+    spec = _timespec(ts)
+    _rw(sqe, C.IORING_OP_LINK_TIMEOUT, -1, ctypes.addressof(spec), 1, 0)
+    sqe.timeout_flags = flags
+    _keep(sqe, spec)
+
+
+def prep_send(sqe: Sqe, sockfd: Any, buf: Any, flags: int = 0, *,
+              nbytes: int | None = None) -> None:
+    """send(2) of `buf` with MSG_* `flags`."""
+    _buffer_rw(sqe, C.IORING_OP_SEND, sockfd, buf, nbytes, 0, writable=False)
+    sqe.msg_flags = flags
+
+
+def prep_recv(sqe: Sqe, sockfd: Any, buf: Any, flags: int = 0, *,
+              nbytes: int | None = None) -> None:
+    """recv(2) into `buf` with MSG_* `flags`."""
+    _buffer_rw(sqe, C.IORING_OP_RECV, sockfd, buf, nbytes, 0, writable=True)
+    sqe.msg_flags = flags
+
+
+def prep_close(sqe: Sqe, fd: Any) -> None:
+    _rw(sqe, C.IORING_OP_CLOSE, _fd(fd), 0, 0, 0)
+
+
+def prep_openat(sqe: Sqe, dfd: int, path: str | bytes | os.PathLike[Any], flags: int = 0,
+                mode: int = 0) -> None:
+    """openat(2); cqe.res is the new fd. Use AT_FDCWD (-100) for paths relative to the cwd."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("path must not contain NUL bytes")
+    c_path = ctypes.create_string_buffer(encoded)  # NUL-terminated, pinned until completion
+    _rw(sqe, C.IORING_OP_OPENAT, _fd(dfd), ctypes.addressof(c_path), mode, 0)
+    sqe.open_flags = flags
+    _keep(sqe, c_path)
+
+
+def prep_poll_add(sqe: Sqe, fd: Any, poll_mask: int) -> None:
+    """One-shot poll for `poll_mask` (select.POLLIN, ...); cqe.res is the ready mask."""
+    _rw(sqe, C.IORING_OP_POLL_ADD, _fd(fd), 0, 0, 0)
+    if sys.byteorder == "big":  # the uapi stores the 32-bit mask word-swapped on big endian
+        poll_mask = ((poll_mask << 16) | (poll_mask >> 16)) & _U32
+    sqe.poll32_events = poll_mask
+
+
+def prep_cancel(sqe: Sqe, user_data: int, flags: int = 0) -> None:
+    """Cancel the request(s) whose user_data is `user_data` (IORING_ASYNC_CANCEL_* flags widen it)."""
+    _rw(sqe, C.IORING_OP_ASYNC_CANCEL, -1, user_data & _U64, 0, 0)
+    sqe.cancel_flags = flags

@@ -65,7 +65,7 @@ class Program:
                  data: bytes | None = None) -> tuple[int, bytes]:
         """BPF_PROG_TEST_RUN: returns (retval, ctx_out). A bytearray ctx is updated in place."""
         if self.fd < 0:
-            raise BpfSyscallError(errno_mod.EBADF, f"program {self.name!r} is not loaded "
+            raise sc.syscall_error(errno_mod.EBADF, f"program {self.name!r} is not loaded "
                                   "(call load() first) or its object was closed")
         if repeat < 1:
             raise ValueError(f"repeat must be at least 1, not {repeat}")
@@ -217,7 +217,7 @@ class BpfObject:
         """Create maps, load BTF and every program. Arguments override the section table for all
         programs; `log_level` > 0 keeps the verifier log of successful loads in `verifier_log`."""
         if self.loaded:
-            raise BpfSyscallError(errno_mod.EALREADY, f"{self.label} is already loaded")
+            raise sc.syscall_error(errno_mod.EALREADY, f"{self.label} is already loaded")
         try:
             self._load_btf()
             for m in self.maps.values():
@@ -237,7 +237,7 @@ class BpfObject:
         res = sc.btf_load(fixed.encode())
         if res.fd < 0:
             res = sc.btf_load(fixed.encode(), log_level=1)
-            raise BpfSyscallError(res.errno, f"BPF_BTF_LOAD rejected the BTF of {self.label}: "
+            raise sc.syscall_error(res.errno, f"BPF_BTF_LOAD rejected the BTF of {self.label}: "
                                   f"{errno_mod.errorcode.get(res.errno, res.errno)}\n{res.log}")
         self.btf_fd = self._own(res.fd)
         self.btf = fixed
@@ -277,7 +277,7 @@ class BpfObject:
             res = sc.prog_load(req, log_level=1)   # again, this time to get the reason
         if res.fd < 0:
             if not res.log:
-                raise BpfSyscallError(res.errno, f"BPF_PROG_LOAD of {prog.name!r} failed: "
+                raise sc.syscall_error(res.errno, f"BPF_PROG_LOAD of {prog.name!r} failed: "
                                       f"{errno_mod.errorcode.get(res.errno, res.errno)} "
                                       f"({os.strerror(res.errno)}), and the kernel gave no log")
             raise verifier_error(prog.name, res.log, res.errno, prog.line_info)

@@ -119,7 +119,7 @@ def _syscall_nr() -> int:
     try:
         return _SYSCALL_NR[machine]
     except KeyError:
-        raise BpfSyscallError(errno_mod.ENOSYS, f"bpf(): unsupported architecture {machine!r}") from None
+        raise syscall_error(errno_mod.ENOSYS, f"bpf(): unsupported architecture {machine!r}") from None
 
 
 def _error(cmd: int, err: int, what: str = "") -> BpfSyscallError:
@@ -131,7 +131,15 @@ def _error(cmd: int, err: int, what: str = "") -> BpfSyscallError:
         text = f"{name} failed: {errno_mod.errorcode.get(err, str(err))} ({os.strerror(err)})"
     if what:
         text += f" [{what}]"
-    return BpfSyscallError(err, text)
+    return syscall_error(err, text)
+
+
+def syscall_error(err: int, text: str) -> BpfSyscallError:
+    """A BpfSyscallError whose str() is just `text` (OSError would prefix "[Errno N]"),
+    with `.errno` still set for callers that branch on it."""
+    exc = BpfSyscallError(text)
+    exc.errno = err
+    return exc
 
 
 def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:

@@ -24,6 +24,7 @@ struct {
 
 const volatile __u64 scale = 1;
 __u64 runs = 0;
+__u64 bias = 1000;          /* .data: user space may change it between runs */
 __u64 last_sum;
 
 SEC("syscall")
@@ -40,6 +41,7 @@ int add(struct args *ctx)
     bpf_map_update_elem(&seen, &key, &sum, BPF_ANY);
     runs += 1;
     last_sum = sum;
+    ctx->pad = (__u32)bias;
     return (int)(sum & 0xff);
 }
 

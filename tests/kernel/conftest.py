@@ -1,0 +1,60 @@
+"""Kernel-tier fixtures: BPF objects built by clang from tests/kernel/progs, and a bpf() probe.
+
+Tests here load real programs into the host kernel; they skip (with the reason) only where the
+machine cannot: no clang to build the C test programs, or bpf() not permitted.
+"""
+from __future__ import annotations
+
+import errno
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pybpfuring.errors import BpfSyscallError
+from pybpfuring.runtime.bpf import syscalls
+
+PROGS = Path(__file__).parent / "progs"
+
+
+def _bpf_permitted() -> str | None:
+    """None if we may create BPF objects, else why not."""
+    try:
+        fd = syscalls.map_create(2, 4, 8, 1, name="probe")
+    except BpfSyscallError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return f"bpf() is not permitted here: {exc}"
+        if exc.errno == errno.ENOSYS:
+            return "the kernel has no bpf() system call"
+        raise
+    syscalls.close_fd(fd)
+    return None
+
+
+@pytest.fixture(scope="session")
+def bpf_available() -> None:
+    reason = _bpf_permitted()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """build("name") -> path of progs/name.c compiled with `clang -g -O2 -target bpf`."""
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (apt-get install clang) to build the C test programs")
+    out_dir = tmp_path_factory.mktemp("bpf-objs")
+    built: dict[str, Path] = {}
+
+    def _build(name: str) -> Path:
+        if name not in built:
+            src, obj = PROGS / f"{name}.c", out_dir / f"{name}.o"
+            proc = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-c", str(src), "-o",
+                                   str(obj)], capture_output=True, text=True)
+            assert proc.returncode == 0, f"clang failed on {src}:\n{proc.stderr}"
+            built[name] = obj
+        return built[name]
+
+    return _build

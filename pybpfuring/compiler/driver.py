@@ -1,0 +1,151 @@
+"""The compiler driver: decorated functions or a module file -> typed IR -> LLVM IR -> ELF bytes.
+
+A content-hash cache keeps the ELF of every (source, target) compiled in this process and on disk
+(`$PYBPFURING_CACHE` or `~/.cache/pybpfuring/compile`), so unchanged programs cost a hash to reload.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import CompileError
+from ..lang.decorators import BpfFunction
+from . import typed_ir as ir
+from .emit import emit_assembly, emit_object, optimise
+from .frontend import ModuleBuilder
+from .lowering import ModuleLowering
+from .targets import get_target
+
+COMPILER_VERSION = "0.1.0"
+
+
+@dataclass
+class CompileResult:
+    typed: ir.TypedModule
+    llvm_ir: str
+    elf: bytes
+
+
+def type_functions(functions: Iterable[BpfFunction], target: str = "op_bpf") -> ir.TypedModule:
+    t = get_target(target)
+    mb = ModuleBuilder(t)
+    for fn in functions:
+        if fn.kind == "function":
+            continue
+        mb.function(fn)
+    return mb.module(_license_of(functions))
+
+
+def _license_of(functions: Iterable[BpfFunction]) -> str:
+    for fn in functions:
+        lic = fn.globals.get("LICENSE")
+        if isinstance(lic, str):
+            return lic
+    return "GPL"
+
+
+def lower(typed: ir.TypedModule) -> str:
+    return str(ModuleLowering(typed, get_target(typed.target)).lower())
+
+
+def compile_full(functions: list[BpfFunction], target: str = "op_bpf") -> CompileResult:
+    typed = type_functions(functions, target)
+    if not typed.programs:
+        raise CompileError("nothing to compile: no @iouring_program or @loop_step functions given")
+    text = lower(typed)
+    mod = optimise(text, get_target(target))
+    return CompileResult(typed, text, emit_object(mod, get_target(target)))
+
+
+def _cache_key(functions: list[BpfFunction], target: str) -> str:
+    h = hashlib.sha256(f"{COMPILER_VERSION}\0{target}\0".encode())
+    files = sorted({fn.py_func.__code__.co_filename for fn in functions})
+    for f in files:
+        try:
+            h.update(Path(f).read_bytes())
+        except OSError:
+            return ""  # no file to hash: don't cache
+        h.update(f.encode())
+    h.update("\0".join(fn.name for fn in functions).encode())
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("PYBPFURING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pybpfuring")
+    return Path(base) / "compile"
+
+
+_memory_cache: dict[str, bytes] = {}
+
+
+def compile_functions(functions: list[BpfFunction], target: str = "op_bpf", *, cache: bool = True) -> bytes:
+    """ELF bytes of the given programs (and all they call) for `target`."""
+    key = _cache_key(functions, target) if cache else ""
+    if key and key in _memory_cache:
+        return _memory_cache[key]
+    path = cache_dir() / f"{key}.o" if key else None
+    if path is not None and path.is_file():
+        elf = path.read_bytes()
+    else:
+        elf = compile_full(functions, target).elf
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(elf)
+                tmp.replace(path)
+            except OSError:
+                pass  # the cache is an optimisation only
+    if key:
+        _memory_cache[key] = elf
+    return elf
+
+
+def load_module(path: str | os.PathLike[str]) -> object:
+    """Import a program file as a module (its top level declares maps, structs and programs)."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise CompileError(f"no such file: {path}")
+    name = f"pybpfuring_user_{hashlib.sha1(str(p).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, p)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def programs_in(module: object) -> list[BpfFunction]:
+    """The programs a module defines, in source order."""
+    progs = [v for v in vars(module).values() if isinstance(v, BpfFunction) and v.kind != "function"
+             and v.py_func.__module__ == getattr(module, "__name__", None)]
+    return sorted(progs, key=lambda f: f.py_func.__code__.co_firstlineno)
+
+
+def compile_module(path: str | os.PathLike[str], target: str = "op_bpf") -> bytes:
+    """Compile every program defined in a file into one ELF object."""
+    module = load_module(path)
+    progs = programs_in(module)
+    if not progs:
+        raise CompileError(f"{path} defines no @iouring_program or @loop_step functions")
+    return compile_functions(progs, target)
+
+
+def emit_text(functions: list[BpfFunction], target: str, kind: str) -> str:
+    """`ir` (unoptimised LLVM IR as generated) or `asm` (BPF assembly after optimisation)."""
+    typed = type_functions(functions, target)
+    text = lower(typed)
+    if kind == "ir":
+        return text
+    return emit_assembly(optimise(text, get_target(target)), get_target(target))

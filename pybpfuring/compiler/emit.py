@@ -1,0 +1,50 @@
+"""LLVM IR -> optimised BPF ELF object, with llvmlite alone (LLVM's BPF backend is built into its wheel)."""
+from __future__ import annotations
+
+import functools
+import threading
+
+import llvmlite.binding as llvm
+
+from ..errors import InternalCompilerError
+from .targets import Target
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _init() -> None:
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+
+
+@functools.cache
+def target_machine(cpu: str) -> llvm.TargetMachine:
+    _init()
+    return llvm.Target.from_triple("bpfel").create_target_machine(
+        cpu=cpu, opt=2, reloc="static", codemodel="small")
+
+
+def optimise(ir_text: str, target: Target) -> llvm.ModuleRef:
+    tm = target_machine(target.cpu)
+    with _lock:
+        try:
+            mod = llvm.parse_assembly(ir_text)
+            mod.verify()
+        except RuntimeError as e:
+            raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
+        pto = llvm.create_pipeline_tuning_options(speed_level=2)
+        pb = llvm.create_pass_builder(tm, pto)
+        pm = pb.getModulePassManager()
+        pm.run(mod, pb)
+    return mod
+
+
+def emit_object(mod: llvm.ModuleRef, target: Target) -> bytes:
+    with _lock:
+        return bytes(target_machine(target.cpu).emit_object(mod))
+
+
+def emit_assembly(mod: llvm.ModuleRef, target: Target) -> str:
+    with _lock:
+        return target_machine(target.cpu).emit_assembly(mod)

@@ -1,0 +1,486 @@
+"""Frontend: Python AST -> typed IR, with every check the language makes, each error located.
+
+`ModuleBuilder` compiles a set of decorated functions and everything they call into one
+`TypedModule`; `FunctionBuilder` types one function. Expressions are typed in `frontend_expr.py`
+(a mixin), statements here.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from typing import Any
+
+from ..errors import CompileError, InternalCompilerError, SourceLocation
+from ..lang.decorators import BpfFunction
+from ..lang.maps import MapDef
+from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
+from . import typed_ir as ir
+from .ctypes_rules import convert
+from .frontend_expr import ExprTyper
+from .loops import prove_while_bound
+from .targets import STACK_SIZE, Target
+
+# AST statement kinds outside the language, with what to say.
+_UNSUPPORTED_STMTS: dict[type, tuple[str, str | None]] = {
+    ast.Try: ("try/except is not supported", "BPF has no exceptions: check return codes instead"),
+    ast.With: ("with statements are not supported", None),
+    ast.AsyncWith: ("async with is not supported", None),
+    ast.AsyncFor: ("async for is not supported", None),
+    ast.AsyncFunctionDef: ("nested functions are not supported", "declare it at module level with @bpf_function"),
+    ast.FunctionDef: ("nested functions are not supported", "declare it at module level with @bpf_function"),
+    ast.ClassDef: ("classes cannot be declared inside a program", "declare structs at module level with @struct"),
+    ast.Raise: ("raise is not supported", "BPF has no exceptions: return an error code"),
+    ast.Import: ("import inside a program is not supported", "import at module level"),
+    ast.ImportFrom: ("import inside a program is not supported", "import at module level"),
+    ast.Global: ("global statements are not supported", "state that outlives a run lives in a map"),
+    ast.Nonlocal: ("nonlocal statements are not supported", None),
+    ast.Assert: ("assert is not supported", "use if/return with an error code"),
+}
+
+
+class ModuleBuilder:
+    """Types a group of functions for one target, sharing maps and callees between them."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.functions: dict[int, ir.TypedFunction] = {}
+        self.order: list[ir.TypedFunction] = []
+        self.maps: dict[int, ir.MapInfo] = {}
+        self._in_progress: list[BpfFunction] = []
+
+    def function(self, bfn: BpfFunction, call_loc: SourceLocation | None = None) -> ir.TypedFunction:
+        key = id(bfn)
+        if key in self.functions:
+            return self.functions[key]
+        if bfn in self._in_progress:
+            chain = " -> ".join(f.name for f in self._in_progress[self._in_progress.index(bfn):])
+            raise CompileError(f"recursion is not allowed ({chain} -> {bfn.name})", call_loc,
+                               "BPF programs cannot recurse: rewrite it as a bounded loop")
+        self._in_progress.append(bfn)
+        try:
+            tf = FunctionBuilder(bfn, self).build()
+        finally:
+            self._in_progress.pop()
+        self.functions[key] = tf
+        self.order.append(tf)
+        return tf
+
+    def map_info(self, defn: MapDef, name: str, loc: SourceLocation) -> ir.MapInfo:
+        info = self.maps.get(id(defn))
+        if info is None:
+            info = ir.MapInfo(name, defn, loc)
+            if any(m.name == name for m in self.maps.values()):
+                raise CompileError(f"two different maps are both named {name!r}", loc,
+                                   "give each module-level map a distinct name")
+            self.maps[id(defn)] = info
+        return info
+
+    def module(self, license: str = "GPL") -> ir.TypedModule:
+        programs = [f for f in self.order if f.kind != "function"]
+        callees = [f for f in self.order if f.kind == "function"]
+        return ir.TypedModule(programs + callees, list(self.maps.values()), self.target.name, license)
+
+
+def _source_of(bfn: BpfFunction) -> tuple[ast.FunctionDef, str, int, int]:
+    """The function's AST with the file, line offset and column offset to map locations back."""
+    fn = bfn.py_func
+    try:
+        file = inspect.getsourcefile(fn) or fn.__code__.co_filename
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as e:
+        raise CompileError(f"cannot read the source of {bfn.name}: {e}", None,
+                           "programs must be defined in a .py file, not typed at an interactive prompt")
+    raw = "".join(lines)
+    dedented = textwrap.dedent(raw)
+    col_offset = len(lines[0]) - len(lines[0].lstrip()) if dedented != raw else 0
+    tree = ast.parse(dedented)
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef):
+        raise CompileError(f"{bfn.name} is not a plain function", SourceLocation(file, first))
+    return node, file, first - 1, col_offset
+
+
+class FunctionBuilder(ExprTyper):
+    def __init__(self, bfn: BpfFunction, module: ModuleBuilder):
+        self.bfn = bfn
+        self.module = module
+        self.target = module.target
+        self.node, self.file, self.line_offset, self.col_offset = _source_of(bfn)
+        self.globals: dict[str, Any] = bfn.globals
+        self.scope: dict[str, ir.Local] = {}
+        self.locals: list[ir.Local] = []
+        self.slots: list[ValueType] = []
+        self.slot_locs: list[SourceLocation] = []
+        self.callees: list[ir.TypedFunction] = []
+        self.inline_calls: list[tuple[ir.TypedFunction, SourceLocation]] = []
+        self.maps_used: list[ir.MapInfo] = []
+        self.loop_depth = 0
+        self.return_type: ir.IRType = None
+        self.current: ast.AST = self.node
+
+    # ---- locations and errors -------------------------------------------------------------------
+    def loc(self, node: ast.AST | None = None) -> SourceLocation:
+        node = node or self.current
+        line = getattr(node, "lineno", self.node.lineno)
+        col = getattr(node, "col_offset", 0)
+        return SourceLocation(self.file, line + self.line_offset, col + self.col_offset)
+
+    def error(self, node: ast.AST, message: str, hint: str | None = None) -> CompileError:
+        return CompileError(message, self.loc(node), hint)
+
+    # ---- the function ---------------------------------------------------------------------------
+    def build(self) -> ir.TypedFunction:
+        node = self.node
+        params = self._params(node)
+        self.return_type = self._return_type(node)
+        try:
+            body = self.block(node.body)
+        except CompileError:
+            raise
+        except RecursionError:
+            raise self.error(self.current, "expression nested too deeply") from None
+        except Exception as e:  # a bug of ours: report it as such, at the line being compiled
+            raise InternalCompilerError(f"{type(e).__name__}: {e}", self.loc(self.current)) from e
+        stack_size = self._check_stack()
+        return ir.TypedFunction(
+            name=self.bfn.name, kind=self.bfn.kind, params=params, return_type=self.return_type,
+            body=body, loc=self.loc(node), source_file=self.file, inline=self.bfn.inline,
+            locals=self.locals, slots=self.slots, callees=self.callees, maps=self.maps_used,
+            end_line=(node.end_lineno or node.lineno) + self.line_offset, stack_size=stack_size)
+
+    def _params(self, node: ast.FunctionDef) -> list[ir.Local]:
+        args = node.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+            raise self.error(node, "only plain positional parameters are supported",
+                             "remove *args, **kwargs, keyword-only parameters and defaults")
+        if self.bfn.kind == "iouring" and len(args.args) != 1:
+            raise self.error(node, "an @iouring_program takes exactly one parameter, its context",
+                             "write `def prog(ctx: Ctx) -> int:`")
+        if not self.bfn.inline and len(args.args) > 5:
+            raise self.error(node, f"too many parameters ({len(args.args)}); a BPF-to-BPF call passes at most 5",
+                             "pass a struct by reference instead, or make the function inline")
+        params = []
+        for a in args.args:
+            if a.annotation is None:
+                if self.bfn.kind == "iouring":
+                    from ..lang.structs import Ctx
+                    ptype: ir.IRType = ir.RefType(Ctx.__bpf_struct__)
+                else:
+                    raise self.error(a, f"parameter {a.arg!r} needs a type annotation",
+                                     "e.g. `x: u32` or `sqe: Sqe`")
+            else:
+                ptype = self.annotation(a.annotation)
+                if isinstance(ptype, (StructType, ArrayType)):
+                    ptype = ir.RefType(ptype)  # aggregates are passed by reference
+            local = ir.Local(a.arg, ptype, self.loc(a), is_param=True)
+            self.scope[a.arg] = local
+            self.locals.append(local)
+            params.append(local)
+        if self.bfn.kind == "iouring":
+            from ..lang.structs import Ctx
+            if params[0].type != ir.RefType(Ctx.__bpf_struct__):
+                raise self.error(args.args[0], "the parameter of an @iouring_program must be `ctx: Ctx`")
+        return params
+
+    def _return_type(self, node: ast.FunctionDef) -> ir.IRType:
+        if self.bfn.kind in ("iouring", "loop_step"):
+            return i32  # the ABI's int
+        if node.returns is None or (isinstance(node.returns, ast.Constant) and node.returns.value is None):
+            return None
+        t = self.annotation(node.returns)
+        if isinstance(t, (StructType, ArrayType)):
+            raise self.error(node.returns, "functions cannot return structs or arrays",
+                             "take the struct as a parameter and fill it in")
+        return t
+
+    def annotation(self, node: ast.expr) -> ir.IRType:
+        obj = self.resolve_annotation_object(node)
+        if obj is int:
+            return i64
+        t = resolve_type(obj)
+        if t is None:
+            if obj is float:
+                raise self.error(node, "floating point is not supported", "BPF has integers only")
+            raise self.error(node, f"{ast.unparse(node)!r} is not a type of the language",
+                             "use u8..u64, i8..i64, bool, a @struct class or Array[T, N]")
+        return t
+
+    def _check_stack(self) -> int:
+        total = 0
+        for size_loc in self._stack_items():
+            total += size_loc[0]
+            if total > STACK_SIZE:
+                raise CompileError(f"stack usage exceeds the {STACK_SIZE}-byte BPF limit ({total} bytes "
+                                   "so far)", size_loc[1], "keep large buffers in a map (ArrayMap) or in "
+                                   "user memory instead of on the stack")
+        return total
+
+    def _stack_items(self) -> list[tuple[int, SourceLocation]]:
+        items = [(t.size, l) for t, l in zip(self.slots, self.slot_locs)]
+        for callee, loc in self.inline_calls:
+            items.append((callee.stack_size, loc))
+        return items
+
+    def new_slot(self, t: ValueType, node: ast.AST) -> int:
+        self.slots.append(t)
+        self.slot_locs.append(self.loc(node))
+        return len(self.slots) - 1
+
+    # ---- statements -----------------------------------------------------------------------------
+    def block(self, stmts: list[ast.stmt]) -> list[ir.Stmt]:
+        out: list[ir.Stmt] = []
+        for s in stmts:
+            out.extend(self.stmt(s))
+        return out
+
+    def stmt(self, node: ast.stmt) -> list[ir.Stmt]:
+        self.current = node
+        loc = self.loc(node)
+        if type(node) in _UNSUPPORTED_STMTS:
+            msg, hint = _UNSUPPORTED_STMTS[type(node)]
+            raise self.error(node, msg, hint)
+        if isinstance(node, ast.Pass):
+            return []
+        if isinstance(node, ast.Expr):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return []  # a docstring
+            if isinstance(node.value, (ast.Yield, ast.YieldFrom, ast.Await)):
+                raise self.error(node.value, "generators and await are not supported")
+            if not isinstance(node.value, ast.Call):
+                raise self.error(node, "this expression has no effect", "remove it")
+            return [ir.ExprStmt(self.call(node.value, statement=True), loc)]
+        if isinstance(node, ast.Assign):
+            return self.assign(node)
+        if isinstance(node, ast.AnnAssign):
+            return self.ann_assign(node)
+        if isinstance(node, ast.AugAssign):
+            return self.aug_assign(node)
+        if isinstance(node, ast.If):
+            cond = self.condition(node.test)
+            return [ir.If(cond, self.block(node.body), self.block(node.orelse), loc)]
+        if isinstance(node, ast.For):
+            return self.for_range(node)
+        if isinstance(node, ast.While):
+            return self.while_loop(node)
+        if isinstance(node, (ast.Break, ast.Continue)):
+            if self.loop_depth == 0:
+                raise self.error(node, f"'{'break' if isinstance(node, ast.Break) else 'continue'}' outside a loop")
+            return [ir.Break(loc) if isinstance(node, ast.Break) else ir.Continue(loc)]
+        if isinstance(node, ast.Return):
+            return [self.return_stmt(node)]
+        if isinstance(node, ast.Delete):
+            return [ir.ExprStmt(self.delete(t), loc) for t in node.targets]
+        raise self.error(node, f"{type(node).__name__} statements are not supported")
+
+    def return_stmt(self, node: ast.Return) -> ir.Return:
+        loc = self.loc(node)
+        if node.value is None:
+            if self.return_type is not None:
+                raise self.error(node, f"{self.bfn.name} must return a value",
+                                 "an @iouring_program returns OK or WAIT" if self.bfn.kind == "iouring" else None)
+            return ir.Return(None, loc)
+        if self.return_type is None:
+            raise self.error(node.value, f"{self.bfn.name} is declared to return nothing",
+                             "annotate the return type, e.g. `-> u64`")
+        value = self.scalar(node.value)
+        return ir.Return(self.coerce(value, self.return_type, node.value), loc)  # type: ignore[arg-type]
+
+    # assignments -----------------------------------------------------------------------------------
+    def assign(self, node: ast.Assign) -> list[ir.Stmt]:
+        if len(node.targets) != 1:
+            raise self.error(node, "chained assignment (a = b = c) is not supported", "assign one at a time")
+        target = node.targets[0]
+        if isinstance(target, (ast.Tuple, ast.List)):
+            raise self.error(target, "tuple unpacking is not supported", "assign each variable separately")
+        return self.store(target, node.value, None, node)
+
+    def ann_assign(self, node: ast.AnnAssign) -> list[ir.Stmt]:
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, "annotations are only allowed on plain local names")
+        t = self.annotation(node.annotation)
+        name = node.target.id
+        if name in self.scope:
+            raise self.error(node.target, f"{name!r} is already declared", "annotate a variable only once, "
+                             "where it is first assigned")
+        if node.value is None:
+            if isinstance(t, (StructType, ArrayType)):
+                return self.bind_new_aggregate(name, t, node)
+            self.declare(name, t, node)
+            return [ir.Assign(ir.VarPlace(self.scope[name], self.loc(node)),
+                              ir.Const(0, t, self.loc(node)), self.loc(node))]  # type: ignore[arg-type]
+        return self.store(node.target, node.value, t, node)
+
+    def declare(self, name: str, t: ir.IRType, node: ast.AST) -> ir.Local:
+        if name in self.globals and isinstance(self.globals[name], (MapDef, BpfFunction)):
+            raise self.error(node, f"{name!r} names a module-level {type(self.globals[name]).__name__}; "
+                             "a local of that name would hide it", "choose another name")
+        local = ir.Local(name, t, self.loc(node))
+        self.scope[name] = local
+        self.locals.append(local)
+        return local
+
+    def bind_new_aggregate(self, name: str, t: ValueType, node: ast.AST) -> list[ir.Stmt]:
+        loc = self.loc(node)
+        ref = ir.NewAggregate(self.new_slot(t, node), ir.RefType(t), loc)
+        local = self.declare(name, ir.RefType(t), node)
+        return [ir.Assign(ir.VarPlace(local, loc), ref, loc)]
+
+    def store(self, target: ast.expr, value_node: ast.expr, declared: ir.IRType | None,
+              node: ast.stmt) -> list[ir.Stmt]:
+        loc = self.loc(node)
+        if isinstance(target, ast.Name):
+            return self.store_name(target, value_node, declared, node)
+        if isinstance(target, ast.Subscript) and self.is_map_node(target.value):
+            return [self.map_store(target, value_node, node)]
+        place = self.place(target)
+        self.check_writable(place, target)
+        if isinstance(place.type, (StructType, ArrayType)):
+            return [ir.Assign(place, self.aggregate_source(value_node, place.type), loc)]
+        if isinstance(place.type, ir.RefType):
+            raise self.error(target, "references cannot be stored in fields")
+        value = self.scalar(value_node)
+        return [ir.Assign(place, self.coerce(value, place.type, value_node), loc)]  # type: ignore[arg-type]
+
+    def store_name(self, target: ast.Name, value_node: ast.expr, declared: ir.IRType | None,
+                   node: ast.stmt) -> list[ir.Stmt]:
+        loc = self.loc(node)
+        name = target.id
+        local = self.scope.get(name)
+        if local is not None and getattr(local, "loop_var", False):
+            raise self.error(target, f"assigning to the loop variable {name!r} inside its loop",
+                             "it would not change the iteration in Python; use another variable")
+        if local is None:
+            value = self.value(value_node)
+            if isinstance(value, ir.NewAggregate) and declared is not None and value.type.pointee != declared:
+                raise self.error(value_node, f"{value.type.pointee.name}() assigned to a {declared.name}")  # type: ignore[union-attr]
+            vtype = value.type
+            if isinstance(vtype, ir.RefType):
+                local = self.declare(name, vtype, node)
+                return [ir.Assign(ir.VarPlace(local, loc), value, loc)]
+            t = declared if declared is not None else vtype
+            if isinstance(t, (StructType, ArrayType)):
+                raise self.error(value_node, f"cannot assign a {vtype.name} value to a {t.name} variable")  # type: ignore[union-attr]
+            local = self.declare(name, t, node)
+            return [ir.Assign(ir.VarPlace(local, loc), self.coerce(value, t, value_node), loc)]  # type: ignore[arg-type]
+        if isinstance(local.type, ir.RefType):
+            value = self.value(value_node)
+            if value.type != local.type:
+                raise self.error(value_node, f"{name!r} refers to a {local.type.pointee.name}; "
+                                 f"cannot rebind it to a {getattr(value.type, 'name', value.type)}",
+                                 "use a new variable name")
+            return [ir.Assign(ir.VarPlace(local, loc), value, loc)]
+        value = self.scalar(value_node)
+        return [ir.Assign(ir.VarPlace(local, loc), self.coerce(value, local.type, value_node), loc)]  # type: ignore[arg-type]
+
+    def aug_assign(self, node: ast.AugAssign) -> list[ir.Stmt]:
+        loc = self.loc(node)
+        op = self.binop_symbol(node.op, node)
+        if isinstance(node.target, ast.Subscript) and self.is_map_node(node.target.value):
+            info = self.map_of(node.target.value)
+            if info.defn.map_type == 1:  # hash: read-modify-write through the helpers
+                key = self.map_key(info, node.target.slice)
+                old = ir.MapGet(info, key, ir.Const(0, info.defn.value_type, loc), info.defn.value_type, loc)  # type: ignore[arg-type]
+                new = self.binary(op, old, self.scalar(node.value), node)
+                return [ir.ExprStmt(ir.MapUpdate(info, key, self.coerce(new, info.defn.value_type, node), loc), loc)]  # type: ignore[arg-type]
+        if isinstance(node.target, ast.Name):
+            local = self.scope.get(node.target.id)
+            if local is None:
+                raise self.error(node.target, f"{node.target.id!r} is used before it is assigned")
+            if getattr(local, "loop_var", False):
+                raise self.error(node.target, f"assigning to the loop variable {local.name!r} inside its loop")
+            place: ir.Place = ir.VarPlace(local, loc)
+        else:
+            place = self.stable_place(node.target)
+        self.check_writable(place, node.target)
+        if not isinstance(place.type, (IntType, BoolType)):
+            raise self.error(node.target, f"augmented assignment needs an integer, not {place.type.name}")  # type: ignore[union-attr]
+        new = self.binary(op, ir.Load(place, place.type, loc), self.scalar(node.value), node)
+        return [ir.Assign(place, self.coerce(new, place.type, node), loc)]
+
+    def check_writable(self, place: ir.Place, node: ast.AST) -> None:
+        if isinstance(place, ir.FieldPlace):
+            base_t = place.base.type
+            if isinstance(base_t, StructType) and base_t.fields[place.name].readonly:
+                raise self.error(node, f"{base_t.name}.{place.name} is read-only",
+                                 "a program may set ctx.wait_idx and ctx.wait_nr only")
+
+    # loops -----------------------------------------------------------------------------------------
+    def loop_body(self, body: list[ast.stmt]) -> list[ir.Stmt]:
+        self.loop_depth += 1
+        try:
+            return self.block(body)
+        finally:
+            self.loop_depth -= 1
+
+    def for_range(self, node: ast.For) -> list[ir.Stmt]:
+        loc = self.loc(node)
+        if node.orelse:
+            raise self.error(node.orelse[0], "for/else is not supported")
+        it = node.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+                and self.globals.get("range", range) is range):
+            raise self.error(it, "for loops iterate over range(...) only",
+                             "write `for i in range(N)` with N known at compile time")
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, "the loop variable must be a plain name")
+        if not 1 <= len(it.args) <= 3 or it.keywords:
+            raise self.error(it, "range() takes 1 to 3 positional arguments")
+        args = [self.scalar(a) for a in it.args]
+        start = args[0] if len(args) > 1 else ir.Const(0, i32, loc)
+        stop = args[1] if len(args) > 1 else args[0]
+        step_node = it.args[2] if len(args) == 3 else None
+        step = self.const_value(step_node) if step_node is not None else 1
+        if step is None or step == 0:
+            raise self.error(step_node or it, "range() step must be a non-zero constant")
+        for a, n in ((start, it.args[0] if len(args) > 1 else it), (stop, it.args[-1] if len(args) < 3 else it.args[1])):
+            if not self.is_bounded_endpoint(a):
+                raise self.error(n, "range() bounds must be known at compile time",
+                                 "use a constant, or min(n, CONSTANT) to give a runtime count a bound")
+        t = self.common(start.type, stop.type)  # type: ignore[arg-type]
+        name = node.target.id
+        counter = ir.Local(f"{name}.iter", t, loc)
+        self.locals.append(counter)
+        var = self.scope.get(name)
+        if var is None:
+            var = self.declare(name, t, node.target)
+        elif not isinstance(var.type, IntType):
+            raise self.error(node.target, f"{name!r} is not an integer variable")
+        var.loop_var = True  # type: ignore[attr-defined]
+        try:
+            body = self.loop_body(node.body)
+        finally:
+            var.loop_var = False  # type: ignore[attr-defined]
+        cplace = ir.VarPlace(counter, loc)
+        cond = ir.Compare("<" if step > 0 else ">", ir.Load(cplace, t, loc), self.coerce(stop, t, it), loc)
+        bump = ir.Assign(cplace, ir.Binary("+", ir.Load(cplace, t, loc), ir.Const(convert(step, t), t, loc), t, loc), loc)
+        bind = ir.Assign(ir.VarPlace(var, loc), self.coerce(ir.Load(cplace, t, loc), var.type, node), loc)  # type: ignore[arg-type]
+        bound = self.trip_bound(start, stop, step)
+        return [ir.Assign(cplace, self.coerce(start, t, it), loc),
+                ir.Loop(cond, [bind] + body, [bump], bound, loc)]
+
+    def is_bounded_endpoint(self, e: ir.Expr) -> bool:
+        if isinstance(e, ir.Cast):
+            return self.is_bounded_endpoint(e.value)
+        return isinstance(e, ir.Const) or getattr(e, "bounded_by", None) is not None
+
+    def trip_bound(self, start: ir.Expr, stop: ir.Expr, step: int) -> int:
+        def hi(e: ir.Expr) -> int:
+            while isinstance(e, ir.Cast):
+                e = e.value
+            return e.value if isinstance(e, ir.Const) else e.bounded_by  # type: ignore[union-attr]
+        lo_v, hi_v = hi(start), hi(stop)
+        if isinstance(start, ir.Const) or isinstance(getattr(start, "value", None), ir.Const):
+            return max(0, -(-(hi_v - lo_v) // step))
+        return max(0, hi_v)
+
+    def while_loop(self, node: ast.While) -> list[ir.Stmt]:
+        if node.orelse:
+            raise self.error(node.orelse[0], "while/else is not supported")
+        bound = prove_while_bound(node, self)
+        if bound is None:
+            raise self.error(node, "while loop without a bound the compiler can prove",
+                             "use `for i in range(N)`, or `while i < N:` where i only grows by a "
+                             "constant step at the top level of the body")
+        cond = self.condition(node.test)
+        return [ir.Loop(cond, self.loop_body(node.body), [], bound, self.loc(node))]

@@ -1,0 +1,175 @@
+"""Typing of calls: casts, struct constructors, @bpf_function calls, helpers, min/max, map.get."""
+from __future__ import annotations
+
+import ast
+import builtins
+from typing import TYPE_CHECKING
+
+from ..lang.decorators import BpfFunction
+from ..lang.helpers import Intrinsic
+from ..lang.structs import Ctx, Cqe, Sqe
+from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
+from . import typed_ir as ir
+from .ctypes_rules import convert
+
+if TYPE_CHECKING:
+    from .frontend import FunctionBuilder
+
+_SIGNATURES: dict[str, tuple[str, ...]] = {
+    # What each helper takes in the language: the ctx, scalars, or objects passed by address.
+    "submit": ("ctx", "sqe"), "emit_cqe": ("ctx", "u32", "u64", "i32", "u32"),
+    "reap_cqe": ("ctx", "u32", "cqe"), "copy_from_user": ("place", "u64"),
+    "copy_to_user": ("u64", "place"), "ktime_get_ns": (), "get_prandom_u32": (),
+}
+_RESULT: dict[str, IntType] = {"ktime_get_ns": u64, "get_prandom_u32": u32}
+_SCALARS = {"u32": u32, "u64": u64, "i32": i32}
+_STRUCT_ARGS = {"ctx": Ctx, "sqe": Sqe, "cqe": Cqe}
+MAX_PRINTK_ARGS = 3
+
+
+def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
+    loc = b.loc(node)
+    func = node.func
+    if isinstance(func, ast.Attribute) and b.is_map_node(func.value):
+        return map_method(b, node, func)
+    if isinstance(func, ast.Name) and func.id in b.scope:
+        raise b.error(func, f"{func.id!r} is a local variable, not a function")
+    if isinstance(func, ast.Attribute) and not b._is_module_chain(func):
+        raise b.error(func, "methods are not supported", "call a module-level @bpf_function")
+    obj = b.resolve_object(func)
+    if node.keywords:
+        raise b.error(node.keywords[0].value, "keyword arguments are not supported")
+    if isinstance(obj, IntType) or obj is int:
+        t = i64 if obj is int else obj
+        return cast(b, node, t)
+    if obj is bool:
+        if len(node.args) != 1:
+            raise b.error(node, "bool() takes one argument")
+        return b.condition(node.args[0])
+    agg = resolve_type(obj)
+    if isinstance(agg, (StructType, ArrayType)):
+        if node.args:
+            raise b.error(node, f"{agg.name}() takes no arguments; it makes a zeroed object",
+                          "assign the fields afterwards")
+        return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
+    if isinstance(obj, BpfFunction):
+        return call_function(b, node, obj)
+    if isinstance(obj, Intrinsic):
+        return helper(b, node, obj.name)
+    if obj is min or obj is max:
+        return min_max(b, node, obj is min)
+    if obj is range:
+        raise b.error(node, "range() can only be used in a for statement")
+    if obj is print:
+        raise b.error(node, "print() is not available in BPF", "use printk(\"fmt %d\", x)")
+    if obj is getattr(builtins, "len"):
+        raise b.error(node, "len() is not supported", "array lengths are constants: use them directly")
+    raise b.error(func, f"{ast.unparse(func)} is not something a program can call",
+                  "programs call @bpf_function functions, helpers, casts and struct constructors")
+
+
+def cast(b: "FunctionBuilder", node: ast.Call, t: IntType) -> ir.Expr:
+    if len(node.args) != 1:
+        raise b.error(node, f"{t.name}() takes exactly one argument")
+    v = b.scalar(node.args[0])
+    if isinstance(v, ir.Const):
+        return ir.Const(convert(v.value, t), t, b.loc(node))
+    if v.type == t:
+        return v
+    return ir.Cast(v, t, b.loc(node))
+
+
+def min_max(b: "FunctionBuilder", node: ast.Call, is_min: bool) -> ir.Expr:
+    if len(node.args) != 2:
+        raise b.error(node, f"{'min' if is_min else 'max'}() takes exactly two integers")
+    x, y = b.scalar(node.args[0]), b.scalar(node.args[1])
+    t = b.common(x.type, y.type)
+    x, y = b.coerce(x, t, node), b.coerce(y, t, node)
+    loc = b.loc(node)
+    sel = ir.Select(ir.Compare("<" if is_min else ">", x, y, loc, BOOL), x, y, t, loc)
+    if is_min:  # min(n, CONSTANT) is how a runtime count gets a compile-time bound
+        for c in (x, y):
+            if isinstance(c, ir.Const):
+                sel.bounded_by = c.value  # type: ignore[attr-defined]
+    return sel
+
+
+def call_function(b: "FunctionBuilder", node: ast.Call, fn: BpfFunction) -> ir.Expr:
+    loc = b.loc(node)
+    if fn.kind != "function":
+        raise b.error(node.func, f"{fn.name} is an @{fn.kind} program; programs cannot be called",
+                      "move the shared code into a @bpf_function")
+    callee = b.module.function(fn, loc)
+    if len(node.args) != len(callee.params):
+        raise b.error(node, f"{fn.name}() takes {len(callee.params)} arguments, {len(node.args)} given")
+    args: list[ir.Expr] = []
+    for a, p in zip(node.args, callee.params):
+        if isinstance(p.type, ir.RefType):
+            v = b.value(a)
+            if v.type != p.type:
+                raise b.error(a, f"parameter {p.name!r} of {fn.name} takes a {p.type.pointee.name}, "
+                              f"got {getattr(v.type, 'name', v.type)}")
+            args.append(v)
+        else:
+            args.append(b.coerce(b.scalar(a), p.type, a))
+    if callee not in b.callees:
+        b.callees.append(callee)
+    if callee.inline:
+        b.inline_calls.append((callee, loc))
+    return ir.Call(callee, args, callee.return_type, loc)
+
+
+def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:
+    loc = b.loc(node)
+    if name not in b.target.helpers:
+        raise b.error(node.func, f"{name}() is not available on target '{b.target.name}'",
+                      f"this target runs on {b.target.runs_on}; compile for target op_bpf to use it")
+    if name == "printk":
+        return printk(b, node)
+    sig = _SIGNATURES[name]
+    if len(node.args) != len(sig):
+        raise b.error(node, f"{name}() takes {len(sig)} arguments, {len(node.args)} given")
+    args: list[ir.Expr | ir.Place] = []
+    for a, kind in zip(node.args, sig):
+        if kind in _SCALARS:
+            args.append(b.coerce(b.scalar(a), _SCALARS[kind], a))
+        elif kind == "ctx":
+            v = b.value(a)
+            if v.type != ir.RefType(Ctx.__bpf_struct__):
+                raise b.error(a, f"the first argument of {name}() is the program's ctx")
+            args.append(v)
+        else:
+            p = b.place(a)
+            want = _STRUCT_ARGS.get(kind)
+            if want is not None and p.type is not want.__bpf_struct__:
+                raise b.error(a, f"{name}() takes a {want.__name__} here, got {getattr(p.type, 'name', p.type)}")
+            if isinstance(p.type, ir.RefType):
+                raise b.error(a, "expected an object, got a reference")
+            args.append(p)
+    return ir.HelperCall(name, args, _RESULT.get(name, i64), loc)
+
+
+def printk(b: "FunctionBuilder", node: ast.Call) -> ir.Expr:
+    if not node.args or not (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        raise b.error(node, "printk() needs a string literal format first", 'printk("x=%d\\n", x)')
+    if len(node.args) - 1 > MAX_PRINTK_ARGS:
+        raise b.error(node, f"printk() takes at most {MAX_PRINTK_ARGS} values after the format")
+    fmt = node.args[0].value.encode() + b"\0"
+    args: list[ir.Expr | ir.Place] = [b.coerce(b.scalar(a), u64, a) for a in node.args[1:]]
+    b.new_slot(ArrayType(resolve_type(u32) or u32, (len(fmt) + 3) // 4), node)  # the format on the stack
+    return ir.HelperCall("printk", args, i64, b.loc(node), data=fmt)
+
+
+def map_method(b: "FunctionBuilder", node: ast.Call, func: ast.Attribute) -> ir.Expr:
+    info = b.map_of(func.value)
+    loc = b.loc(node)
+    vt = info.defn.value_type
+    if func.attr != "get":
+        raise b.error(func, f"maps have no method {func.attr!r}",
+                      "use m[k], m[k] = v, m.get(k, default), k in m, del m[k]")
+    if len(node.args) not in (1, 2):
+        raise b.error(node, "m.get(key, default) takes one or two arguments")
+    if not isinstance(vt, (IntType, BoolType)):
+        raise b.error(node, "m.get() is for maps of integers; index a struct-valued map with m[k]")
+    default = b.coerce(b.scalar(node.args[1]), vt, node.args[1]) if len(node.args) == 2 else ir.Const(0, vt, loc)
+    return ir.MapGet(info, b.map_key(info, node.args[0]), default, vt, loc)

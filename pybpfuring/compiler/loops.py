@@ -1,0 +1,112 @@
+"""Proving that a `while` loop terminates, so the program stays within what the verifier accepts.
+
+The rule (deliberately simple, so a user can predict it): some `and`-conjunct of the condition compares
+an integer local `v` with a constant (`v < C`, `v <= C`, `v > C`, `v >= C`), and in the body `v` changes
+only through top-level `v += c` / `v -= c` with constant c moving toward the limit, with no `continue`
+before the first such step, and without wrapping past the type's range.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Any, Protocol
+
+
+class _Resolver(Protocol):
+    scope: dict[str, Any]
+
+    def const_value(self, node: ast.expr | None) -> int | None: ...
+
+
+def _conjuncts(test: ast.expr) -> list[ast.expr]:
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return [c for v in test.values for c in _conjuncts(v)]
+    return [test]
+
+
+def _limit(cmp: ast.expr, res: _Resolver) -> tuple[str, str, int] | None:
+    """(variable, direction 'up'|'down', limit) for `v < C`-like comparisons."""
+    if not (isinstance(cmp, ast.Compare) and len(cmp.ops) == 1):
+        return None
+    left, op, right = cmp.left, cmp.ops[0], cmp.comparators[0]
+    flip = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE}
+    if not isinstance(left, ast.Name) and isinstance(right, ast.Name) and type(op) in flip:
+        left, right, op = right, left, flip[type(op)]()
+    if not isinstance(left, ast.Name):
+        return None
+    c = res.const_value(right)
+    if c is None:
+        return None
+    if isinstance(op, (ast.Lt, ast.LtE)):
+        return left.id, "up", c + (1 if isinstance(op, ast.LtE) else 0)
+    if isinstance(op, (ast.Gt, ast.GtE)):
+        return left.id, "down", c - (1 if isinstance(op, ast.GtE) else 0)
+    return None
+
+
+def _assigns_to(node: ast.AST, name: str) -> list[ast.AST]:
+    found = []
+    for n in ast.walk(node):
+        targets: list[ast.expr] = []
+        if isinstance(n, ast.Assign):
+            targets = n.targets
+        elif isinstance(n, (ast.AugAssign, ast.AnnAssign)):
+            targets = [n.target]
+        elif isinstance(n, ast.For):
+            targets = [n.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            found.append(n)
+    return found
+
+
+def _step(stmt: ast.AST, name: str, res: _Resolver) -> int | None:
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == name:
+        c = res.const_value(stmt.value)
+        if c is not None and isinstance(stmt.op, ast.Add):
+            return c
+        if c is not None and isinstance(stmt.op, ast.Sub):
+            return -c
+    return None
+
+
+def _continue_before(body: list[ast.stmt], first_step: ast.stmt) -> bool:
+    for stmt in body:
+        if stmt is first_step:
+            return False
+        if any(isinstance(n, ast.Continue) for n in ast.walk(stmt)):
+            return True
+    return False
+
+
+def prove_while_bound(node: ast.While, res: _Resolver) -> int | None:
+    """The largest number of iterations, or None if the rule above does not prove termination."""
+    for cmp in _conjuncts(node.test):
+        lim = _limit(cmp, res)
+        if lim is None:
+            continue
+        name, direction, limit = lim
+        var = res.scope.get(name)
+        vtype = getattr(var, "type", None)
+        if var is None or not hasattr(vtype, "bits"):
+            continue
+        steps = [_step(s, name, res) for s in node.body]
+        top_level = [s for s, st in zip(node.body, steps) if st is not None]
+        all_assigns = _assigns_to(ast.Module(body=node.body, type_ignores=[]), name)
+        if not top_level or len(all_assigns) != len(top_level):
+            continue
+        values = [st for st in steps if st is not None]
+        if direction == "up" and not all(v > 0 for v in values):
+            continue
+        if direction == "down" and not all(v < 0 for v in values):
+            continue
+        if _continue_before(node.body, top_level[0]):
+            continue
+        # The variable must reach the limit before it could wrap around its type's range.
+        biggest = max(abs(v) for v in values)
+        lo, hi = vtype.min, vtype.max  # type: ignore[union-attr]
+        if direction == "up" and limit + biggest - 1 > hi:
+            continue
+        if direction == "down" and limit - biggest + 1 < lo:
+            continue
+        smallest = min(abs(v) for v in values)
+        return (hi - lo) // smallest + 1
+    return None

@@ -1,0 +1,290 @@
+"""Lowering: typed IR -> LLVM IR (llvmlite), with a debug location on every instruction.
+
+Locals live in allocas that LLVM's mem2reg/SROA turn into registers; structs and arrays are byte
+buffers addressed with constant offsets. Everything the C standard leaves undefined is made defined
+here, as the language promises: shift counts are masked, x/0 == 0 and x%0 == x, signed division is done
+on magnitudes (BPF cpu v3 has no signed divide), signed overflow wraps.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ll
+
+from ..errors import InternalCompilerError, SourceLocation
+from ..lang.types import ArrayType, BoolType, IntType, StructType
+from . import typed_ir as ir
+from .debuginfo import DebugInfo
+from .targets import (BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem,
+                      Target)
+
+I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
+PTR = ll.PointerType()
+DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
+MAP_STRUCT = ll.LiteralStructType([PTR, PTR, PTR, PTR])
+
+
+def llty(t: ir.IRType) -> ll.Type:
+    if isinstance(t, BoolType):
+        return I1
+    if isinstance(t, IntType):
+        return ll.IntType(t.bits)
+    if isinstance(t, ir.RefType):
+        return PTR
+    if t is None:
+        return ll.VoidType()
+    raise TypeError(f"no LLVM value type for {t!r}")
+
+
+def opaque(v: ll.Instruction) -> ll.Instruction:
+    """llvmlite still types the pointers allocas return; LLVM 22 has only opaque `ptr`s, and
+    llvmlite's builder checks stores against typed ones. Make ours opaque."""
+    v.type = PTR
+    return v
+
+
+def memty(t: ir.IRType) -> ll.Type:
+    """The in-memory type (bool is a byte in memory)."""
+    return I8 if isinstance(t, BoolType) else llty(t)
+
+
+class ModuleLowering:
+    def __init__(self, tmod: ir.TypedModule, target: Target, module_name: str = "pybpfuring"):
+        self.tmod = tmod
+        self.target = target
+        self.m = ll.Module(module_name)
+        self.m.triple = "bpfel"
+        self.m.data_layout = DATA_LAYOUT
+        self.di = DebugInfo(self.m, "pybpfuring")
+        self.maps: dict[int, ll.GlobalVariable] = {}
+        self.funcs: dict[int, ll.Function] = {}
+
+    def lower(self) -> ll.Module:
+        for info in self.tmod.maps:
+            gv = ll.GlobalVariable(self.m, MAP_STRUCT, info.name)
+            gv.initializer = ll.Constant(MAP_STRUCT, None)
+            gv.section = ".maps"
+            gv.align = 8
+            self.di.map_variable(gv, info)
+            self.maps[id(info)] = gv
+        lic = (self.tmod.license + "\0").encode()
+        lic_t = ll.ArrayType(I8, len(lic))
+        gl = ll.GlobalVariable(self.m, lic_t, "_license")
+        gl.initializer = ll.Constant(lic_t, bytearray(lic))
+        gl.section = "license"
+        for fn in self.tmod.functions:
+            self.declare(fn)
+        for fn in self.tmod.functions:
+            FunctionLowering(self, fn).lower()
+        self.di.finish()
+        return self.m
+
+    def declare(self, fn: ir.TypedFunction) -> None:
+        fty = ll.FunctionType(llty(fn.return_type), [llty(p.type) for p in fn.params])
+        f = ll.Function(self.m, fty, fn.name)
+        program = fn.kind != "function"
+        if program:
+            f.section = self.program_section(fn)
+        else:
+            f.linkage = "internal"
+            f.section = ".text"
+            f.attributes.add("alwaysinline" if fn.inline else "noinline")
+        f.attributes.add("nounwind")
+        f.set_metadata("dbg", self.di.subprogram(fn, local_to_unit=not program))
+        self.funcs[id(fn)] = f
+
+    def program_section(self, fn: ir.TypedFunction) -> str:
+        return self.target.program_section
+
+
+class FunctionLowering:
+    def __init__(self, ml: ModuleLowering, fn: ir.TypedFunction):
+        self.ml = ml
+        self.fn = fn
+        self.f = ml.funcs[id(fn)]
+        self.sp = self.f.metadata["dbg"]  # type: ignore[index]
+        self.b = ll.IRBuilder()
+        self.vars: dict[int, ll.Value] = {}
+        self.slots: dict[int, ll.Value] = {}
+        self.loops: list[tuple[ll.Block, ll.Block]] = []  # (continue target, break target)
+        self._scratch: ll.Value | None = None
+        self._temps: dict[str, ll.Value] = {}
+
+    # ---- set-up -------------------------------------------------------------------------------------
+    def lower(self) -> None:
+        entry = self.f.append_basic_block("entry")
+        self.b.position_at_end(entry)
+        self.at(self.fn.loc)
+        self.entry_builder = ll.IRBuilder(entry)
+        for local in self.fn.locals:
+            slot = opaque(self.b.alloca(memty(local.type), name=local.name))
+            self.vars[id(local)] = slot
+        for i, p in enumerate(self.fn.params):
+            self.b.store(self.to_mem(self.f.args[i], p.type), self.vars[id(p)])
+            self.f.args[i].name = p.name
+        for local in self.fn.locals:
+            if not local.is_param:  # the verifier rejects reads of uninitialised stack
+                self.b.store(ll.Constant(memty(local.type), None), self.vars[id(local)])
+        for n, t in enumerate(self.fn.slots):
+            a = opaque(self.b.alloca(ll.ArrayType(I8, t.size), name=f"obj{n}"))
+            a.align = 8
+            self.slots[n] = a
+        self.body(self.fn.body)
+        if not self.b.block.is_terminated:
+            self.at(SourceLocation(self.fn.source_file, self.fn.end_line))
+            if self.fn.return_type is None:
+                self.b.ret_void()
+            else:
+                self.b.ret(ll.Constant(llty(self.fn.return_type), 0))
+
+    def at(self, loc: SourceLocation) -> None:
+        self.b.debug_metadata = self.ml.di.location(loc, self.sp)
+
+    def temp(self, name: str, size: int) -> ll.Value:
+        """A stack temporary (map keys, values), shared by all uses in the function."""
+        t = self._temps.get(name)
+        if t is None or t.allocated_type.count < size:  # type: ignore[attr-defined]
+            with self.b.goto_entry_block():
+                self.b.position_at_start(self.f.entry_basic_block)
+                t = opaque(self.b.alloca(ll.ArrayType(I8, max(size, 8)), name=name))
+                t.align = 8
+            self._temps[name] = t
+        return t
+
+    def scratch(self, size: int) -> ll.Value:
+        return self.temp("scratch", size)
+
+    # ---- conversions --------------------------------------------------------------------------------
+    def to_mem(self, v: ll.Value, t: ir.IRType) -> ll.Value:
+        return self.b.zext(v, I8) if isinstance(t, BoolType) else v
+
+    def from_mem(self, v: ll.Value, t: ir.IRType) -> ll.Value:
+        return self.b.icmp_unsigned("!=", v, ll.Constant(I8, 0)) if isinstance(t, BoolType) else v
+
+    # ---- places -------------------------------------------------------------------------------------
+    def addr(self, p: ir.Place) -> ll.Value:
+        if isinstance(p, ir.VarPlace):
+            return self.vars[id(p.local)]
+        if isinstance(p, ir.DerefPlace):
+            return self.expr(p.ref)
+        if isinstance(p, ir.FieldPlace):
+            base = self.addr(p.base)
+            return self.b.gep(base, [ll.Constant(I64, p.offset)], source_etype=I8) if p.offset else base
+        if isinstance(p, ir.IndexPlace):
+            return self.index_addr(p)
+        raise InternalCompilerError(f"cannot address {p!r}", p.loc)
+
+    def index_addr(self, p: ir.IndexPlace) -> ll.Value:
+        base = self.addr(p.base)
+        arr = p.base.type
+        assert isinstance(arr, ArrayType)
+        size = p.type.size
+        if isinstance(p.index, ir.Const):
+            return self.b.gep(base, [ll.Constant(I64, p.index.value * size)], source_etype=I8)
+        idx = self.expr(p.index)
+        inside = self.b.icmp_unsigned("<", idx, ll.Constant(I64, arr.length))
+        ok, bad, done = (self.f.append_basic_block(n) for n in ("idx.ok", "idx.bad", "idx.done"))
+        self.b.cbranch(inside, ok, bad)
+        self.b.position_at_end(ok)
+        elem = self.b.gep(base, [self.b.mul(idx, ll.Constant(I64, size))], source_etype=I8)
+        ok_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(bad)  # out of range: reads give 0, writes are dropped
+        scratch = self.zeroed_scratch(size)
+        bad_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(PTR)
+        phi.add_incoming(elem, ok_end)
+        phi.add_incoming(scratch, bad_end)
+        return phi
+
+    def zeroed_scratch(self, size: int) -> ll.Value:
+        s = self.scratch(size)
+        self.b.store(ll.Constant(ll.ArrayType(I8, size), None), s)
+        return s
+
+    # ---- statements ---------------------------------------------------------------------------------
+    def body(self, stmts: list[ir.Stmt]) -> None:
+        for s in stmts:
+            if self.b.block.is_terminated:
+                self.b.position_at_end(self.f.append_basic_block("dead"))
+            self.at(s.loc)
+            self.stmt(s)
+
+    def stmt(self, s: ir.Stmt) -> None:
+        if isinstance(s, ir.Assign):
+            self.assign(s)
+        elif isinstance(s, ir.ExprStmt):
+            self.expr(s.expr)
+        elif isinstance(s, ir.If):
+            self.if_stmt(s)
+        elif isinstance(s, ir.Loop):
+            self.loop(s)
+        elif isinstance(s, ir.Break):
+            self.b.branch(self.loops[-1][1])
+        elif isinstance(s, ir.Continue):
+            self.b.branch(self.loops[-1][0])
+        elif isinstance(s, ir.Return):
+            if s.value is None:
+                self.b.ret_void()
+            else:
+                self.b.ret(self.expr(s.value))
+        else:
+            raise InternalCompilerError(f"unknown statement {s!r}", s.loc)
+
+    def assign(self, s: ir.Assign) -> None:
+        t = s.place.type
+        if isinstance(t, (StructType, ArrayType)):
+            dst = self.addr(s.place)
+            if s.value is None:
+                self.b.store(ll.Constant(ll.ArrayType(I8, t.size), None), dst)
+            else:
+                src = self.addr(s.value)  # type: ignore[arg-type]
+                self.memcpy(dst, src, t.size)
+            return
+        value = self.expr(s.value)  # type: ignore[arg-type]
+        self.b.store(self.to_mem(value, t), self.addr(s.place))
+
+    def memcpy(self, dst: ll.Value, src: ll.Value, size: int) -> None:
+        fn = self.ml.m.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+        self.b.call(fn, [dst, src, ll.Constant(I64, size), ll.Constant(I1, 0)])
+
+    def if_stmt(self, s: ir.If) -> None:
+        cond = self.expr(s.cond)
+        then = self.f.append_basic_block("if.then")
+        orelse = self.f.append_basic_block("if.else") if s.orelse else None
+        done = self.f.append_basic_block("if.end")
+        self.b.cbranch(cond, then, orelse or done)
+        self.b.position_at_end(then)
+        self.body(s.then)
+        if not self.b.block.is_terminated:
+            self.b.branch(done)
+        if orelse is not None:
+            self.b.position_at_end(orelse)
+            self.body(s.orelse)
+            if not self.b.block.is_terminated:
+                self.b.branch(done)
+        self.b.position_at_end(done)
+
+    def loop(self, s: ir.Loop) -> None:
+        head, body, step, done = (self.f.append_basic_block(n) for n in
+                                  ("loop.head", "loop.body", "loop.step", "loop.end"))
+        self.b.branch(head)
+        self.b.position_at_end(head)
+        self.at(s.loc)
+        self.b.cbranch(self.expr(s.cond), body, done)
+        self.b.position_at_end(body)
+        self.loops.append((step, done))
+        self.body(s.body)
+        self.loops.pop()
+        if not self.b.block.is_terminated:
+            self.b.branch(step)
+        self.b.position_at_end(step)
+        self.body(s.step)
+        self.at(s.loc)
+        self.b.branch(head)
+        self.b.position_at_end(done)
+
+    # ---- expressions --------------------------------------------------------------------------------
+    def expr(self, e: ir.Expr) -> ll.Value:
+        from .lowering_expr import lower_expr
+        return lower_expr(self, e)

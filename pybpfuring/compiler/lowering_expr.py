@@ -1,0 +1,285 @@
+"""Lowering of typed-IR expressions to LLVM values (see lowering.py for the rules)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import llvmlite.ir as ll
+
+from ..errors import InternalCompilerError
+from ..lang.types import ArrayType, BoolType, IntType, StructType
+from . import typed_ir as ir
+from .lowering import I1, I8, I32, I64, PTR, llty, memty
+from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
+
+if TYPE_CHECKING:
+    from .lowering import FunctionLowering
+
+_ICMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
+    b = fl.b
+    if isinstance(e, ir.Const):
+        t = llty(e.type)
+        return ll.Constant(t, e.value & ((1 << t.width) - 1))
+    if isinstance(e, ir.Load):
+        return fl.from_mem(b.load(fl.addr(e.place), typ=memty(e.type)), e.type)
+    if isinstance(e, ir.Cast):
+        return cast(fl, lower_expr(fl, e.value), e.value.type, e.type)
+    if isinstance(e, ir.Binary):
+        return binary(fl, e.op, lower_expr(fl, e.left), lower_expr(fl, e.right), e.type)
+    if isinstance(e, ir.Unary):
+        v = lower_expr(fl, e.operand)
+        return b.neg(v) if e.op == "neg" else b.not_(v)
+    if isinstance(e, ir.Compare):
+        t = e.left.type
+        l, r = lower_expr(fl, e.left), lower_expr(fl, e.right)
+        if isinstance(t, IntType) and t.signed:
+            return b.icmp_signed(_ICMP[e.op], l, r)
+        return b.icmp_unsigned(_ICMP[e.op], l, r)
+    if isinstance(e, ir.Logical):
+        return short_circuit(fl, e)
+    if isinstance(e, ir.Not):
+        return b.xor(lower_expr(fl, e.operand), ll.Constant(I1, 1))
+    if isinstance(e, ir.Truth):
+        v = lower_expr(fl, e.operand)
+        return b.icmp_unsigned("!=", v, ll.Constant(v.type, 0))
+    if isinstance(e, ir.Select):
+        return select(fl, e)
+    if isinstance(e, ir.RefOf):
+        return fl.addr(e.place)
+    if isinstance(e, ir.NewAggregate):
+        slot = fl.slots[e.slot]
+        b.store(ll.Constant(ll.ArrayType(I8, e.type.pointee.size), None), slot)
+        return slot
+    if isinstance(e, ir.MapRef):
+        return map_ref(fl, e)
+    if isinstance(e, ir.MapGet):
+        return map_get(fl, e)
+    if isinstance(e, ir.MapUpdate):
+        return map_update(fl, e)
+    if isinstance(e, ir.Call):
+        args = [lower_expr(fl, a) for a in e.args]
+        return b.call(fl.ml.funcs[id(e.func)], args)
+    if isinstance(e, ir.HelperCall):
+        return helper_call(fl, e)
+    raise InternalCompilerError(f"cannot lower {type(e).__name__}", getattr(e, "loc", None))
+
+
+def cast(fl: "FunctionLowering", v: ll.Value, src: ir.IRType, dst: ir.IRType) -> ll.Value:
+    b = fl.b
+    if isinstance(dst, BoolType):
+        return b.icmp_unsigned("!=", v, ll.Constant(v.type, 0))
+    to = llty(dst)
+    if isinstance(src, BoolType):
+        return b.zext(v, to)
+    assert isinstance(src, IntType) and isinstance(dst, IntType)
+    if src.bits == dst.bits:
+        return v
+    if src.bits > dst.bits:
+        return b.trunc(v, to)
+    return b.sext(v, to) if src.signed else b.zext(v, to)
+
+
+def binary(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: IntType) -> ll.Value:
+    b = fl.b
+    lt = llty(t)
+    if op == "+":
+        return b.add(l, r)
+    if op == "-":
+        return b.sub(l, r)
+    if op == "*":
+        return b.mul(l, r)
+    if op == "&":
+        return b.and_(l, r)
+    if op == "|":
+        return b.or_(l, r)
+    if op == "^":
+        return b.xor(l, r)
+    if op in ("<<", ">>"):
+        amount = b.and_(r, ll.Constant(lt, t.bits - 1))  # BPF masks shift counts; LLVM would not
+        if op == "<<":
+            return b.shl(l, amount)
+        return b.ashr(l, amount) if t.signed else b.lshr(l, amount)
+    if op in ("/", "%"):
+        return divide(fl, op, l, r, t)
+    raise InternalCompilerError(f"unknown operator {op}", None)
+
+
+def divide(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: IntType) -> ll.Value:
+    """x/0 == 0 and x%0 == x; signed: C truncation, computed on magnitudes (no BPF sdiv before v4)."""
+    b = fl.b
+    lt = llty(t)
+    zero, one = ll.Constant(lt, 0), ll.Constant(lt, 1)
+    is_zero = b.icmp_unsigned("==", r, zero)
+    safe_r = b.select(is_zero, one, r)
+    if not t.signed:
+        q = b.udiv(l, safe_r) if op == "/" else b.urem(l, safe_r)
+        return b.select(is_zero, zero if op == "/" else l, q)
+    l_neg = b.icmp_signed("<", l, zero)
+    r_neg = b.icmp_signed("<", safe_r, zero)
+    l_abs = b.select(l_neg, b.neg(l), l)
+    r_abs = b.select(r_neg, b.neg(safe_r), safe_r)
+    if op == "/":
+        q = b.udiv(l_abs, r_abs)
+        q = b.select(b.xor(l_neg, r_neg), b.neg(q), q)
+        return b.select(is_zero, zero, q)
+    rem = b.urem(l_abs, r_abs)
+    rem = b.select(l_neg, b.neg(rem), rem)
+    return b.select(is_zero, l, rem)
+
+
+def short_circuit(fl: "FunctionLowering", e: ir.Logical) -> ll.Value:
+    b = fl.b
+    left = lower_expr(fl, e.left)
+    left_end = b.block
+    rhs = fl.f.append_basic_block(f"{e.op}.rhs")
+    done = fl.f.append_basic_block(f"{e.op}.end")
+    if e.op == "and":
+        b.cbranch(left, rhs, done)
+    else:
+        b.cbranch(left, done, rhs)
+    b.position_at_end(rhs)
+    right = lower_expr(fl, e.right)
+    right_end = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(I1)
+    phi.add_incoming(ll.Constant(I1, 0 if e.op == "and" else 1), left_end)
+    phi.add_incoming(right, right_end)
+    return phi
+
+
+def select(fl: "FunctionLowering", e: ir.Select) -> ll.Value:
+    """`a if c else b` evaluates one side only (either may call a helper)."""
+    b = fl.b
+    cond = lower_expr(fl, e.cond)
+    then, orelse, done = (fl.f.append_basic_block(n) for n in ("sel.then", "sel.else", "sel.end"))
+    b.cbranch(cond, then, orelse)
+    b.position_at_end(then)
+    tv = lower_expr(fl, e.then)
+    then_end = b.block
+    b.branch(done)
+    b.position_at_end(orelse)
+    ev = lower_expr(fl, e.orelse)
+    else_end = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(llty(e.type))
+    phi.add_incoming(tv, then_end)
+    phi.add_incoming(ev, else_end)
+    return phi
+
+
+# ---- maps and helpers --------------------------------------------------------------------------------
+def call_helper(fl: "FunctionLowering", helper_id: int, ret: ll.Type, args: list[ll.Value]) -> ll.Value:
+    """A helper is called through a constant address, as clang's `(void *)ID` declarations are."""
+    callee = ll.Constant(I64, helper_id).inttoptr(PTR)
+    callee.function_type = ll.FunctionType(ret, [a.type for a in args])  # read by llvmlite's call
+    return fl.b.call(callee, args)
+
+
+def key_ptr(fl: "FunctionLowering", key: ir.Expr | ir.Place, info: ir.MapInfo) -> ll.Value:
+    if isinstance(key, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
+        return fl.addr(key)
+    tmp = fl.temp("key", 8)
+    v = lower_expr(fl, key)
+    fl.b.store(fl.to_mem(v, key.type), tmp)
+    return tmp
+
+
+def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) -> ll.Value:
+    k = key_ptr(fl, key, info)
+    return call_helper(fl, BPF_FUNC_map_lookup_elem, PTR, [fl.ml.maps[id(info)], k])
+
+
+def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
+    b = fl.b
+    p = lookup(fl, e.map, e.key)
+    found = b.icmp_unsigned("!=", p, ll.Constant(PTR, None))
+    miss, done = fl.f.append_basic_block("map.miss"), fl.f.append_basic_block("map.done")
+    hit_end = b.block
+    b.cbranch(found, done, miss)
+    b.position_at_end(miss)  # a missing key: a zeroed scratch object (reads 0, writes dropped)
+    scratch = fl.zeroed_scratch(e.type.pointee.size)
+    miss_end = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(PTR)
+    phi.add_incoming(p, hit_end)
+    phi.add_incoming(scratch, miss_end)
+    return phi
+
+
+def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
+    b = fl.b
+    p = lookup(fl, e.map, e.key)
+    found = b.icmp_unsigned("!=", p, ll.Constant(PTR, None))
+    if e.default is None:
+        return found
+    hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
+    default = lower_expr(fl, e.default)
+    start = b.block
+    b.cbranch(found, hit, done)
+    b.position_at_end(hit)
+    v = fl.from_mem(b.load(p, typ=memty(e.type)), e.type)
+    hit_end = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(llty(e.type))
+    phi.add_incoming(v, hit_end)
+    phi.add_incoming(default, start)
+    return phi
+
+
+def map_update(fl: "FunctionLowering", e: ir.MapUpdate) -> ll.Value:
+    mp = fl.ml.maps[id(e.map)]
+    k = key_ptr(fl, e.key, e.map)
+    if e.value is None:
+        return call_helper(fl, BPF_FUNC_map_delete_elem, I64, [mp, k])
+    if isinstance(e.value, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
+        v = fl.addr(e.value)
+    else:
+        v = fl.temp("value", 8)
+        fl.b.store(fl.to_mem(lower_expr(fl, e.value), e.value.type), v)
+    return call_helper(fl, BPF_FUNC_map_update_elem, I64, [mp, k, v, ll.Constant(I64, 0)])
+
+
+def helper_call(fl: "FunctionLowering", e: ir.HelperCall) -> ll.Value:
+    abi = fl.ml.target.helpers[e.name]
+    if e.name == "printk":
+        return printk(fl, e, abi.id)
+    lowered: list[ll.Value | None] = [None] * len(e.args)
+
+    def arg(i: int) -> ll.Value:
+        if lowered[i] is None:
+            a = e.args[i]
+            if isinstance(a, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
+                lowered[i] = fl.addr(a)
+            else:
+                v = lower_expr(fl, a)
+                lowered[i] = fl.b.zext(v, I64) if isinstance(v.type, ll.IntType) and v.type.width < 64 \
+                    and not (isinstance(a.type, IntType) and a.type.signed) else \
+                    (fl.b.sext(v, I64) if isinstance(v.type, ll.IntType) and v.type.width < 64 else v)
+        return lowered[i]  # type: ignore[return-value]
+
+    args: list[ll.Value] = []
+    for kind, i in abi.args:
+        if kind == "arg":
+            args.append(arg(i))
+        elif kind == "sizeof":
+            t = e.args[i].type
+            args.append(ll.Constant(I64, t.size))  # type: ignore[union-attr]
+        else:
+            args.append(ll.Constant(I64, i))
+    r = call_helper(fl, abi.id, I64, args)
+    return fl.b.trunc(r, llty(e.type)) if e.type.bits < 64 else r
+
+
+def printk(fl: "FunctionLowering", e: ir.HelperCall, helper_id: int) -> ll.Value:
+    data = e.data or b"\0"
+    fmt_t = ll.ArrayType(I8, len(data))
+    buf = fl.temp("fmt", len(data))
+    fl.b.store(ll.Constant(fmt_t, bytearray(data)), buf)
+    args = [buf, ll.Constant(I64, len(data))] + [lower_expr(fl, a) for a in e.args]  # type: ignore[arg-type]
+    return call_helper(fl, helper_id, I64, args)

@@ -1,0 +1,62 @@
+"""The decorators that mark Python functions as BPF code.
+
+`@iouring_program` marks a program started by an IORING_OP_BPF request; `@bpf_function` a function
+programs call; `@loop_step` a raw Linux 7.1 `io_uring_bpf_ops.loop_step` program. The decorated object
+keeps the Python function (its source is what the compiler reads) and compiles on demand.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Literal
+
+ProgramKind = Literal["iouring", "function", "loop_step"]
+
+
+class BpfFunction:
+    """A decorated function. `kind` says what it is; `.compile()` gives ELF bytes for a target."""
+
+    def __init__(self, py_func: Callable[..., Any], kind: ProgramKind, *, inline: bool = True,
+                 name: str | None = None):
+        if not inspect.isfunction(py_func):
+            raise TypeError(f"@{kind} decorates a plain function, not {py_func!r}")
+        self.py_func = py_func
+        self.kind: ProgramKind = kind
+        self.inline = inline
+        self.name = name or py_func.__name__
+        self.__name__ = py_func.__name__
+        self.__doc__ = py_func.__doc__
+        self.__module__ = py_func.__module__
+        self.__wrapped__ = py_func
+
+    @property
+    def globals(self) -> dict[str, Any]:
+        return self.py_func.__globals__
+
+    def compile(self, target: str = "op_bpf") -> bytes:
+        """Compile this program (and every function it calls) to a BPF ELF object for `target`."""
+        from ..compiler.driver import compile_functions
+        return compile_functions([self], target=target)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{self.name} is BPF code: compile it, or register it with a Ring and "
+                           "start it with an IORING_OP_BPF request; it cannot be called from Python")
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name} from {self.py_func.__module__}>"
+
+
+def iouring_program(fn: Callable[..., Any]) -> BpfFunction:
+    """`@iouring_program def prog(ctx: Ctx) -> int:` returning OK or WAIT."""
+    return BpfFunction(fn, "iouring")
+
+
+def bpf_function(fn: Callable[..., Any] | None = None, *, inline: bool = True) -> Any:
+    """`@bpf_function` (inlined where called) or `@bpf_function(inline=False)` (a BPF-to-BPF call)."""
+    if fn is None:
+        return lambda f: BpfFunction(f, "function", inline=inline)
+    return BpfFunction(fn, "function", inline=inline)
+
+
+def loop_step(fn: Callable[..., Any]) -> BpfFunction:
+    """`@loop_step def step(ctx: IoRingCtx, lp: LoopParams) -> int:` for Linux >= 7.1 io_uring_bpf_ops."""
+    return BpfFunction(fn, "loop_step")

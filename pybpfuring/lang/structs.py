@@ -1,0 +1,82 @@
+"""The io_uring structs programs see: Ctx, Sqe, Cqe, plus Timespec and IoVec for request arguments.
+
+Layouts follow the 2021 "io_uring BPF requests" ABI (`../shared/reference/io_uring-bpf-abi.md` §0.2):
+`struct io_uring_bpf_ctx {u64 user_data; u32 wait_nr; u32 wait_idx;}` and the 64-byte SQE with
+`__u16 cq_idx` at byte 48 (where upstream now has `addr3`).
+"""
+from __future__ import annotations
+
+from .types import ArrayType, StructType, i32, i64, layout, struct_aliases, u8, u16, u32, u64
+
+
+def _declare(cls: type, st: StructType) -> type:
+    cls.__bpf_struct__ = st
+    return cls
+
+
+class Ctx:
+    """The program's context. `user_data` is the BPF request's (read-only); set `wait_idx`/`wait_nr`
+    before returning WAIT."""
+
+    user_data: int
+    wait_nr: int
+    wait_idx: int
+
+
+_declare(Ctx, layout("io_uring_bpf_ctx", [("user_data", u64), ("wait_nr", u32), ("wait_idx", u32)],
+                     module=__name__, readonly=frozenset({"user_data"})))
+
+
+class Sqe:
+    """A submission queue entry (64 bytes). Build one on the stack with `sqe = Sqe()` and a `prep_*`
+    function, set `sqe.cq_idx` to choose the CQ its completion goes to, then `submit(ctx, sqe)`."""
+
+
+_SQE = layout("io_uring_sqe", [
+    ("opcode", u8), ("flags", u8), ("ioprio", u16), ("fd", i32),
+    ("off", u64), ("addr", u64), ("len", u32), ("rw_flags", u32),
+    ("user_data", u64), ("buf_index", u16), ("personality", u16), ("splice_fd_in", i32),
+    ("cq_idx", u16), ("__pad1", u16), ("__pad2", u32), ("__pad3", u64),
+], module=__name__)
+struct_aliases(_SQE, {
+    # Union members of the uapi struct, at the offset of the field they share.
+    "addr2": ("off", u64), "splice_off_in": ("addr", u64),
+    "fsync_flags": ("rw_flags", u32), "timeout_flags": ("rw_flags", u32),
+    "msg_flags": ("rw_flags", u32), "accept_flags": ("rw_flags", u32),
+    "cancel_flags": ("rw_flags", u32), "open_flags": ("rw_flags", u32),
+    "poll32_events": ("rw_flags", u32), "splice_flags": ("rw_flags", u32),
+    "buf_group": ("buf_index", u16), "file_index": ("splice_fd_in", u32),
+    # Upstream's name for bytes 48..55; the 7.1 target writes SQEs in the upstream layout.
+    "addr3": ("cq_idx", u64),
+})
+assert _SQE.size == 64 and _SQE.fields["cq_idx"].offset == 48
+_declare(Sqe, _SQE)
+
+
+class Cqe:
+    """A completion queue entry (16 bytes): `reap_cqe(ctx, idx, cqe)` fills one."""
+
+    user_data: int
+    res: int
+    flags: int
+
+
+_declare(Cqe, layout("io_uring_cqe", [("user_data", u64), ("res", i32), ("flags", u32)], module=__name__))
+
+
+class Timespec:
+    """`struct __kernel_timespec`, as IORING_OP_TIMEOUT reads it from user memory."""
+
+
+_declare(Timespec, layout("__kernel_timespec", [("tv_sec", i64), ("tv_nsec", i64)], module=__name__))
+
+
+class IoVec:
+    """`struct iovec`, for readv/writev."""
+
+
+_declare(IoVec, layout("iovec", [("iov_base", u64), ("iov_len", u64)], module=__name__))
+
+BUILTIN_STRUCTS: dict[str, type] = {c.__name__: c for c in (Ctx, Sqe, Cqe, Timespec, IoVec)}
+
+__all__ = ["Ctx", "Sqe", "Cqe", "Timespec", "IoVec", "ArrayType"]

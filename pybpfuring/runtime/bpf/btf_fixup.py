@@ -5,7 +5,8 @@
   sizes and symbol values.
 - Externs (`.ksyms` kfuncs and `__ksym` variables, `.kconfig`): have no ELF section. The kernel
   rejects extern linkage on VARs and FUNCs inside a DATASEC, so each extern becomes an allocated
-  int-sized VAR laid out back to back (its real address comes from the kernel's BTF at load).
+  int-sized VAR laid out back to back (its real address comes from the kernel's BTF at load),
+  extern FUNCs become global ones, with their unnamed parameters named.
 """
 from __future__ import annotations
 
@@ -30,7 +31,16 @@ def fixup_btf(btf: Btf, image: ElfImage) -> Btf:
             t.extra = (VAR_GLOBAL_ALLOCATED,)
         elif t.kind == FUNC and t.vlen == FUNC_EXTERN:
             t.vlen = FUNC_GLOBAL
+            _name_params(fixed, t.size_or_type)
     return fixed
+
+
+def _name_params(btf: Btf, proto_id: int) -> None:
+    """The kernel wants every FUNC's parameters named; extern declarations often leave them
+    unnamed (`extern void f(struct task_struct *)`)."""
+    proto = btf.types[proto_id]
+    proto.members = [(name_off or btf.add_string(f"arg{i}"), ptype) if ptype else (name_off, ptype)
+                     for i, (name_off, ptype) in enumerate(proto.members)]
 
 
 def _fix_datasec_layout(btf: Btf, t: BtfType, image: ElfImage, shndx: int, size: int) -> None:

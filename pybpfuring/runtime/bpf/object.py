@@ -20,7 +20,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import BpfSyscallError
 from . import syscalls as sc
 from .btf import DATASEC, Btf, BtfError, BtfExt
 from .btf_fixup import fixup_btf
@@ -30,7 +29,7 @@ from .link import (INSN_SIZE, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, LinkedProgram, Li
 from .maps import MAP_TYPE_ARRAY, GlobalData, GlobalVar, Map, MapDef, MapError, map_def_from_btf
 from .sections import PROG_TYPE_SYSCALL, UnsupportedSection, describe_table, section_type
 from .verifier import SourceLine, verifier_error
-from . import externs
+from . import externs, structops
 
 DATA_PREFIXES = (".rodata", ".data", ".bss")
 
@@ -104,6 +103,7 @@ class BpfObject:
         self._collect_maps()
         self.programs: dict[str, Program] = {}
         self._collect_programs()
+        self.struct_ops: dict[str, structops.StructOps] = structops.collect(self, image)
 
     # ---- opening ----
     @classmethod
@@ -220,10 +220,14 @@ class BpfObject:
             raise sc.syscall_error(errno_mod.EALREADY, f"{self.label} is already loaded")
         try:
             self._load_btf()
+            for ops in self.struct_ops.values():
+                self.maps[ops.name] = structops.prepare(self, ops)
             for m in self.maps.values():
                 self._create_map(m)
             for prog in self.programs.values():
                 self._load_program(prog, prog_type, sleepable, expected_attach_type, log_level)
+            for ops in self.struct_ops.values():
+                structops.update_map(self, ops)
         except BaseException:
             self.close()
             raise
@@ -246,7 +250,9 @@ class BpfObject:
 
     def _create_map(self, m: Map) -> None:
         d = m.definition
-        use_btf = self.btf_fd >= 0 and (d.btf_value_type_id or d.btf_key_type_id)
+        # A struct_ops map names a kernel type, yet the kernel wants the object's BTF fd too.
+        use_btf = self.btf_fd >= 0 and bool(d.btf_value_type_id or d.btf_key_type_id
+                                            or d.btf_vmlinux_value_type_id)
         m.fd = self._own(sc.map_create(
             d.map_type, d.key_size, d.value_size, d.max_entries, map_flags=d.map_flags,
             name=d.name, btf_fd=self.btf_fd if use_btf else 0,
@@ -314,6 +320,11 @@ class BpfObject:
 
     def close(self) -> None:
         """Close every fd this object opened (links, programs, maps, BTF); idempotent."""
+        for ops in getattr(self, "struct_ops", {}).values():
+            try:
+                ops.detach()
+            except OSError:
+                pass   # already gone with its map; the fd is closed either way
         for link_fd in self.links:
             sc.close_fd(link_fd)
         self.links.clear()

@@ -1,0 +1,98 @@
+"""struct_ops and kfuncs, the machinery of the Linux >= 7.1 io_uring target, tested for real on the
+host with a struct_ops type it has (tcp_congestion_ops) and kfuncs it has (bpf_task_from_pid)."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+import pytest
+
+from pybpfuring.runtime.bpf import BpfObject
+from pybpfuring.runtime.bpf.btf import STRUCT, vmlinux_btf
+from pybpfuring.runtime.bpf.externs import UnresolvedExtern
+from pybpfuring.runtime.bpf.sections import PROG_TYPE_STRUCT_OPS
+from pybpfuring.runtime.bpf.structops import StructOpsError
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
+
+AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+
+
+def _registered(name: str) -> bool:
+    with open(AVAILABLE_CC) as f:
+        return name in f.read().split()
+
+
+def test_kfunc_calls_are_resolved_by_name(build):
+    with BpfObject.open(build("kfunc")) as obj:
+        prog = obj.programs["find_task"]
+        assert [r.name for r in prog.linked.extern_refs] == ["bpf_task_from_pid", "bpf_task_release"]
+        obj.load()
+        retval, out = prog.test_run(struct.pack("<ii", os.getpid(), 0))
+        assert retval == 1 and struct.unpack("<ii", out) == (os.getpid(), 1)
+        retval, out = prog.test_run(struct.pack("<ii", 0x3FFFFFFF, 0))   # no such pid
+        assert retval == 0 and struct.unpack("<ii", out)[1] == 0
+
+
+def test_unknown_kfunc_is_named(build, tmp_path):
+    raw = bytearray(build("kfunc").read_bytes())
+    # Rename the kfunc in the ELF string tables (same length): the kernel has no such function.
+    raw = raw.replace(b"bpf_task_from_pid\0", b"bpf_task_from_pix\0")
+    obj = BpfObject.open(bytes(raw))
+    with pytest.raises(UnresolvedExtern, match="kfunc 'bpf_task_from_pix'"):
+        obj.load()
+    obj.close()
+
+
+def test_struct_ops_tcp_congestion_control_registers_runs_and_unregisters(build):
+    if not vmlinux_btf().find("bpf_struct_ops_tcp_congestion_ops", STRUCT):
+        pytest.skip("this kernel has no BPF TCP congestion control struct_ops (CONFIG_BPF_JIT/TCP_CA)")
+    with BpfObject.open(build("tcp_cc")) as obj:
+        ops = obj.struct_ops["pybpf_cc"]
+        assert ops.type_name == "tcp_congestion_ops" and ops["name"].rstrip(b"\0") == b"pybpf_cc"
+        assert set(ops.programs) == {"init", "ssthresh", "cong_avoid", "undo_cwnd"}
+        obj.load()
+        kbtf = vmlinux_btf()
+        members = [m.name for m in kbtf.members(kbtf.find_one("tcp_congestion_ops", STRUCT))]
+        for member, prog_name in ops.programs.items():
+            prog = obj.programs[prog_name]
+            assert prog.prog_type == PROG_TYPE_STRUCT_OPS and prog.fd >= 0
+            assert members[prog.expected_attach_type] == member
+        assert not _registered("pybpf_cc")
+        ops.attach()
+        assert _registered("pybpf_cc")
+        with pytest.raises(StructOpsError, match="already attached"):
+            ops.attach()
+        _use_congestion_control("pybpf_cc")
+        assert obj.bss["inits"] == 1 and obj.bss["avoids"] > 0   # the kernel ran our programs
+        ops.detach()
+        assert not _registered("pybpf_cc")
+    assert not _registered("pybpf_cc")
+
+
+def test_struct_ops_link_is_released_by_close(build):
+    obj = BpfObject.open(build("tcp_cc"))
+    obj.load()
+    obj.struct_ops["pybpf_cc"].attach()
+    assert _registered("pybpf_cc")
+    obj.close()
+    assert not _registered("pybpf_cc")
+
+
+def _use_congestion_control(name: str) -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        with socket.socket() as cli:
+            cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+            cli.connect(srv.getsockname())
+            peer, _ = srv.accept()
+            with peer:
+                got = cli.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+                assert got.rstrip(b"\0") == name.encode()
+                for _ in range(40):
+                    cli.sendall(b"x" * 65536)
+                    left = 65536
+                    while left:
+                        left -= len(peer.recv(left))

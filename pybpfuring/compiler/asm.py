@@ -12,7 +12,8 @@ Syntax (one instruction per line, `#` starts a comment, `name:` defines a label)
 As in the suite, the label `exit` names the first `exit` instruction unless a label of that name exists.
 
 Extensions of ours, so that every byte string disassembles to text that assembles back to it:
-    lddw %r1, map_fd(3)   map_value(3, 16)   btf_id(7)   func(+4)   map_idx(0)   map_idx_value(0, 8)
+    lddw %r1, map_fd(3)   map_value(3, 16)   btf_id(7)   func(+4) or func(label)   map_idx(0)
+    lddw %r1, map_idx_value(0, 8)
     load_acquirew %r0, [%r1+0]   store_releasedw [%r1+0], %r2     (kernel >= 6.15 atomics)
     .insn 0x0000000000000095      one raw slot, the 64-bit little-endian value (the suite's `-- raw` form)
 """
@@ -206,7 +207,7 @@ def _encode_line(line: _Line, m: str, ops: list[str], index: int,
         value = line.integer(ops[0], 0, (1 << 64) - 1, "raw slot")
         return isa.decode(struct.pack("<Q", value))
     if m == "lddw":
-        return _encode_lddw(line, ops)
+        return _encode_lddw(line, ops, index, pending)
     if m == "exit":
         line.count(ops, 0, m)
         return [Insn(isa.OP_EXIT)]
@@ -226,7 +227,7 @@ def _encode_line(line: _Line, m: str, ops: list[str], index: int,
     return [encoded]
 
 
-def _encode_lddw(line: _Line, ops: list[str]) -> list[Insn]:
+def _encode_lddw(line: _Line, ops: list[str], index: int, pending: list[_Pending]) -> list[Insn]:
     line.count(ops, 2, "lddw")
     dst = line.reg(ops[0])
     pseudo = _PSEUDO.match(ops[1].strip())
@@ -236,7 +237,10 @@ def _encode_lddw(line: _Line, ops: list[str]) -> list[Insn]:
     kind, first, second = pseudo.groups()
     if kind not in PSEUDO_KINDS:
         raise line.error(f"unknown ld_imm64 kind '{kind}'; one of {', '.join(PSEUDO_KINDS)}")
-    low = line.imm32(first)
+    if kind == "func":  # a callback address: a label or a slot offset, like `call local`
+        low = _target(line, first, index, pending, True)
+    else:
+        low = line.imm32(first)
     high = line.imm32(second) if second is not None else 0
     return [Insn(isa.OP_LD_IMM64, dst, PSEUDO_KINDS[kind], 0, low), Insn(0, imm=high)]
 

@@ -5,6 +5,7 @@ import errno
 import gc
 import os
 import threading
+import time
 import weakref
 
 import pytest
@@ -115,6 +116,20 @@ def test_sqpoll_ring_submits_without_enter_when_awake():
             nop(ring, i)
             ring.submit()
             assert ring.wait_cqe(timeout=10).user_data == i
+
+
+def test_sqpoll_thread_is_woken_after_it_went_idle():
+    with IoUring(8, flags=C.IORING_SETUP_SQPOLL, sq_thread_idle=1) as ring:
+        nop(ring, 1)
+        ring.submit()
+        assert ring.wait_cqe(timeout=10).user_data == 1
+        deadline = time.monotonic() + 10
+        while not ring.sq_flags() & C.IORING_SQ_NEED_WAKEUP and time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread sleeps after 1 ms without work
+        assert ring.sq_flags() & C.IORING_SQ_NEED_WAKEUP
+        nop(ring, 2)
+        ring.submit()  # must notice NEED_WAKEUP and enter with IORING_ENTER_SQ_WAKEUP
+        assert ring.wait_cqe(timeout=10).user_data == 2
 
 
 def test_sq_rewind_is_passed_through():

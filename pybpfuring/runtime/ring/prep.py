@@ -22,6 +22,8 @@ from .buffers import pin
 from .structs import Iovec, Sqe, Timespec
 
 AT_FDCWD = -100
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
 
@@ -63,9 +65,30 @@ def _rw(sqe: Sqe, opcode: int, fd: int, addr: int, length: int, offset: int) -> 
 
 def _buffer_rw(sqe: Sqe, opcode: int, fd: Any, buf: Any, nbytes: int | None, offset: int,
                writable: bool) -> None:
-    addr, size, keepalive = pin(buf, writable=writable)
-    _rw(sqe, opcode, _fd(fd), addr, _length(nbytes, size, "buffer"), offset)
-    _keep(sqe, keepalive)
+    # The per-block hot path of file copies: one call for the common bytearray case, the rest inline.
+    if type(buf) is bytearray and buf:
+        anchor = _from_buffer(buf)  # holds a buffer export: the bytearray cannot move until unpinned
+        addr, size = _addressof(anchor), len(buf)
+    else:
+        addr, size, anchor = pin(buf, writable=writable)
+    if nbytes is None:
+        nbytes = size
+        if size > _U32:
+            _length(None, size, "buffer")
+    elif not 0 <= nbytes <= size:
+        _length(nbytes, size, "buffer")
+    if type(fd) is not int:
+        fd = _fd(fd)
+    sqe.opcode = opcode
+    sqe.fd = fd
+    sqe.off = offset & _U64
+    sqe.addr = addr
+    sqe.len = nbytes
+    keep = getattr(sqe, "_keep", None)
+    if keep is None:
+        sqe._keep = [anchor]
+    else:
+        keep.append(anchor)
 
 
 def prep_nop(sqe: Sqe) -> None:

@@ -76,9 +76,6 @@ def _syscall(*argtypes: type) -> ctypes._CFuncPtr:
 
 # long syscall(SYS_io_uring_setup, u32 entries, struct io_uring_params *p)
 _sys_setup = _syscall(c_uint, c_void_p)
-# long syscall(SYS_io_uring_enter, int fd, u32 to_submit, u32 min_complete, u32 flags, void *arg,
-#              size_t argsz)
-_sys_enter = _syscall(c_int, c_uint, c_uint, c_uint, c_void_p, ctypes.c_size_t)
 # long syscall(SYS_io_uring_register, int fd, u32 opcode, void *arg, u32 nr_args)
 _sys_register = _syscall(c_int, c_uint, c_void_p, c_uint)
 
@@ -102,10 +99,23 @@ def _setup_hint(err: int) -> str | None:
     return None
 
 
+# The hot path: io_uring_enter without argtypes. Converting six declared argtypes costs ~1 us per call
+# in CPython's ctypes. Without them a Python int goes as a C int, and libffi may leave the upper half
+# of its 64-bit slot undefined (it does for the 7th argument, which travels on the x86_64 stack). That
+# is harmless for fd, to_submit, min_complete and flags, which the kernel declares as 32-bit and
+# truncates; the 64-bit ones are passed as prebuilt ctypes objects: the syscall number as `ENTER_NR`
+# (a c_long), the argument pointer as a c_void_p (or None = NULL) and its size as a c_size_t
+# (`ARGSZ_NONE` when there is no argument).
+_sys_enter_fast = _libc["syscall"]
+_sys_enter_fast.restype = c_long
+ENTER_NR = c_long(NR_IO_URING_ENTER)
+ARGSZ_NONE = ctypes.c_size_t(0)
+
+
 def io_uring_enter_raw(fd: int, to_submit: int, min_complete: int, flags: int,
-                       arg: int | None, argsz: int) -> int:
+                       arg: c_void_p | None = None, argsz: ctypes.c_size_t = ARGSZ_NONE) -> int:
     """The bare call: returns the result or -errno (the hot path decides what an error means)."""
-    ret = _sys_enter(NR_IO_URING_ENTER, fd, to_submit, min_complete, flags, arg, argsz)
+    ret = _sys_enter_fast(ENTER_NR, fd, to_submit, min_complete, flags, arg, argsz)
     if ret < 0:
         return -ctypes.get_errno()
     return ret

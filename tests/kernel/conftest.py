@@ -58,3 +58,27 @@ def build(tmp_path_factory):
         return built[name]
 
     return _build
+
+
+@pytest.fixture(scope="session")
+def build_llvmlite(build, tmp_path_factory):
+    """build_llvmlite("name") -> progs/name.c turned into LLVM IR by clang, then into an object by
+    llvmlite's LLVM: the code generator our compiler uses (a newer LLVM than Debian's clang)."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    clang = shutil.which("clang")
+    out_dir = tmp_path_factory.mktemp("bpf-objs-llvmlite")
+
+    def _build(name: str) -> Path:
+        ir = subprocess.run([clang, "-g", "-O2", "-target", "bpf", "-S", "-emit-llvm", "-o", "-",
+                             str(PROGS / f"{name}.c")], capture_output=True, text=True, check=True)
+        module = llvm.parse_assembly(ir.stdout)
+        module.verify()
+        machine = llvm.Target.from_triple("bpfel").create_target_machine(opt=2, reloc="static")
+        obj = out_dir / f"{name}.o"
+        obj.write_bytes(machine.emit_object(module))
+        return obj
+
+    return _build

@@ -2,6 +2,7 @@
 host with a struct_ops type it has (tcp_congestion_ops) and kfuncs it has (bpf_task_from_pid)."""
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
@@ -96,3 +97,63 @@ def _use_congestion_control(name: str) -> None:
                     left = 65536
                     while left:
                         left -= len(peer.recv(left))
+
+
+def _kernel_has_iouring_ops() -> bool:
+    return bool(vmlinux_btf().find("bpf_struct_ops_io_uring_bpf_ops", STRUCT))
+
+
+def test_iouring_loop_object_on_a_kernel_without_it_says_so(build):
+    if _kernel_has_iouring_ops():
+        pytest.skip("this kernel has io_uring_bpf_ops: the next test runs the loop for real")
+    obj = BpfObject.open(build("iou_loop"))
+    ops = obj.struct_ops["pyb_loop"]
+    prog = obj.programs["loop_step"]
+    assert ops.type_name == "io_uring_bpf_ops" and ops.programs == {"loop_step": "loop_step"}
+    assert prog.prog_type == PROG_TYPE_STRUCT_OPS and prog.sleepable
+    ops["ring_fd"] = 7
+    assert ops["ring_fd"] == 7
+    with pytest.raises(StructOpsError, match="no struct_ops type 'struct io_uring_bpf_ops'"):
+        obj.load()
+    assert obj.btf_fd == -1                      # everything opened so far was closed again
+
+
+def test_iouring_loop_runs_in_the_kernel(build):
+    if not _kernel_has_iouring_ops():
+        pytest.skip("the kernel has no io_uring_bpf_ops struct_ops (needs Linux >= 7.1 built with "
+                    "CONFIG_IO_URING_BPF_OPS); run this tier inside such a guest")
+    ring_fd = _io_uring_setup(8, (1 << 12) | (1 << 13))   # SINGLE_ISSUER | DEFER_TASKRUN
+    try:
+        with BpfObject.open(build("iou_loop")) as obj:
+            obj.struct_ops["pyb_loop"]["ring_fd"] = ring_fd
+            obj.load()
+            obj.struct_ops["pyb_loop"].attach()
+            assert _io_uring_enter(ring_fd, 0, 0, 1) == 0       # GETEVENTS: the loop runs, STOPs
+            assert obj.bss["steps"] == 1
+    finally:
+        os.close(ring_fd)
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+_NR = {"x86_64": (425, 426), "aarch64": (425, 426)}
+
+
+def _io_uring_setup(entries: int, flags: int) -> int:
+    params = (ctypes.c_uint32 * 30)()
+    params[2] = flags
+    ret = _libc().syscall(_NR[os.uname().machine][0], entries, ctypes.byref(params))
+    if ret < 0:
+        raise OSError(ctypes.get_errno(), "io_uring_setup failed")
+    return ret
+
+
+def _io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int) -> int:
+    ret = _libc().syscall(_NR[os.uname().machine][1], fd, to_submit, min_complete, flags, None, 0)
+    if ret < 0:
+        raise OSError(ctypes.get_errno(), "io_uring_enter failed")
+    return ret

@@ -10,6 +10,7 @@ loop, frames, the budget and fault reporting. See docs/engine.md.
 from __future__ import annotations
 
 import ctypes
+import types
 import weakref
 from typing import Callable, Mapping, Protocol
 
@@ -42,6 +43,8 @@ class Program:
     resolve_ld_imm64: gives ld_imm64 with src != 0 their value; without it (or when it raises
         LookupError) BPF_PSEUDO_FUNC loads the callee's slot index and the other kinds fault.
     locate: slot -> Python source location (from BTF line_info), put into faults.
+    The tables are read when the program is first run on a Vm; helpers must let the engine's own
+    exceptions (VmFault, StopProgram, MemoryFault) pass through.
     """
 
     def __init__(self, insns: list[Insn], helpers: Mapping[int, HelperFn] | None = None,
@@ -56,14 +59,15 @@ class Program:
         self.resolve_ld_imm64 = resolve_ld_imm64
         self.name = name or "<bpf>"
         self.locate = locate
-        self._code = None  # compiled slot functions, shared by every Vm
+        self._code: types.CodeType | None = None  # the slot functions' code, shared by every Vm
         self._compiler: codegen.SlotCompiler | None = None
 
     @classmethod
     def from_bytes(cls, code: bytes, **kwargs: object) -> "Program":
         return cls(isa.decode(code), **kwargs)  # type: ignore[arg-type]
 
-    def compiled(self) -> tuple[object, codegen.SlotCompiler]:
+    def compiled(self) -> tuple[types.CodeType, codegen.SlotCompiler]:
+        """Generate and compile the slot functions (once; the tables are read later, per Vm)."""
         if self._code is None:
             compiler = codegen.SlotCompiler(self.insns)
             self._code = compile(compiler.source(), f"<bpf program {self.name}>", "exec")

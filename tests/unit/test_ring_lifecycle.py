@@ -283,6 +283,50 @@ def test_pins_shared_by_one_user_data_last_until_every_cqe():
         os.close(w)
 
 
+def test_older_unpinned_request_with_same_user_data_does_not_release_pins():
+    r, w = os.pipe()
+    try:
+        with IoUring(4) as ring:
+            nop(ring, 0)  # user_data 0, nothing pinned, completes at once but is not reaped yet
+            ring.submit()
+            buf = Buffer(4)
+            alive = weakref.ref(buf)
+            sqe = ring.get_sqe()
+            prep_read(sqe, r, buf)  # user_data 0 as well (the default)
+            ring.submit()
+            del buf, sqe
+            assert ring.wait_cqe(timeout=10).res == 0  # the NOP's CQE
+            gc.collect()
+            assert alive() is not None, "the read is still in flight"
+            os.write(w, b"late")
+            assert ring.wait_cqe(timeout=10).res == 4
+            gc.collect()
+            assert alive() is None
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_cqe_skip_success_request_keeps_its_pins_for_the_ring_lifetime(tmp_path):
+    fd = os.open(tmp_path / "s", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        with IoUring(4) as ring:
+            buf = Buffer(b"skip")
+            alive = weakref.ref(buf)
+            sqe = ring.get_sqe()
+            prep_write(sqe, fd, buf, 0)
+            sqe.flags = C.IOSQE_CQE_SKIP_SUCCESS
+            del buf, sqe
+            nop(ring, 1)
+            ring.submit()
+            assert ring.wait_cqe(timeout=10).user_data == 1  # the write posted no CQE
+            gc.collect()
+            assert alive() is not None  # no CQE will ever say the kernel is done with it
+        assert os.pread(fd, 4, 0) == b"skip"
+    finally:
+        os.close(fd)
+
+
 def test_close_with_requests_in_flight_cancels_them():
     r, w = os.pipe()
     try:

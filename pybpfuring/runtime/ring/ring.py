@@ -13,9 +13,12 @@ are ordered by the kernel entry/exit itself, but a pure user-space peek of the C
 
 Keep-alive. A request's memory (buffers, iovec arrays, timespecs, path strings) is pinned by the prep_*
 functions onto the SQE object (`sqe._keep`). When the SQE is handed to the kernel (`_flush`), the pins
-move to `self._inflight`, keyed by user_data with a count of requests sharing that user_data; each reaped
-CQE for that user_data (that is not a multishot "more to come" CQE) drops one count, and the pins go
-when the count reaches zero. Nothing referenced by a request is freed while the kernel may touch it.
+move to `self._inflight`, which counts *every* submitted request per user_data (pinned or not, so an
+older unpinned request sharing a user_data cannot release a newer one's memory early). Each reaped CQE
+that is not a multishot "more to come" CQE drops one count; pins go when their count reaches zero.
+Requests flagged IOSQE_CQE_SKIP_SUCCESS may post no CQE, so they are not counted and their pins live
+as long as the ring (then in `_ORPHANED_PINS`). CQEs that no SQE of ours produced (IORING_OP_MSG_RING
+from another ring) could release a colliding user_data early: give such traffic distinct user_data.
 """
 from __future__ import annotations
 
@@ -138,7 +141,8 @@ class IoUring:
         self._sqpoll = bool(p.flags & C.IORING_SETUP_SQPOLL)
         # DEFER_TASKRUN posts completions only while we are inside io_uring_enter(GETEVENTS).
         self._cq_always_enter = bool(p.flags & C.IORING_SETUP_DEFER_TASKRUN)
-        self._inflight: dict[int, list[Any]] = {}  # user_data -> [count, pins]
+        self._inflight: dict[int, list[Any]] = {}  # user_data -> [count, pins or None]
+        self._ring_lifetime_pins: list[object] = []  # pins of IOSQE_CQE_SKIP_SUCCESS requests
         self._registered_buffer_pins: list[object] = []
         self._wait_ts = Timespec()
         self._wait_arg = IoUringGeteventsArg(ts=ctypes.addressof(self._wait_ts))
@@ -191,11 +195,11 @@ class IoUring:
                 self._unmap_and_close()
             return
         self._closed = True
-        if self._inflight:
+        if self._has_pins():
             self._quiesce()
-        if self._inflight:
-            _ORPHANED_PINS.extend(entry[1] for entry in self._inflight.values())
-        self._inflight = {}
+        _ORPHANED_PINS.extend(entry[1] for entry in self._inflight.values() if entry[1])
+        _ORPHANED_PINS.extend(self._ring_lifetime_pins)
+        self._inflight, self._ring_lifetime_pins = {}, []
         self._registered_buffer_pins = []  # the kernel unpins them when the ring is torn down
         self._unmap_and_close()
 
@@ -231,7 +235,7 @@ class IoUring:
                 sqe.user_data = _QUIESCE_USER_DATA
             self.submit()
             deadline = time.monotonic() + budget
-            while self._inflight and time.monotonic() < deadline:
+            while self._has_pins() and time.monotonic() < deadline:
                 self.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
         except (OSError, TimeoutError):
             pass  # e.g. SINGLE_ISSUER ring closed from another thread: pins become orphans
@@ -325,7 +329,7 @@ class IoUring:
         return (tail - self._sq_words[self._sq_head_i]) & _U32
 
     def _pin_flushed(self, start: int, end: int) -> None:
-        """Move the pins of SQEs [start, end) from their SQE objects to the in-flight table."""
+        """Count SQEs [start, end) as in flight and move their pins to the in-flight table."""
         views, mask, inflight = self._sqe_views, self._sq_mask, self._inflight
         i = start
         while i != end:
@@ -333,16 +337,21 @@ class IoUring:
             keep = sqe._keep
             if keep is not None:
                 sqe._keep = None
-                entry = inflight.get(sqe.user_data)
+            if sqe.flags & C.IOSQE_CQE_SKIP_SUCCESS:
+                if keep is not None:
+                    self._ring_lifetime_pins.append(keep)
+            else:
+                user_data = sqe.user_data
+                entry = inflight.get(user_data)
                 if entry is None:
-                    inflight[sqe.user_data] = [1, keep]
+                    inflight[user_data] = [1, keep]
                 else:
                     entry[0] += 1
-                    entry[1].extend(keep)
-            elif inflight:
-                entry = inflight.get(sqe.user_data)
-                if entry is not None:  # shares a user_data with pinned requests: count it too
-                    entry[0] += 1
+                    if keep is not None:
+                        if entry[1] is None:
+                            entry[1] = keep
+                        else:
+                            entry[1].extend(keep)
             i = (i + 1) & _U32
 
     def submit(self) -> int:
@@ -516,7 +525,10 @@ class IoUring:
 
     def inflight_pins(self) -> int:
         """How many user_data keys still pin memory (for tests and leak hunting)."""
-        return len(self._inflight)
+        return sum(1 for entry in self._inflight.values() if entry[1])
+
+    def _has_pins(self) -> bool:
+        return any(entry[1] for entry in self._inflight.values())
 
     # ----- registration ----------------------------------------------------------------------------
     def probe(self) -> set[int]:

@@ -51,6 +51,8 @@ mkdir -p /upper/data /upper/work
 mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /newroot \
     || fail "cannot mount the overlay root"
 R=/newroot
+# /tmp stays the overlay's (tmpfs-backed, writable) view of the host's /tmp: a cache there
+# ($PYBPFURING_CACHE=/tmp/...) must stay visible to the job.
 mkdir -p $R/proc $R/sys $R/dev $R/run $R/tmp $R/scratch
 mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
@@ -58,7 +60,6 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 shm $R/dev/shm
-mount -t tmpfs -o mode=1777 tmp $R/tmp
 mount -t tmpfs -o mode=0755 run $R/run
 mount -t bpf bpf $R/sys/fs/bpf || fail "cannot mount bpffs"
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null

@@ -61,6 +61,8 @@ def elf_image_size(data: bytes) -> int:
     phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x36)
     end = max(phoff + phentsize * phnum, shoff + shentsize * shnum)
+    if end > len(data):
+        return 0
     for i in range(phnum):
         p_offset, p_filesz = struct.unpack_from("<Q16xQ", data, phoff + i * phentsize + 8)
         end = max(end, p_offset + p_filesz)

@@ -1,0 +1,132 @@
+"""The `pybpfuring` command line (also `python -m pybpfuring`).
+
+    pybpfuring compile FILE.py [-o OUT] [--target T] [--emit obj|ir|asm]
+    pybpfuring disasm OBJ.o               BPF instructions interleaved with the Python source lines
+    pybpfuring check FILE.py              load into this kernel's verifier (target generic)
+    pybpfuring run SCRIPT.py [ARGS...]    run an example's main(argv) on the default backend
+    pybpfuring info                       which backends this machine supports, and why
+    pybpfuring bench ...                  benchmarks (see docs/performance.md)
+    pybpfuring vm ...                     the Linux 7.x QEMU guest (see docs/vm.md)
+
+A user mistake prints a located message and exits 2; nothing prints a traceback of ours.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..errors import CompileError, PyBpfUringError
+from .targets import TARGETS
+
+EXIT_USER_ERROR = 2
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from .driver import emit_text, load_module, programs_in, compile_functions
+    module = load_module(args.file)
+    progs = programs_in(module)
+    if not progs:
+        raise CompileError(f"{args.file} defines no @iouring_program or @loop_step functions")
+    if args.emit in ("ir", "asm"):
+        text = emit_text(progs, args.target, args.emit)
+        if args.output:
+            Path(args.output).write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    elf = compile_functions(progs, args.target)
+    out = args.output or str(Path(args.file).with_suffix(".bpf.o").name)
+    Path(out).write_bytes(elf)
+    print(f"{out}: {len(progs)} program(s) ({', '.join(p.name for p in progs)}), target {args.target}, "
+          f"{len(elf)} bytes")
+    return 0
+
+
+def _disasm(args: argparse.Namespace) -> int:
+    from .disasm import disassemble_object
+    sys.stdout.write(disassemble_object(args.object))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..runtime.bpf.object import BpfObject
+    from .driver import compile_module
+    elf = compile_module(args.file, target="generic")
+    with BpfObject.open(elf) as obj:
+        obj.load()
+        for name, prog in obj.programs.items():
+            print(f"{name}: verified by the running kernel ({prog.insn_count} instructions)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..runtime.cli_run import run_main
+    return run_main([args.script, *args.args])
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..runtime.probe import describe_backends
+    print(describe_backends())
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main  # type: ignore[import-not-found]
+    return bench_main(args.args)
+
+
+def _vm(args: argparse.Namespace) -> int:
+    from ..vm.cli import vm_main
+    return vm_main(args.args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pybpfuring", description="io_uring BPF programs in Python")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile a program file to a BPF ELF object")
+    c.add_argument("file")
+    c.add_argument("-o", "--output")
+    c.add_argument("--target", default="op_bpf", choices=sorted(TARGETS))
+    c.add_argument("--emit", default="obj", choices=["obj", "ir", "asm"])
+    c.set_defaults(func=_compile)
+    d = sub.add_parser("disasm", help="disassemble an object with its Python source lines")
+    d.add_argument("object")
+    d.set_defaults(func=_disasm)
+    k = sub.add_parser("check", help="load a program file into this kernel's verifier (target generic)")
+    k.add_argument("file")
+    k.set_defaults(func=_check)
+    r = sub.add_parser("run", help="run SCRIPT's main(argv) on the default backend")
+    r.add_argument("script")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    r.set_defaults(func=_run)
+    i = sub.add_parser("info", help="which backends this machine supports")
+    i.set_defaults(func=_info)
+    b = sub.add_parser("bench", help="benchmarks", add_help=False)
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_bench)
+    v = sub.add_parser("vm", help="the Linux 7.x QEMU guest", add_help=False)
+    v.add_argument("args", nargs=argparse.REMAINDER)
+    v.set_defaults(func=_vm)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except PyBpfUringError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (OSError, ValueError) as e:
+        # Files that don't exist, bad arguments: say so in one line.
+        print(f"pybpfuring {args.command}: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

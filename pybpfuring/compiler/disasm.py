@@ -1,0 +1,22 @@
+"""`pybpfuring disasm`: each program's instructions, interleaved with the Python source line (from BTF
+line_info) that produced them, as `llvm-objdump -S` does for C."""
+from __future__ import annotations
+
+from ..runtime.bpf.object import BpfObject
+from .asm import disassemble_slots
+
+
+def disassemble_object(path: str) -> str:
+    out: list[str] = []
+    with BpfObject.open(path) as obj:
+        for name, prog in obj.programs.items():
+            out.append(f"{prog.section}/{name}: {prog.insn_count} instructions")
+            last: tuple[str, int] | None = None
+            for slot, text in disassemble_slots(prog.insns):
+                src = prog.line_info.get(slot)
+                if src is not None and (src.file, src.line) != last:
+                    last = (src.file, src.line)
+                    out.append(f"    ; {src.text}    @ {src.file.rsplit('/', 1)[-1]}:{src.line}")
+                out.append(f"    {slot:5d}: {text}")
+            out.append("")
+    return "\n".join(out) + "\n"

@@ -202,3 +202,20 @@ def test_objects_from_llvmlite_load_and_run(build_llvmlite):
     with pytest.raises(VerifierError) as info:
         BpfObject.open(build_llvmlite("oob")).load()
     assert info.value.loc.line == source_line_of("oob", "v[1]")
+
+
+def test_percpu_map_values_are_per_cpu_lists(build):
+    with BpfObject.open(build("percpu")) as obj:
+        obj.load()
+        hits = obj.maps["hits"]
+        ncpus = len(hits[0])
+        assert ncpus >= 1 and hits[0] == [0] * ncpus
+        for _ in range(3):
+            obj.programs["count"].test_run()
+        assert sum(hits[1]) == 3                    # each run counted on the CPU it ran on
+        hits[0] = 7                                 # one value: every CPU's copy
+        assert hits[0] == [7] * ncpus
+        hits[0] = list(range(ncpus))
+        assert hits.items()[0] == (0, list(range(ncpus)))
+        with pytest.raises(MapError, match="per-CPU"):
+            hits[0] = [1] * (ncpus + 1)

@@ -18,6 +18,23 @@ MAP_TYPE_NAMES = {1: "hash", 2: "array", 3: "prog_array", 5: "percpu_hash", 6: "
 MAP_TYPE_HASH = 1
 MAP_TYPE_ARRAY = 2
 MAP_TYPE_STRUCT_OPS = 26
+# Per-CPU maps hold one value per possible CPU: lookups return (and updates take) all of them.
+PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (the kernel sizes per-CPU values by it, not by online CPUs)."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            spec = f.read().strip()
+    except OSError:
+        import os
+        return os.cpu_count() or 1
+    count = 0
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
 
 
 class MapError(PyBpfUringError):
@@ -130,6 +147,8 @@ class Map:
     `k in m`, `len(m)`, iteration over keys, `items()`, `get(k, default)`.
 
     Keys and values are ints when their BTF type is an integer of that size, otherwise bytes.
+    Per-CPU maps give a list with one value per possible CPU and take such a list (or one value
+    for every CPU).
     """
 
     def __init__(self, mdef: MapDef, btf: Btf | None):
@@ -141,6 +160,8 @@ class Map:
                             f"value of map {mdef.name!r}")
         if mdef.data_section is not None:
             self.value.is_int = False   # a whole data section: raw bytes
+        self.percpu = mdef.map_type in PERCPU_MAP_TYPES
+        self._ncpus = possible_cpus() if self.percpu else 1
 
     def __repr__(self) -> str:
         d = self.definition
@@ -154,18 +175,43 @@ class Map:
                            "or its object was closed")
         return self.fd
 
-    def __getitem__(self, key: Any) -> int | bytes:
-        raw = sc.map_lookup(self._fd(), self.key.encode(key), self.definition.value_size)
+    # Per-CPU maps: the kernel copies round_up(value_size, 8) bytes per possible CPU, so the buffer
+    # must be that large (a value_size buffer would be overrun).
+    def _slot(self) -> int:
+        return (self.definition.value_size + 7) // 8 * 8
+
+    def _lookup(self, raw_key: bytes) -> bytes | None:
+        size = self._slot() * self._ncpus if self.percpu else self.definition.value_size
+        return sc.map_lookup(self._fd(), raw_key, size)
+
+    def _decode_value(self, raw: bytes) -> Any:
+        if not self.percpu:
+            return self.value.decode(raw)
+        n, slot = self.definition.value_size, self._slot()
+        return [self.value.decode(raw[i * slot:i * slot + n]) for i in range(self._ncpus)]
+
+    def _encode_value(self, value: Any) -> bytes:
+        if not self.percpu:
+            return self.value.encode(value)
+        values = list(value) if isinstance(value, (list, tuple)) else [value] * self._ncpus
+        if len(values) != self._ncpus:
+            raise MapError(f"map {self.name!r} is per-CPU: give one value or {self._ncpus} "
+                           f"(one per possible CPU), not {len(values)}")
+        pad = bytes(self._slot() - self.definition.value_size)
+        return b"".join(self.value.encode(v) + pad for v in values)
+
+    def __getitem__(self, key: Any) -> Any:
+        raw = self._lookup(self.key.encode(key))
         if raw is None:
             raise MissingKey(f"map {self.name!r} has no key {key!r}")
-        return self.value.decode(raw)
+        return self._decode_value(raw)
 
     def get(self, key: Any, default: Any = None) -> Any:
-        raw = sc.map_lookup(self._fd(), self.key.encode(key), self.definition.value_size)
-        return default if raw is None else self.value.decode(raw)
+        raw = self._lookup(self.key.encode(key))
+        return default if raw is None else self._decode_value(raw)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        sc.map_update(self._fd(), self.key.encode(key), self.value.encode(value))
+        sc.map_update(self._fd(), self.key.encode(key), self._encode_value(value))
 
     def __delitem__(self, key: Any) -> None:
         if self.definition.map_type == MAP_TYPE_ARRAY:
@@ -175,7 +221,7 @@ class Map:
             raise MissingKey(f"map {self.name!r} has no key {key!r}")
 
     def __contains__(self, key: Any) -> bool:
-        return sc.map_lookup(self._fd(), self.key.encode(key), self.definition.value_size) is not None
+        return self._lookup(self.key.encode(key)) is not None
 
     def _raw_keys(self) -> Iterator[bytes]:
         fd, size = self._fd(), self.definition.key_size
@@ -192,15 +238,15 @@ class Map:
     def keys(self) -> list[int | bytes]:
         return list(self)
 
-    def items(self) -> list[tuple[int | bytes, int | bytes]]:
+    def items(self) -> list[tuple[Any, Any]]:
         out = []
         for raw in self._raw_keys():
-            val = sc.map_lookup(self.fd, raw, self.definition.value_size)
+            val = self._lookup(raw)
             if val is not None:   # deleted meanwhile by a program: skip it
-                out.append((self.key.decode(raw), self.value.decode(val)))
+                out.append((self.key.decode(raw), self._decode_value(val)))
         return out
 
-    def values(self) -> list[int | bytes]:
+    def values(self) -> list[Any]:
         return [v for _, v in self.items()]
 
     def __len__(self) -> int:

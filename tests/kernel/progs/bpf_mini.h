@@ -13,7 +13,7 @@ typedef long long __s64;
 #define __type(name, val) typeof(val) *name
 #define __noinline __attribute__((noinline))
 
-enum { BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2 };
+enum { BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_PERCPU_ARRAY = 6 };
 enum { BPF_ANY = 0 };
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;

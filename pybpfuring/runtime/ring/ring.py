@@ -29,15 +29,14 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from . import constants as C
-from .buffers import pin
-from .structs import (Cqe, IoUringGeteventsArg, IoUringParams, IoUringProbe, Iovec, PROBE_OPS, Sqe,
-                      Timespec)
+from .registration import RegistrationMixin
+from .structs import Cqe, IoUringGeteventsArg, IoUringParams, Sqe, Timespec
 from .syscalls import (ARGSZ_NONE, ENTER_NR, IoUringEnterError, IoUringSetupError, RingClosedError,
-                       io_uring_enter_raw, io_uring_register, io_uring_setup)
+                       io_uring_enter_raw, io_uring_setup)
 from .syscalls import _sys_enter_fast as _sys_enter
 
 _U32 = 0xFFFFFFFF
@@ -65,7 +64,7 @@ def _full_fence() -> None:
     _fence_lock.release()
 
 
-class IoUring:
+class IoUring(RegistrationMixin):
     """An io_uring instance: `with IoUring(64) as ring: sqe = ring.get_sqe(); prep_nop(sqe); ...`.
 
     Not thread-safe (like liburing): use one ring per thread, or lock around it. With
@@ -530,54 +529,6 @@ class IoUring:
     def _has_pins(self) -> bool:
         return any(entry[1] for entry in self._inflight.values())
 
-    # ----- registration ----------------------------------------------------------------------------
-    def probe(self) -> set[int]:
-        """Opcodes this kernel supports (IORING_REGISTER_PROBE)."""
-        self._check_open()
-        probe = IoUringProbe()
-        io_uring_register(self._fd, C.IORING_REGISTER_PROBE, ctypes.addressof(probe), PROBE_OPS,
-                          "REGISTER_PROBE")
-        return {probe.ops[i].op for i in range(probe.ops_len)
-                if probe.ops[i].flags & C.IO_URING_OP_SUPPORTED}
-
-    def register_files(self, fds: Iterable[int]) -> None:
-        """Install `fds` as the fixed file table: SQEs with IOSQE_FIXED_FILE use fd = index."""
-        self._check_open()
-        fd_list = [_as_fd(fd) for fd in fds]
-        table = (ctypes.c_int32 * len(fd_list))(*fd_list)  # the kernel copies it
-        io_uring_register(self._fd, C.IORING_REGISTER_FILES, ctypes.addressof(table), len(fd_list),
-                          "REGISTER_FILES")
-
-    def unregister_files(self) -> None:
-        self._check_open()
-        io_uring_register(self._fd, C.IORING_UNREGISTER_FILES, None, 0, "UNREGISTER_FILES")
-
-    def register_buffers(self, buffers: Iterable[Any]) -> None:
-        """Register writable buffers for READ_FIXED/WRITE_FIXED (buf_index = position). They stay
-        pinned (a bytearray cannot be resized) until unregister_buffers() or close()."""
-        self._check_open()
-        pins: list[object] = []
-        iovecs: list[tuple[int, int]] = []
-        for i, buf in enumerate(buffers):
-            addr, nbytes, keep = pin(buf, writable=True, what=f"registered buffer {i}")
-            iovecs.append((addr, nbytes))
-            pins.append(keep)
-        table = (Iovec * len(iovecs))(*iovecs)
-        io_uring_register(self._fd, C.IORING_REGISTER_BUFFERS, ctypes.addressof(table),
-                          len(iovecs), "REGISTER_BUFFERS")
-        self._registered_buffer_pins = pins
-
-    def unregister_buffers(self) -> None:
-        self._check_open()
-        io_uring_register(self._fd, C.IORING_UNREGISTER_BUFFERS, None, 0, "UNREGISTER_BUFFERS")
-        self._registered_buffer_pins = []
-
-    def enable_rings(self) -> None:
-        """Start a ring created with IORING_SETUP_R_DISABLED."""
-        self._check_open()
-        io_uring_register(self._fd, C.IORING_REGISTER_ENABLE_RINGS, None, 0,
-                          "REGISTER_ENABLE_RINGS")
-
     def __repr__(self) -> str:
         if self._closed:
             return "<IoUring closed>"
@@ -612,11 +563,3 @@ def _address_of(m: mmap.mmap) -> int:
         return ctypes.addressof(anchor)
     finally:
         del anchor  # drop the export at once, or close() could not unmap
-
-
-def _as_fd(fd: Any) -> int:
-    if hasattr(fd, "fileno") and not isinstance(fd, int):
-        fd = fd.fileno()
-    if not isinstance(fd, int) or isinstance(fd, bool) or fd < -1:
-        raise ValueError(f"a file descriptor must be an int >= -1 (-1 = empty slot), got {fd!r}")
-    return fd

@@ -77,6 +77,31 @@ def test_single_issuer_defer_taskrun_completions_need_getevents(tmp_path):
             os.close(fd)
 
 
+def test_defer_taskrun_posts_async_completions_only_on_getevents():
+    flags = (C.IORING_SETUP_SINGLE_ISSUER | C.IORING_SETUP_DEFER_TASKRUN
+             | C.IORING_SETUP_TASKRUN_FLAG)
+    r, w = os.pipe()
+    try:
+        with IoUring(8, flags=flags) as ring:
+            buf = bytearray(8)
+            sqe = ring.get_sqe()
+            prep_read(sqe, r, buf)  # waits for data: completes later, through task work
+            sqe.user_data = 4
+            ring.submit()
+            os.write(w, b"later")
+            deadline = time.monotonic() + 10
+            while not ring.sq_flags() & C.IORING_SQ_TASKRUN and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert ring.sq_flags() & C.IORING_SQ_TASKRUN  # the kernel asks us to enter
+            assert ring.cq_ready() == 0  # nothing posted until we enter with GETEVENTS
+            assert ring.peek_cqe() == Cqe(4, 5, 0)  # peek_cqe enters, task work runs, CQE posted
+            ring.cqe_seen()
+            assert buf[:5] == b"later"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_single_issuer_rejects_another_thread():
     flags = C.IORING_SETUP_SINGLE_ISSUER | C.IORING_SETUP_DEFER_TASKRUN
     with IoUring(4, flags=flags) as ring:

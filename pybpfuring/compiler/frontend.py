@@ -17,7 +17,7 @@ from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
-from .frontend_expr import ExprTyper
+from .frontend_expr import ExprTyper, a_type, tname
 from .loops import prove_while_bound
 from .targets import STACK_SIZE, Target
 
@@ -353,21 +353,22 @@ class FunctionBuilder(ExprTyper):
         if local is None:
             value = self.value(value_node)
             if isinstance(value, ir.NewAggregate) and declared is not None and value.type.pointee != declared:
-                raise self.error(value_node, f"{value.type.pointee.name}() assigned to a {declared.name}")  # type: ignore[union-attr]
+                raise self.error(value_node, f"{tname(value.type)}() assigned to a variable declared {tname(declared)}")
             vtype = value.type
             if isinstance(vtype, ir.RefType):
                 local = self.declare(name, vtype, node)
                 return [ir.Assign(ir.VarPlace(local, loc), value, loc)]
             t = declared if declared is not None else vtype
             if isinstance(t, (StructType, ArrayType)):
-                raise self.error(value_node, f"cannot assign a {vtype.name} value to a {t.name} variable")  # type: ignore[union-attr]
+                raise self.error(value_node, f"cannot assign {a_type(vtype)} to a {tname(t)} variable",
+                                 f"make the object with {tname(t)}() and set its fields")
             local = self.declare(name, t, node)
             return [ir.Assign(ir.VarPlace(local, loc), self.coerce(value, t, value_node), loc)]  # type: ignore[arg-type]
         if isinstance(local.type, ir.RefType):
             value = self.value(value_node)
             if value.type != local.type:
-                raise self.error(value_node, f"{name!r} refers to a {local.type.pointee.name}; "
-                                 f"cannot rebind it to a {getattr(value.type, 'name', value.type)}",
+                raise self.error(value_node, f"{name!r} refers to a {tname(local.type)}; "
+                                 f"cannot rebind it to {a_type(value.type)}",
                                  "use a new variable name")
             return [ir.Assign(ir.VarPlace(local, loc), value, loc)]
         value = self.scalar(value_node)
@@ -394,7 +395,7 @@ class FunctionBuilder(ExprTyper):
             place = self.stable_place(node.target)
         self.check_writable(place, node.target)
         if not isinstance(place.type, (IntType, BoolType)):
-            raise self.error(node.target, f"augmented assignment needs an integer, not {place.type.name}")  # type: ignore[union-attr]
+            raise self.error(node.target, f"augmented assignment needs an integer, not {a_type(place.type)}")
         new = self.binary(op, ir.Load(place, place.type, loc), self.scalar(node.value), node)
         return [ir.Assign(place, self.coerce(new, place.type, node), loc)]
 
@@ -402,7 +403,7 @@ class FunctionBuilder(ExprTyper):
         if isinstance(place, ir.FieldPlace):
             base_t = place.base.type
             if isinstance(base_t, StructType) and base_t.fields[place.name].readonly:
-                raise self.error(node, f"{base_t.name}.{place.name} is read-only",
+                raise self.error(node, f"{ast.unparse(node)} is read-only ({tname(base_t)}.{place.name})",
                                  "a program may set ctx.wait_idx and ctx.wait_nr only")
 
     # loops -----------------------------------------------------------------------------------------
@@ -477,9 +478,9 @@ class FunctionBuilder(ExprTyper):
     def while_loop(self, node: ast.While) -> list[ir.Stmt]:
         if node.orelse:
             raise self.error(node.orelse[0], "while/else is not supported")
-        bound = prove_while_bound(node, self)
+        bound, reason = prove_while_bound(node, self)
         if bound is None:
-            raise self.error(node, "while loop without a bound the compiler can prove",
+            raise self.error(node, f"while loop without a bound the compiler can prove: {reason}",
                              "use `for i in range(N)`, or `while i < N:` where i only grows by a "
                              "constant step at the top level of the body")
         cond = self.condition(node.test)

@@ -11,6 +11,7 @@ from ..lang.structs import Ctx, Cqe, Sqe
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
 from . import typed_ir as ir
 from .ctypes_rules import convert
+from .frontend_expr import a_type, tname
 
 if TYPE_CHECKING:
     from .frontend import FunctionBuilder
@@ -38,7 +39,7 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         raise b.error(func, "methods are not supported", "call a module-level @bpf_function")
     obj = b.resolve_object(func)
     if node.keywords:
-        raise b.error(node.keywords[0].value, "keyword arguments are not supported")
+        raise b.error(node.keywords[0], "keyword arguments are not supported", "pass the arguments by position")
     if isinstance(obj, IntType) or obj is int:
         t = i64 if obj is int else obj
         return cast(b, node, t)
@@ -49,7 +50,7 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     agg = resolve_type(obj)
     if isinstance(agg, (StructType, ArrayType)):
         if node.args:
-            raise b.error(node, f"{agg.name}() takes no arguments; it makes a zeroed object",
+            raise b.error(node, f"{tname(agg)}() takes no arguments; it makes a zeroed object",
                           "assign the fields afterwards")
         return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
     if isinstance(obj, BpfFunction):
@@ -66,6 +67,10 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         raise b.error(node, "len() is not supported", "array lengths are constants: use them directly")
     raise b.error(func, f"{ast.unparse(func)} is not something a program can call",
                   "programs call @bpf_function functions, helpers, casts and struct constructors")
+
+
+def _n_args(n: int) -> str:
+    return f"{n} argument{'' if n == 1 else 's'}"
 
 
 def cast(b: "FunctionBuilder", node: ast.Call, t: IntType) -> ir.Expr:
@@ -97,18 +102,19 @@ def min_max(b: "FunctionBuilder", node: ast.Call, is_min: bool) -> ir.Expr:
 def call_function(b: "FunctionBuilder", node: ast.Call, fn: BpfFunction) -> ir.Expr:
     loc = b.loc(node)
     if fn.kind != "function":
-        raise b.error(node.func, f"{fn.name} is an @{fn.kind} program; programs cannot be called",
+        deco = {"iouring": "@iouring_program", "loop_step": "@loop_step"}.get(fn.kind, fn.kind)
+        raise b.error(node.func, f"{fn.name} is an {deco}; programs cannot be called",
                       "move the shared code into a @bpf_function")
     callee = b.module.function(fn, loc)
     if len(node.args) != len(callee.params):
-        raise b.error(node, f"{fn.name}() takes {len(callee.params)} arguments, {len(node.args)} given")
+        raise b.error(node, f"{fn.name}() takes {_n_args(len(callee.params))}, {len(node.args)} given")
     args: list[ir.Expr] = []
     for a, p in zip(node.args, callee.params):
         if isinstance(p.type, ir.RefType):
             v = b.value(a)
             if v.type != p.type:
-                raise b.error(a, f"parameter {p.name!r} of {fn.name} takes a {p.type.pointee.name}, "
-                              f"got {getattr(v.type, 'name', v.type)}")
+                raise b.error(a, f"parameter {p.name!r} of {fn.name} takes a {tname(p.type)}, "
+                              f"got {a_type(v.type)}")
             args.append(v)
         else:
             args.append(b.coerce(b.scalar(a), p.type, a))
@@ -128,7 +134,7 @@ def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:
         return printk(b, node)
     sig = _SIGNATURES[name]
     if len(node.args) != len(sig):
-        raise b.error(node, f"{name}() takes {len(sig)} arguments, {len(node.args)} given")
+        raise b.error(node, f"{name}() takes {_n_args(len(sig))}, {len(node.args)} given")
     args: list[ir.Expr | ir.Place] = []
     for a, kind in zip(node.args, sig):
         if kind in _SCALARS:
@@ -138,11 +144,14 @@ def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:
             if v.type != ir.RefType(Ctx.__bpf_struct__):
                 raise b.error(a, f"the first argument of {name}() is the program's ctx")
             args.append(v)
+        elif kind in _STRUCT_ARGS:
+            want = _STRUCT_ARGS[kind]
+            v = b.value(a)
+            if v.type != ir.RefType(want.__bpf_struct__):
+                raise b.error(a, f"{name}() takes a {want.__name__} here, got {a_type(v.type)}")
+            args.append(v.place if isinstance(v, ir.RefOf) else ir.DerefPlace(v, v.loc))
         else:
             p = b.place(a)
-            want = _STRUCT_ARGS.get(kind)
-            if want is not None and p.type is not want.__bpf_struct__:
-                raise b.error(a, f"{name}() takes a {want.__name__} here, got {getattr(p.type, 'name', p.type)}")
             if isinstance(p.type, ir.RefType):
                 raise b.error(a, "expected an object, got a reference")
             args.append(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import difflib
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,30 @@ _UNSUPPORTED_EXPRS: dict[type, tuple[str, str | None]] = {
     ast.Starred: ("*args are not supported", None),
     ast.Slice: ("slices are not supported", None),
 }
+_PY_STRUCT_NAMES: dict[int, str] = {}
+
+
+def tname(t: object) -> str:
+    """A type as the program's author wrote it: `Sqe`, not the C name `io_uring_sqe`."""
+    if not _PY_STRUCT_NAMES:
+        from ..lang.structs import BUILTIN_STRUCTS
+        _PY_STRUCT_NAMES.update({id(c.__bpf_struct__): n for n, c in BUILTIN_STRUCTS.items()})
+    if isinstance(t, ir.RefType):
+        return tname(t.pointee)
+    if isinstance(t, StructType):
+        return _PY_STRUCT_NAMES.get(id(t), t.name)
+    if isinstance(t, ArrayType):
+        return f"Array[{tname(t.elem)}, {t.length}]"
+    return getattr(t, "name", "nothing")
+
+
+def a_type(t: object) -> str:
+    """`an integer (u32)`, `a Sqe`: what a value is, for error messages."""
+    if isinstance(t, (IntType, BoolType)):
+        return f"an integer ({tname(t)})"
+    return f"a {tname(t)}" if t is not None else "nothing"
+
+
 class ExprTyper:
     """Mixin of FunctionBuilder: expression typing."""
 
@@ -133,8 +158,7 @@ class ExprTyper:
     def scalar(self: "FunctionBuilder", node: ast.expr) -> ir.Expr:
         v = self.value(node)
         if not isinstance(v.type, (IntType, BoolType)):
-            what = getattr(v.type, "name", "nothing")
-            raise self.error(node, f"expected an integer here, got {what}")
+            raise self.error(node, f"expected an integer here, got {a_type(v.type)}")
         return v
 
     def condition(self: "FunctionBuilder", node: ast.expr) -> ir.Expr:
@@ -165,12 +189,12 @@ class ExprTyper:
         v = self.value(node)
         if isinstance(v, ir.NewAggregate):
             if v.type.pointee != t:
-                raise self.error(node, f"cannot assign a {v.type.pointee.name} to a {t.name}")
+                raise self.error(node, f"cannot assign a {tname(v.type)} to a {tname(t)}")
             self.slots.pop()  # zeroing in place needs no new object
             self.slot_locs.pop()
             return None
         if not isinstance(v.type, ir.RefType) or v.type.pointee != t:
-            raise self.error(node, f"cannot assign {getattr(v.type, 'name', v.type)} to a {t.name}")
+            raise self.error(node, f"cannot assign {a_type(v.type)} to a {tname(t)}")
         return ir.DerefPlace(v, v.loc) if not isinstance(v, ir.RefOf) else v.place
 
     # ---- the big dispatch -----------------------------------------------------------------------
@@ -193,8 +217,6 @@ class ExprTyper:
             if isinstance(node.op, ast.Div):
                 raise self.error(node, "'/' is true division, which gives a float",
                                  "use '//' for integer division (C semantics: truncates toward zero)")
-            if isinstance(node.op, (ast.Pow, ast.MatMult)):
-                raise self.error(node, f"operator {ast.unparse(node.op) if False else type(node.op).__name__} is not supported")
             return self.binary(self.binop_symbol(node.op, node), self.scalar(node.left), self.scalar(node.right), node)
         if isinstance(node, ast.UnaryOp):
             return self.unary(node)
@@ -258,11 +280,13 @@ class ExprTyper:
         base = self.place(node.value)
         t = base.type
         if not isinstance(t, StructType):
-            raise self.error(node, f"{getattr(t, 'name', t)} has no fields")
+            raise self.error(node, f"{ast.unparse(node.value)} is {a_type(t)}, which has no fields")
         f = t.fields.get(node.attr)
         if f is None:
-            known = ", ".join(n for n in t.fields if not n.startswith("__"))
-            raise self.error(node, f"{t.name} has no field {node.attr!r}", f"its fields are: {known}")
+            known = [n for n in t.fields if not n.startswith("__")]
+            close = difflib.get_close_matches(node.attr, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"its fields are: {', '.join(known)}"
+            raise self.error(node, f"{tname(t)} has no field {node.attr!r}", hint)
         return ir.FieldPlace(base, f.name, f.offset, f.type, self.loc(node))
 
     def _is_module_chain(self: "FunctionBuilder", node: ast.expr) -> bool:
@@ -280,10 +304,11 @@ class ExprTyper:
         base = self.place(node.value)
         t = base.type
         if not isinstance(t, ArrayType):
-            raise self.error(node, f"{getattr(t, 'name', t)} cannot be indexed")
+            raise self.error(node, f"{ast.unparse(node.value)} is {a_type(t)}, which cannot be indexed")
         index = self.scalar(node.slice)
         if isinstance(index, ir.Const) and not 0 <= index.value < t.length:
-            raise self.error(node.slice, f"index {index.value} is out of range for {t.name}")
+            raise self.error(node.slice, f"index {index.value} is out of range for {tname(t)} "
+                             f"(valid: 0..{t.length - 1})")
         return ir.IndexPlace(base, self.coerce(index, u64, node.slice), t.elem, loc)
 
     def map_key(self: "FunctionBuilder", info: ir.MapInfo, node: ast.expr) -> ir.Expr | ir.Place:
@@ -291,7 +316,7 @@ class ExprTyper:
         if isinstance(kt, (StructType, ArrayType)):
             p = self.place(node)
             if p.type != kt:
-                raise self.error(node, f"map key must be a {kt.name}")
+                raise self.error(node, f"this map's key is a {tname(kt)}, got {a_type(p.type)}")
             return p
         return self.coerce(self.scalar(node), kt, node)  # type: ignore[arg-type]
 
@@ -329,6 +354,8 @@ class ExprTyper:
             raise self.error(node, "'/' is true division, which gives a float",
                              "use '//' for integer division (C semantics: truncates toward zero)")
         sym = _BINOPS.get(type(op))
+        if isinstance(op, ast.Pow):
+            raise self.error(node, "'**' is not supported", "multiply, or shift (1 << n) for powers of two")
         if sym is None:
             raise self.error(node, f"operator {type(op).__name__} is not supported")
         return sym

@@ -77,8 +77,13 @@ def _continue_before(body: list[ast.stmt], first_step: ast.stmt) -> bool:
     return False
 
 
-def prove_while_bound(node: ast.While, res: _Resolver) -> int | None:
-    """The largest number of iterations, or None if the rule above does not prove termination."""
+def prove_while_bound(node: ast.While, res: _Resolver) -> tuple[int | None, str]:
+    """(the largest number of iterations, "") or (None, why the rule above does not prove termination).
+
+    The reason given is that of the first comparison of the condition that names a local integer:
+    it is the one the user most likely meant as the loop's bound."""
+    reason = "its condition compares no local integer variable with a constant (write `i < N`)"
+    first = True
     for cmp in _conjuncts(node.test):
         lim = _limit(cmp, res)
         if lim is None:
@@ -88,25 +93,34 @@ def prove_while_bound(node: ast.While, res: _Resolver) -> int | None:
         vtype = getattr(var, "type", None)
         if var is None or not hasattr(vtype, "bits"):
             continue
-        steps = [_step(s, name, res) for s in node.body]
-        top_level = [s for s, st in zip(node.body, steps) if st is not None]
-        all_assigns = _assigns_to(ast.Module(body=node.body, type_ignores=[]), name)
-        if not top_level or len(all_assigns) != len(top_level):
-            continue
-        values = [st for st in steps if st is not None]
-        if direction == "up" and not all(v > 0 for v in values):
-            continue
-        if direction == "down" and not all(v < 0 for v in values):
-            continue
-        if _continue_before(node.body, top_level[0]):
-            continue
-        # The variable must reach the limit before it could wrap around its type's range.
-        biggest = max(abs(v) for v in values)
-        lo, hi = vtype.min, vtype.max  # type: ignore[union-attr]
-        if direction == "up" and limit + biggest - 1 > hi:
-            continue
-        if direction == "down" and limit - biggest + 1 < lo:
-            continue
-        smallest = min(abs(v) for v in values)
-        return (hi - lo) // smallest + 1
-    return None
+        bound, why = _bound_for(node, res, name, direction, limit, vtype)
+        if bound is not None:
+            return bound, ""
+        if first:
+            reason, first = why, False
+    return None, reason
+
+
+def _bound_for(node: ast.While, res: _Resolver, name: str, direction: str, limit: int,
+               vtype: Any) -> tuple[int | None, str]:
+    steps = [_step(s, name, res) for s in node.body]
+    top_level = [s for s, st in zip(node.body, steps) if st is not None]
+    all_assigns = _assigns_to(ast.Module(body=node.body, type_ignores=[]), name)
+    if not top_level:
+        return None, (f"{name!r} is not stepped by a constant (`{name} += c` or `{name} -= c`) "
+                      "at the top level of the body")
+    if len(all_assigns) != len(top_level):
+        return None, f"{name!r} is also assigned elsewhere in the body"
+    values = [st for st in steps if st is not None]
+    if direction == "up" and not all(v > 0 for v in values) or \
+            direction == "down" and not all(v < 0 for v in values):
+        return None, f"{name!r} does not move toward its limit {limit}"
+    if _continue_before(node.body, top_level[0]):
+        return None, f"a `continue` can skip the step of {name!r}"
+    # The variable must reach the limit before it could wrap around its type's range.
+    biggest = max(abs(v) for v in values)
+    lo, hi = vtype.min, vtype.max
+    if direction == "up" and limit + biggest - 1 > hi or direction == "down" and limit - biggest + 1 < lo:
+        return None, f"{name!r} ({vtype.name}) could wrap around before reaching its limit"
+    smallest = min(abs(v) for v in values)
+    return (hi - lo) // smallest + 1, ""

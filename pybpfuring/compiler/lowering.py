@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ll
 
-from ..errors import InternalCompilerError, SourceLocation
+from ..errors import CompileError, InternalCompilerError, SourceLocation
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
 from .debuginfo import DebugInfo
@@ -208,7 +208,12 @@ class FunctionLowering:
             if self.b.block.is_terminated:
                 self.b.position_at_end(self.f.append_basic_block("dead"))
             self.at(s.loc)
-            self.stmt(s)
+            try:
+                self.stmt(s)
+            except CompileError:
+                raise
+            except Exception as e:  # a bug of ours: report it at the Python statement being lowered
+                raise InternalCompilerError(f"{type(e).__name__}: {e}", s.loc) from e
 
     def stmt(self, s: ir.Stmt) -> None:
         if isinstance(s, ir.Assign):

@@ -1,0 +1,8 @@
+# expect: 8:14 index -1 is out of range for Array[u32, 4] (valid: 0..3)
+from pybpfuring.lang import *
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    a = Array[u32, 4]()
+    return a[-1]

@@ -1,0 +1,9 @@
+# expect: 7:14 for loops iterate over range(...) only
+from pybpfuring.lang import *
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    for i in [1, 2, 3]:
+        pass
+    return OK

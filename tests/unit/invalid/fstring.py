@@ -1,0 +1,9 @@
+# expect: 8:5 printk() needs a string literal format first
+from pybpfuring.lang import *
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    n = 1
+    printk(f"n={n}")
+    return OK

@@ -1,0 +1,12 @@
+# expect: 10:5 global statements are not supported
+from pybpfuring.lang import *
+
+
+COUNTER = 0
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    global COUNTER
+    COUNTER = 1
+    return OK

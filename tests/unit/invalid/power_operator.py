@@ -1,0 +1,9 @@
+# expect: 8:9 '**' is not supported
+from pybpfuring.lang import *
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    x: u32 = ctx.wait_nr
+    y = x ** 2
+    return OK

@@ -1,0 +1,9 @@
+# expect: 8:5 '/' is true division, which gives a float
+from pybpfuring.lang import *
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    x: u32 = ctx.wait_nr
+    x /= 2
+    return OK

@@ -219,3 +219,37 @@ def test_percpu_map_values_are_per_cpu_lists(build):
         assert hits.items()[0] == (0, list(range(ncpus)))
         with pytest.raises(MapError, match="per-CPU"):
             hits[0] = [1] * (ncpus + 1)
+
+
+TYPEGUARD_SCRIPT = """
+import struct, sys
+from typeguard import install_import_hook
+with install_import_hook("pybpfuring.runtime.bpf"):
+    from pybpfuring.runtime.bpf import BpfObject
+    from pybpfuring.runtime.bpf import btf as B
+basic, calls = sys.argv[1:3]
+with BpfObject.open(basic) as obj:
+    obj.rodata["scale"] = 2
+    obj.load()
+    obj.programs["add"].test_run(bytearray(struct.pack("<QQQII", 1, 2, 0, 1, 0)))
+    seen = obj.maps["seen"]
+    seen[5] = 6
+    assert dict(seen.items()) == {1: 6, 5: 6} and len(seen) == 2 and seen.get(9) is None
+    assert obj.bss["runs"] == 1 and obj.data["bias"] == 1000 and 5 in seen
+    del seen[5]
+with BpfObject.open(calls) as obj:
+    obj.load()
+    obj.programs["triangle"].test_run(struct.pack("<QQ", 3, 0))
+kbtf = B.vmlinux_btf()
+task = kbtf.find_one("task_struct", B.STRUCT)
+kbtf.size_of(task), kbtf.member(task, "pid"), kbtf.type_str(task)
+print("typeguard ok")
+"""
+
+
+def test_public_api_types_hold_under_typeguard(build):
+    """Every annotated loader function on these paths, checked by typeguard at run time."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-c", TYPEGUARD_SCRIPT, str(build("syscall_basic")),
+                           str(build("calls"))], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "typeguard ok" in proc.stdout, proc.stderr[-3000:]

@@ -157,3 +157,15 @@ def _io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int) -> i
     if ret < 0:
         raise OSError(ctypes.get_errno(), "io_uring_enter failed")
     return ret
+
+
+def test_struct_ops_cycles_leak_no_fds(build):
+    path = build("tcp_cc")
+    BpfObject.open(path).load().close()           # warm-up: vmlinux BTF parsed, modules imported
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        with BpfObject.open(path) as obj:
+            obj.load()
+            obj.struct_ops["pybpf_cc"].attach()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not _registered("pybpf_cc")

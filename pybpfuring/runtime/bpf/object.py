@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import syscalls as sc
@@ -50,7 +50,6 @@ class Program:
     attach_btf_obj_fd: int = 0
     fd: int = -1
     verifier_log: str = ""
-    _owner: "BpfObject | None" = field(default=None, repr=False)
 
     @property
     def insns(self) -> bytes:
@@ -197,7 +196,7 @@ class BpfObject:
             linked = self._linker.link(func)
             entry = section_type(func.section.name)
             prog = Program(func.name, func.section.name, linked, self.license,
-                           self._line_table(linked), _owner=self)
+                           self._line_table(linked))
             if entry is not None:
                 prog.prog_type = entry.prog_type
                 prog.sleepable = entry.sleepable

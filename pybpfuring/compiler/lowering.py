@@ -184,6 +184,10 @@ class FunctionLowering:
         ok, bad, done = (self.f.append_basic_block(n) for n in ("idx.ok", "idx.bad", "idx.done"))
         self.b.cbranch(inside, ok, bad)
         self.b.position_at_end(ok)
+        # The verifier learns the bound on idx from the branch, but only for the register it tested:
+        # an address LLVM computed before the branch (hoisting the gep) would be unbounded. An empty
+        # volatile asm on idx (libbpf's barrier_var) keeps the arithmetic below the check.
+        idx = self.barrier(idx)
         elem = self.b.gep(base, [self.b.mul(idx, ll.Constant(I64, size))], source_etype=I8)
         ok_end = self.b.block
         self.b.branch(done)
@@ -196,6 +200,10 @@ class FunctionLowering:
         phi.add_incoming(elem, ok_end)
         phi.add_incoming(scratch, bad_end)
         return phi
+
+    def barrier(self, v: ll.Value) -> ll.Value:
+        asm = ll.InlineAsm(ll.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
+        return self.b.call(asm, [v])
 
     def zeroed_scratch(self, size: int) -> ll.Value:
         s = self.scratch(size)

@@ -161,6 +161,8 @@ def struct(cls: type) -> type:
     """
     members: list[tuple[str, ValueType]] = []
     for fname, ann in cls.__dict__.get("__annotations__", {}).items():
+        if isinstance(ann, str):  # `from __future__ import annotations` keeps them as text
+            ann = _eval_annotation(cls, ann)
         ftype = resolve_type(ann)
         if ftype is None:
             raise TypeError(f"struct {cls.__name__}: field {fname!r} has type {ann!r}, "
@@ -168,6 +170,17 @@ def struct(cls: type) -> type:
         members.append((fname, ftype))
     cls.__bpf_struct__ = layout(cls.__name__, members, module=cls.__module__)
     return cls
+
+
+def _eval_annotation(cls: type, text: str) -> Any:
+    """The object a string annotation names, in the class's module (None if it names nothing)."""
+    import sys
+    module = sys.modules.get(cls.__module__)
+    namespace = dict(vars(module)) if module is not None else {}
+    try:
+        return eval(text, namespace, dict(vars(cls)))  # noqa: S307 - the user's own annotation
+    except Exception:
+        return None
 
 
 def struct_aliases(st: StructType, aliases: dict[str, tuple[str, ValueType]]) -> StructType:

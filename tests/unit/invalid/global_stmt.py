@@ -1,4 +1,4 @@
-# expect: 10:5 global statements are not supported
+# expect: 10:5 'global COUNTER' needs a module-level
 from pybpfuring.lang import *
 
 

@@ -1,0 +1,65 @@
+"""Where a `Ring`'s programs run. One model (docs/runtime.md), several backends.
+
+A backend is created by `create_backend(name, entries, cq_capacities, budget)` and offers what
+`Ring` calls (see `RingBackend`). Today there is `emulated` (any kernel with io_uring: programs run in
+the user-space engine). A kernel backend (Linux >= 7.1, io_uring_bpf_ops) registers itself in
+`BACKENDS` with a `probe()` that says whether this machine can run it; "auto" takes the first
+available one in `AUTO_ORDER`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pybpfuring.errors import ProgramFault
+from pybpfuring.runtime.ring.structs import Sqe
+
+
+class RingBackend(Protocol):
+    """What `Ring` needs from a backend (the emulated one is the reference implementation)."""
+
+    name: str
+    faults: Any          # deque[ProgramFault], newest last
+    fault_count: int
+    maps: dict[str, Any]  # name -> live map (LiveMap protocol of pybpfuring.lang.maps)
+    cqs: list[Any]        # CompletionQueue-like: ready, reap(), peek(), capacity, drops
+
+    def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]: ...
+    def register_files(self, fds: list[int]) -> None: ...
+    def register_buffers(self, buffers: list[Any]) -> None: ...
+    def get_sqe(self, cq_idx: int) -> Sqe | None: ...
+    def submit(self) -> int: ...
+    def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None: ...
+    def in_flight(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def _emulated(entries: int, cq_capacities: list[int], budget: int) -> RingBackend:
+    from .emulated import EmulatedBackend
+    return EmulatedBackend(entries, cq_capacities, budget)
+
+
+# name -> (probe() -> reason it cannot run here or None, factory)
+BACKENDS: dict[str, tuple[Callable[[], str | None], Callable[[int, list[int], int], RingBackend]]] = {
+    "emulated": (lambda: None, _emulated),
+}
+AUTO_ORDER: list[str] = ["emulated"]
+
+
+def create_backend(name: str, entries: int, cq_capacities: list[int], budget: int) -> RingBackend:
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            probe, factory = BACKENDS[candidate]
+            if probe() is None:
+                return factory(entries, cq_capacities, budget)
+        raise RuntimeError("no backend can run on this machine")  # emulated always can
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose 'auto' or one of: {', '.join(BACKENDS)}")
+    probe, factory = BACKENDS[name]
+    reason = probe()
+    if reason is not None:
+        raise ValueError(f"backend {name!r} cannot run here: {reason}")
+    return factory(entries, cq_capacities, budget)
+
+
+__all__ = ["AUTO_ORDER", "BACKENDS", "ProgramFault", "RingBackend", "create_backend"]

@@ -1,0 +1,411 @@
+"""The emulated backend: the 2021 IORING_OP_BPF model on any kernel with io_uring.
+
+One real io_uring carries every I/O request. Everything the 2021 patches added lives here, in
+process memory: the extra CQs (`cqs.py`), the program table, BPF requests and their WAITs, and the
+`cq_idx` routing. The compiled BPF bytecode runs in the engine (`runtime/engine`), its helpers in
+`helpers_2021.py`.
+
+Routing. An SQE's `cq_idx` (byte 48, the 2021 field; upstream's `addr3`) is stripped before the kernel
+sees it, and its `user_data` is replaced by an internal tag; the tag table remembers the caller's
+user_data, the CQ and what to start next in a link chain. Each kernel CQE is translated back and
+posted to its CQ (`_route`).
+
+The event loop (`pump`) is the seam a native engine replaces later:
+  1. run every ready BPF request (new ones, and WAITers whose CQ now holds >= wait_nr CQEs);
+  2. hand the SQEs they queued to the kernel (one io_uring_enter);
+  3. route every ready kernel CQE to its CQ, waking waiters and continuing link chains;
+  4. repeat while anything is ready; then return, or block in io_uring_enter for one completion if
+     the caller waits for a condition that does not hold yet.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from pybpfuring.compiler.targets import IORING_OP_BPF_2021
+from pybpfuring.errors import ProgramFault, PyBpfUringError
+from pybpfuring.runtime.engine.faults import VmFault
+from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, Vm
+from pybpfuring.runtime.engine.memory import Memory
+from pybpfuring.runtime.ring import IoUring, IoUringError
+from pybpfuring.runtime.ring import constants as C
+from pybpfuring.runtime.ring.structs import Cqe, Sqe
+
+from .cqs import CompletionQueue
+from .engine_maps import EngineMap
+from .helpers_2021 import Helpers2021
+from .programs import (EngineProgram, build_programs, create_maps, open_object,
+                       select_programs)
+
+log = logging.getLogger("pybpfuring.runtime")
+_M32 = 0xFFFF_FFFF
+_SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
+_CQ_IDX = struct.Struct("<H")
+_CTX = struct.Struct("<QII")               # io_uring_bpf_ctx: user_data, wait_nr, wait_idx
+_LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
+_BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
+RUN_OK, RUN_WAIT = 0, 1
+
+
+class RingStalledError(PyBpfUringError):
+    """A wait can never end: nothing is in flight in the kernel and no BPF request can run."""
+
+
+class _Entry:
+    """One SQE waiting to be dispatched (from user space or from a program)."""
+
+    __slots__ = ("raw", "opcode", "flags", "user_data", "cq_idx", "keep")
+
+    def __init__(self, raw: bytes, keep: list[object] | None = None) -> None:
+        self.raw = raw
+        self.opcode, self.flags = raw[0], raw[1]
+        self.user_data = _SQE_HEAD.unpack_from(raw)[8]
+        self.cq_idx = _CQ_IDX.unpack_from(raw, 48)[0]
+        self.keep = keep
+
+
+class _Continuation:
+    """The rest of a link chain, started when the stage before it completes."""
+
+    __slots__ = ("chain", "next")
+
+    def __init__(self, chain: list[_Entry], nxt: int) -> None:
+        self.chain = chain
+        self.next = nxt
+
+
+class _Tag:
+    """A kernel request in flight: whose it is and where its CQE goes."""
+
+    __slots__ = ("user_data", "cq_idx", "cont")
+
+    def __init__(self, user_data: int, cq_idx: int, cont: _Continuation | None) -> None:
+        self.user_data = user_data
+        self.cq_idx = cq_idx
+        self.cont = cont
+
+
+class BpfRequest:
+    """An IORING_OP_BPF request: which program, its SQE's user_data/cq_idx/flags, how often it ran."""
+
+    __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs")
+
+    def __init__(self, prog: int, entry: _Entry, cont: _Continuation | None) -> None:
+        self.prog = prog
+        self.user_data = entry.user_data
+        self.cq_idx = entry.cq_idx
+        self.flags = entry.flags
+        self.cont = cont
+        self.runs = 0
+
+    def __repr__(self) -> str:
+        return f"<BpfRequest prog={self.prog} user_data={self.user_data:#x} cq_idx={self.cq_idx}>"
+
+
+class EmulatedBackend:
+    """See the module docstring. Driven by `pybpfuring.runtime.Ring`; not thread-safe."""
+
+    name = "emulated"
+
+    def __init__(self, entries: int, cq_capacities: list[int], budget: int = DEFAULT_BUDGET) -> None:
+        self.io = IoUring(entries)
+        try:
+            self.cqs = [CompletionQueue(0, self.io.cq_entries)]
+            self.cqs += [CompletionQueue(i + 1, size) for i, size in enumerate(cq_capacities)]
+            self.memory = Memory()
+            self.vm = Vm(self.memory, budget)
+        except BaseException:
+            self.io.close()
+            raise
+        self._ctx = self.memory.allocate(_CTX.size, "io_uring_bpf_ctx")
+        self._ctx_addr = self._ctx.start
+        self.helpers = Helpers2021(self)
+        self.programs: list[EngineProgram] | None = None
+        self.maps: dict[str, EngineMap] = {}
+        self.faults: deque[ProgramFault] = deque(maxlen=1000)
+        self.fault_count = 0
+        self.runs = 0
+        self._staged: list[tuple[Sqe, int]] = []
+        self._tags: dict[int, _Tag] = {}
+        self._next_tag = 1
+        self._ready: deque[BpfRequest] = deque()
+        self._link_in_run: list[_Entry] = []  # linked SQEs a running program submitted so far
+        self._closed = False
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
+        """Create the object's maps and programs; returns the program names in table order."""
+        obj = open_object(elf)
+        chosen = select_programs(obj, names)
+        maps = create_maps(obj, self.memory)
+        self.programs = build_programs(chosen, maps, self.helpers.table())
+        self.maps = maps
+        self.helpers.maps_by_handle = {m.handle: m for m in maps.values()}
+        return [p.name for p in self.programs]
+
+    def register_files(self, fds: list[int]) -> None:
+        self.io.register_files(fds)
+
+    def register_buffers(self, buffers: list[Any]) -> None:
+        self.io.register_buffers(buffers)
+
+    @property
+    def sq_entries(self) -> int:
+        return self.io.sq_entries
+
+    # --- user-space submission --------------------------------------------------------------------
+    def get_sqe(self, cq_idx: int) -> Sqe | None:
+        if len(self._staged) >= self.io.sq_entries:
+            return None
+        sqe = Sqe()
+        sqe._keep = None
+        sqe.addr3 = cq_idx
+        self._staged.append((sqe, cq_idx))
+        return sqe
+
+    def submit(self) -> int:
+        """Dispatch every staged SQE (chains split at BPF requests), then pump without blocking."""
+        staged, self._staged = self._staged, []
+        chain: list[_Entry] = []
+        for sqe, _ in staged:
+            entry = _Entry(ctypes.string_at(ctypes.addressof(sqe), 64), sqe._keep)
+            sqe._keep = None
+            chain.append(entry)
+            if not entry.flags & _LINK_FLAGS:
+                self._start_stage(chain, 0)
+                chain = []
+        if chain:
+            self._start_stage(chain, 0)
+        self.pump()
+        return len(staged)
+
+    # --- the event loop ---------------------------------------------------------------------------
+    def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
+        """Run, submit and route until nothing is ready; with `until`, block until it holds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        io = self.io
+        while True:
+            if self._ready:
+                self._run_ready()
+            io.submit()
+            self._drain_kernel()
+            if self._ready:
+                continue
+            if until is None or until():
+                return
+            if not self._tags:
+                if deadline is not None:
+                    raise TimeoutError(f"no completion within {timeout} s: nothing is in flight")
+                raise RingStalledError(self._stall_message())
+            if deadline is None:
+                cqe = io.wait_cqe()
+            else:
+                cqe = io.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
+            self._route(cqe)
+
+    def _stall_message(self) -> str:
+        waiting = [f"{req!r} waits on CQ {cq.index}" for cq in self.cqs
+                   for req in cq.waiting_requests()[:5]]
+        detail = "; ".join(waiting) if waiting else "no BPF request is waiting either"
+        return ("this wait would never end: no request is in flight in the kernel and no BPF "
+                f"request can run ({detail})")
+
+    def _drain_kernel(self) -> None:
+        io = self.io
+        while True:
+            cqe = io.peek_cqe()
+            if cqe is None:
+                return
+            io.cq_advance(1)
+            self._route(cqe)
+
+    def _route(self, cqe: Cqe) -> None:
+        tag_id = cqe[0]
+        tag = self._tags.get(tag_id)
+        if tag is None:
+            return  # the ring's own quiesce cancel at close
+        more = cqe[2] & C.IORING_CQE_F_MORE
+        if not more:
+            del self._tags[tag_id]
+        self.post(tag.cq_idx, tag.user_data, cqe[1], cqe[2])
+        if tag.cont is not None and not more:
+            self._continue(tag.cont, cqe[1])
+
+    def post(self, cq_idx: int, user_data: int, res: int, flags: int) -> bool:
+        """Post a CQE to CQ `cq_idx` and wake the waiters it satisfies; False if it was dropped."""
+        cq = self.cqs[cq_idx]
+        posted = cq.post(user_data, res, flags)
+        if cq._waiters:
+            self._ready.extend(cq.satisfied_waiters())
+        return posted
+
+    # --- dispatch: kernel stages and BPF stages of a chain -------------------------------------
+    def _start_stage(self, chain: list[_Entry], i: int) -> None:
+        entry, ncq = chain[i], len(self.cqs)
+        if entry.cq_idx >= ncq:
+            self.post(0, entry.user_data, -errno.EINVAL, 0)
+            self._continue(_Continuation(chain, i + 1), -errno.EINVAL)
+            return
+        if entry.opcode == IORING_OP_BPF_2021:
+            self._start_bpf(entry, _Continuation(chain, i + 1) if i + 1 < len(chain) else None)
+            return
+        j = i + 1
+        while j < len(chain) and chain[j].opcode != IORING_OP_BPF_2021 and chain[j].cq_idx < ncq:
+            j += 1
+        for k in range(i, j):
+            e = chain[k]
+            if k == j - 1:
+                cont = _Continuation(chain, j) if j < len(chain) else None
+                self._kernel_sqe(e.raw, e.flags & ~_LINK_FLAGS, e.user_data, e.cq_idx, e.keep, cont)
+            else:
+                self._kernel_sqe(e.raw, e.flags, e.user_data, e.cq_idx, e.keep, None)
+            e.keep = None
+
+    def _continue(self, cont: _Continuation, res: int) -> None:
+        chain, nxt = cont.chain, cont.next
+        if nxt >= len(chain):
+            return
+        if res < 0 and not chain[nxt - 1].flags & C.IOSQE_IO_HARDLINK:
+            ncq = len(self.cqs)
+            for entry in chain[nxt:]:
+                self.post(entry.cq_idx if entry.cq_idx < ncq else 0, entry.user_data,
+                          -errno.ECANCELED, 0)
+                entry.keep = None
+            return
+        self._start_stage(chain, nxt)
+
+    def _kernel_sqe(self, raw: bytes, flags: int, user_data: int, cq_idx: int,
+                    keep: list[object] | None, cont: _Continuation | None) -> None:
+        io = self.io
+        sqe = io.get_sqe()
+        if sqe is None:
+            io.submit()
+            sqe = io.get_sqe()
+            if sqe is None:
+                self._drain_kernel()
+                io.submit()
+                sqe = io.get_sqe()
+                if sqe is None:
+                    raise IoUringError("the kernel accepts no more submissions (SQ stays full)",
+                                       errno.EBUSY)
+        # The slot was zeroed by get_sqe: copying 48 bytes leaves cq_idx and the padding at zero.
+        ctypes.memmove(ctypes.addressof(sqe), raw, 48)
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        sqe.user_data = tag
+        sqe.flags = flags
+        if keep:
+            sqe._keep = keep
+        self._tags[tag] = _Tag(user_data, cq_idx, cont)
+
+    def submit_from_program(self, raw: bytes) -> int:
+        """The `submit` helper: a program's SQE joins a chain or is dispatched at once."""
+        entry = _Entry(raw)
+        if entry.flags & _LINK_FLAGS:
+            self._link_in_run.append(entry)
+            return 0
+        if self._link_in_run:
+            chain, self._link_in_run = self._link_in_run + [entry], []
+        else:
+            chain = [entry]
+        self._start_stage(chain, 0)
+        return 0
+
+    # --- BPF requests -----------------------------------------------------------------------------
+    def _start_bpf(self, entry: _Entry, cont: _Continuation | None) -> None:
+        off, addr, length, rw_flags = _SQE_HEAD.unpack_from(entry.raw)[4:8]
+        ioprio = _SQE_HEAD.unpack_from(entry.raw)[2]
+        programs = self.programs
+        request = BpfRequest(off, entry, cont)
+        if addr or length or ioprio or rw_flags or entry.flags & _BPF_BAD_FLAGS:
+            self._complete(request, -errno.EINVAL)
+        elif programs is None or off >= len(programs):
+            self._complete(request, -errno.EFAULT)  # an empty slot of the program table
+        else:
+            self._ready.append(request)
+
+    def _complete(self, request: BpfRequest, res: int) -> None:
+        if res < 0 or not request.flags & C.IOSQE_CQE_SKIP_SUCCESS:
+            self.post(request.cq_idx, request.user_data, res, 0)
+        if request.cont is not None:
+            self._continue(request.cont, res)
+
+    def _run_ready(self) -> None:
+        ready = self._ready
+        while ready:
+            self._run(ready.popleft())
+
+    def _run(self, request: BpfRequest) -> None:
+        assert self.programs is not None
+        program = self.programs[request.prog].program
+        ctx = self._ctx.view
+        _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
+        request.runs += 1
+        self.runs += 1
+        try:
+            r0 = self.vm.run(program, r1=self._ctx_addr)
+        except VmFault as fault:
+            self._end_run_links()
+            self._record_fault(fault, request)
+            self._complete(request, -fault.errno)
+            return
+        self._end_run_links()
+        ret = r0 & _M32
+        if ret == RUN_OK:
+            self._complete(request, 0)
+        elif ret == RUN_WAIT:
+            _, wait_nr, wait_idx = _CTX.unpack_from(ctx)
+            self._wait(request, wait_nr, wait_idx)
+        else:
+            log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
+                        "with -EINVAL", program.name, ret)
+            self._complete(request, -errno.EINVAL)
+
+    def _wait(self, request: BpfRequest, wait_nr: int, wait_idx: int) -> None:
+        # A wait that can never end (bad CQ, nothing to wait for, more than an extra CQ holds)
+        # fails the request instead of hanging it.
+        if wait_idx >= len(self.cqs) or wait_nr == 0 or \
+                (wait_idx and wait_nr > self.cqs[wait_idx].capacity):
+            self._complete(request, -errno.EINVAL)
+            return
+        cq = self.cqs[wait_idx]
+        if cq.ready >= wait_nr:
+            self._ready.append(request)
+        else:
+            cq.add_waiter(wait_nr, request)
+
+    def _end_run_links(self) -> None:
+        if self._link_in_run:
+            chain, self._link_in_run = self._link_in_run, []
+            self._start_stage(chain, 0)
+
+    def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
+        self.faults.append(fault)
+        self.fault_count += 1
+        log.warning("BPF request %#x (program %d) failed with -%s: %s", request.user_data,
+                    request.prog, errno.errorcode.get(fault.errno, fault.errno), fault.render())
+
+    # --- state for users and tests ------------------------------------------------------------
+    def in_flight(self) -> int:
+        """Kernel requests not completed yet plus BPF requests ready or waiting."""
+        return len(self._tags) + len(self._ready) + sum(cq.waiting for cq in self.cqs)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._staged = []
+        self._ready.clear()
+        for cq in self.cqs:
+            cq.clear_waiters()
+        try:
+            self.io.close()
+        finally:
+            self._tags.clear()
+            self.vm.close()

@@ -1,0 +1,120 @@
+"""From a compiled op_bpf ELF to engine programs, without the kernel.
+
+The loader (`runtime/bpf`) reads the ELF and BTF and links each program (its called functions
+appended, calls fixed), recording which ld_imm64 instructions name a map and the BTF line_info of
+every instruction. Here we create each map in engine memory and patch those ld_imm64 pairs with the
+map's real address (its handle, or the address of a global variable), so the program runs with no
+load-time resolver; faults are located through the line_info (slot -> Python file:line:col).
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pybpfuring.compiler import isa
+from pybpfuring.compiler.targets import MAX_BPF_PROGS
+from pybpfuring.errors import PyBpfUringError, SourceLocation
+from pybpfuring.runtime.bpf.link import INSN_SIZE
+from pybpfuring.runtime.bpf.object import BpfObject, Program as LinkedProgram
+from pybpfuring.runtime.bpf.verifier import SourceLine
+from pybpfuring.runtime.engine.interp import HelperFn, Program
+from pybpfuring.runtime.engine.memory import Memory
+
+from .engine_maps import EngineMap, create_map
+
+IOURING_SECTIONS = ("iouring", "iouring.s")
+
+
+class RegistrationError(PyBpfUringError):
+    """Programs could not be registered with a ring (the message says why and what to do)."""
+
+
+@dataclass
+class EngineProgram:
+    """A registered program: its index in the ring's table, its name and the engine's Program."""
+
+    index: int
+    name: str
+    program: Program
+
+
+def _is_iouring_section(section: str) -> bool:
+    return section in IOURING_SECTIONS or section.startswith(("iouring/", "iouring.s/"))
+
+
+def open_object(elf: bytes | str | os.PathLike[str]) -> BpfObject:
+    source: bytes | str = elf if isinstance(elf, bytes) else os.fspath(elf)
+    return BpfObject.open(source)
+
+
+def select_programs(obj: BpfObject, names: list[str] | None) -> list[LinkedProgram]:
+    """The programs to register, in table order: `names` in that order, else all in ELF order."""
+    candidates = {n: p for n, p in obj.programs.items() if _is_iouring_section(p.section)}
+    if names is None:
+        chosen = sorted(candidates.values(), key=lambda p: (p.section, p.linked.layout[0][0].start))
+        others = sorted(set(obj.programs) - set(candidates))
+        if not chosen:
+            raise RegistrationError(
+                f"{obj.label} has no io_uring programs (section 'iouring'); its programs "
+                f"{others or '(none)'} are for other targets: compile with target='op_bpf'")
+    else:
+        missing = [n for n in names if n not in candidates]
+        if missing:
+            raise RegistrationError(f"{obj.label} has no io_uring program named "
+                                    f"{', '.join(map(repr, missing))} (it has: "
+                                    f"{', '.join(sorted(candidates)) or 'none'})")
+        chosen = [candidates[n] for n in names]
+    if len(chosen) > MAX_BPF_PROGS:
+        raise RegistrationError(f"{len(chosen)} programs given; a ring takes at most {MAX_BPF_PROGS} "
+                                "(IORING_MAX_BPF_PROGS of the 2021 patches)")
+    return chosen
+
+
+def create_maps(obj: BpfObject, memory: Memory) -> dict[str, EngineMap]:
+    maps: dict[str, EngineMap] = {}
+    for name, spec in obj.maps.items():
+        gd = obj.global_data.get(name)
+        maps[name] = create_map(spec, memory, bytes(gd.image) if gd is not None else None)
+    return maps
+
+
+def _patched_insns(prog: LinkedProgram, maps: Mapping[str, EngineMap]) -> list[isa.Insn]:
+    insns = isa.decode(bytes(prog.linked.insns))
+    for ref in prog.linked.map_refs:
+        target = maps[ref.map_name]
+        value = target.handle if ref.offset is None else target.base + ref.offset
+        first, second = insns[ref.insn], insns[ref.insn + 1]
+        lo, hi = isa.ld_imm64(first.dst, value)
+        insns[ref.insn], insns[ref.insn + 1] = lo, isa.Insn(second.opcode, 0, 0, 0, hi.imm)
+    if prog.linked.extern_refs:
+        names = ", ".join(sorted({r.name for r in prog.linked.extern_refs}))
+        raise RegistrationError(f"program {prog.name!r} uses kernel symbols ({names}) that the "
+                                "emulated backend does not provide")
+    return insns
+
+
+def line_locator(lines: Mapping[int, SourceLine]) -> Callable[[int], SourceLocation | None]:
+    """slot -> the Python location of the last line_info entry at or before it."""
+    slots = sorted(lines)
+
+    def locate(pc: int) -> SourceLocation | None:
+        pos = bisect.bisect_right(slots, pc) - 1
+        if pos < 0:
+            return None
+        line = lines[slots[pos]]
+        return SourceLocation(line.file, line.line, max(line.col - 1, 0))
+    return locate
+
+
+def build_programs(chosen: list[LinkedProgram], maps: Mapping[str, EngineMap],
+                   helpers: Mapping[int, HelperFn]) -> list[EngineProgram]:
+    out = []
+    for index, prog in enumerate(chosen):
+        if len(prog.linked.insns) % INSN_SIZE:
+            raise RegistrationError(f"program {prog.name!r} has a truncated instruction")
+        engine_prog = Program(_patched_insns(prog, maps), helpers=helpers, name=prog.name,
+                              locate=line_locator(prog.line_info))
+        out.append(EngineProgram(index, prog.name, engine_prog))
+    return out

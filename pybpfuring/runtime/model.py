@@ -1,0 +1,317 @@
+"""`Ring`: the talk's model (IORING_OP_BPF requests, extra CQs, cq_idx routing) on any kernel.
+
+    from pybpfuring.runtime import Ring, prep_nop
+    with Ring(64, cqs=[128, 128]) as ring:
+        ring.register_programs([test, counting])     # @iouring_program functions (or an ELF)
+        ring.prep_bpf(test, user_data=ptr)           # an IORING_OP_BPF request
+        ring.submit_and_wait(1)
+        print(ring.wait_cqe(), ring.maps["arr"][0])
+
+CQ 0 is the main CQ; `cqs` gives the sizes of the extra CQs 1..N. Every user-space wait pumps the
+event loop (docs/runtime.md): programs run, their SQEs reach the kernel, CQEs are routed to CQs.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_EXTRA_CQS
+from pybpfuring.errors import ProgramFault, PyBpfUringError
+from pybpfuring.lang.decorators import BpfFunction
+from pybpfuring.lang.maps import MapDef
+from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET
+from pybpfuring.runtime.ring import RingClosedError
+from pybpfuring.runtime.ring.structs import Cqe, Sqe
+
+from .backends import RingBackend, create_backend
+from .backends.cqs import cq_capacity
+from .backends.programs import RegistrationError
+
+ProgramSource = bytes | str | os.PathLike[str] | Sequence[BpfFunction]
+ProgramRef = int | str | BpfFunction
+
+
+class Ring:
+    """An io_uring with extra CQs that runs IORING_OP_BPF requests (context manager; not thread-safe).
+
+    entries: SQ size of the underlying io_uring (CQ 0 gets 2 * entries, as io_uring sets it up).
+    cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
+    backend: "auto" (today: "emulated"), or a backend name. `ring.backend` names the one in use.
+    budget: instructions one program run may execute before its request fails (-ELOOP).
+    """
+
+    def __init__(self, entries: int = 64, cqs: Sequence[int] = (), backend: str = "auto", *,
+                 budget: int = DEFAULT_BUDGET) -> None:
+        self._impl: RingBackend | None = None
+        if not isinstance(entries, int) or isinstance(entries, bool) or not 1 <= entries <= 32768:
+            raise ValueError(f"entries must be an int in 1..32768, not {entries!r}")
+        if len(cqs) > MAX_EXTRA_CQS:
+            raise ValueError(f"{len(cqs)} extra CQs requested; a ring has at most {MAX_EXTRA_CQS} "
+                             "(IO_MAX_CQRINGS of the 2021 patches)")
+        capacities = [cq_capacity(size, f"extra CQ {i + 1}") for i, size in enumerate(cqs)]
+        if not isinstance(budget, int) or budget < 1:
+            raise ValueError(f"budget must be a positive int, not {budget!r}")
+        self._impl = create_backend(backend, entries, capacities, budget)
+        self._program_names: list[str] | None = None
+        self._functions: list[BpfFunction] = []
+        self._bound: list[MapDef] = []
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def __enter__(self) -> "Ring":
+        self._backend()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # never raise from a finaliser
+            pass
+
+    def close(self) -> None:
+        """Cancel what is in flight and release the ring. Bound maps keep their last values
+        (readable from user space) until another ring binds them. Idempotent."""
+        impl, self._impl = getattr(self, "_impl", None), None
+        if impl is not None:
+            impl.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._impl is None
+
+    def _backend(self) -> RingBackend:
+        if self._impl is None:
+            raise RingClosedError("this Ring is closed")
+        return self._impl
+
+    @property
+    def backend(self) -> str:
+        return self._backend().name
+
+    @property
+    def cq_count(self) -> int:
+        """Number of CQs: 1 (the main CQ) + the extra CQs."""
+        return len(self._backend().cqs)
+
+    def cq_size(self, cq: int = 0) -> int:
+        return self._cq(cq).capacity
+
+    # --- programs and maps ----------------------------------------------------------------------
+    def register_programs(self, programs: ProgramSource) -> list[str]:
+        """Register the ring's program table (once per ring, at most 100 programs; index = position).
+
+        `programs`: a list of @iouring_program functions (compiled for the op_bpf target, cached),
+        a compiled ELF (bytes or path; programs in ELF order) or a .py file (its programs in source
+        order). Maps are created and every MapDef of the functions' modules is bound to its live
+        map, so `arr[0]` works from user space. Returns the program names in table order.
+        """
+        impl = self._backend()
+        if self._program_names is not None:
+            raise RegistrationError("this ring already has a program table (IORING_REGISTER_BPF "
+                                    "works once per ring: -EBUSY); open another Ring")
+        elf, functions, names = _compile_source(programs)
+        self._program_names = impl.register_programs(elf, names)
+        self._functions = functions
+        self._bind_maps(impl, functions)
+        return list(self._program_names)
+
+    def _bind_maps(self, impl: RingBackend, functions: list[BpfFunction]) -> None:
+        for fn in functions:
+            for name, live in impl.maps.items():
+                declared = fn.globals.get(name)
+                if isinstance(declared, MapDef):
+                    declared.bind(live)
+                    self._bound.append(declared)
+
+    @property
+    def maps(self) -> dict[str, Any]:
+        """The live maps by name (dict-like: `ring.maps["arr"][0]`)."""
+        return dict(self._backend().maps)
+
+    @property
+    def programs(self) -> list[str]:
+        return list(self._program_names or [])
+
+    def program_index(self, prog: ProgramRef) -> int:
+        """The table index of a program given by index, name or function."""
+        names = self._program_names or []
+        if isinstance(prog, bool):
+            raise TypeError("a program is an index, a name or an @iouring_program function")
+        if isinstance(prog, int):
+            if not 0 <= prog < 65536 * 65536:
+                raise ValueError(f"program index {prog} is out of range")
+            return prog
+        name = prog.name if isinstance(prog, BpfFunction) else prog
+        if name not in names:
+            raise RegistrationError(f"no registered program {name!r} (registered: "
+                                    f"{', '.join(names) or 'none; call register_programs first'})")
+        return names.index(name)
+
+    # --- submission ----------------------------------------------------------------------------
+    def get_sqe(self, cq_idx: int = 0) -> Sqe | None:
+        """A zeroed SQE to fill with a prep_* function, its completion going to CQ `cq_idx`
+        (stored in byte 48, the 2021 `cq_idx`); None when `sq_entries` SQEs are already waiting
+        for submit(). A cq_idx past the last CQ fails that request with -EINVAL (on CQ 0)."""
+        _check_u16(cq_idx, "cq_idx")
+        return self._backend().get_sqe(cq_idx)
+
+    def _sqe(self, cq_idx: int) -> Sqe:
+        sqe = self.get_sqe(cq_idx)
+        if sqe is None:
+            self.submit()
+            sqe = self.get_sqe(cq_idx)
+            assert sqe is not None
+        return sqe
+
+    def prep_bpf(self, prog: ProgramRef, user_data: int = 0, cq_idx: int = 0,
+                 flags: int = 0) -> Sqe:
+        """Queue an IORING_OP_BPF request (opcode 37, sqe->off = program index) running `prog`;
+        its completion (res 0, or -errno) goes to CQ `cq_idx`. Submits queued SQEs first if the
+        queue is full. Returns the SQE (set e.g. IOSQE_IO_LINK in `flags` or on it)."""
+        index = self.program_index(prog)
+        _check_u64(user_data, "user_data")
+        if not isinstance(flags, int) or not 0 <= flags <= 0xFF:
+            raise ValueError(f"flags must be IOSQE_* bits (0..255), not {flags!r}")
+        sqe = self._sqe(cq_idx)
+        sqe.opcode = IORING_OP_BPF_2021
+        sqe.fd = -1
+        sqe.off = index
+        sqe.user_data = user_data
+        sqe.flags = flags
+        return sqe
+
+    def submit(self) -> int:
+        """Start every queued SQE and run what is ready without blocking; returns how many."""
+        return self._backend().submit()
+
+    def submit_and_wait(self, wait_nr: int = 1) -> int:
+        """submit(), then run the event loop until CQ 0 holds at least `wait_nr` CQEs."""
+        impl = self._backend()
+        submitted = impl.submit()
+        if wait_nr > 0:
+            main = impl.cqs[0]
+            impl.pump(lambda: main.ready >= wait_nr)
+        return submitted
+
+    def register_files(self, fds: Sequence[int]) -> None:
+        """The fixed file table (IOSQE_FIXED_FILE uses fd = index), for user and BPF SQEs."""
+        self._backend().register_files(list(fds))
+
+    def register_buffers(self, buffers: Sequence[Any]) -> None:
+        self._backend().register_buffers(list(buffers))
+
+    # --- completion ----------------------------------------------------------------------------
+    def _cq(self, cq: int) -> Any:
+        cqs = self._backend().cqs
+        if not isinstance(cq, int) or isinstance(cq, bool) or not 0 <= cq < len(cqs):
+            raise ValueError(f"CQ {cq!r} does not exist: this ring has CQs 0..{len(cqs) - 1}")
+        return cqs[cq]
+
+    def wait_cqe(self, cq: int = 0, timeout: float | None = None) -> Cqe:
+        """Consume and return the oldest CQE of CQ `cq`, running the event loop until there is
+        one. TimeoutError after `timeout` s; RingStalledError if none can ever arrive."""
+        queue = self._cq(cq)
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout}")
+        if not queue.ready:
+            self._backend().pump(lambda: queue.ready > 0, timeout)
+        cqe: Cqe = queue.reap()
+        return cqe
+
+    def peek_cqe(self, cq: int = 0) -> Cqe | None:
+        """The oldest CQE of CQ `cq` without consuming it (runs what is ready first)."""
+        queue = self._cq(cq)
+        self._backend().pump()
+        result: Cqe | None = queue.peek()
+        return result
+
+    def cqe_seen(self, cq: int = 0) -> None:
+        """Consume the CQE peek_cqe(cq) returned."""
+        if self._cq(cq).reap() is None:
+            raise ValueError(f"CQ {cq} holds no CQE to consume")
+
+    def cq_ready(self, cq: int = 0) -> int:
+        """CQEs waiting in CQ `cq` (does not run the event loop)."""
+        ready: int = self._cq(cq).ready
+        return ready
+
+    def cqes(self, cq: int = 0) -> Iterator[Cqe]:
+        """Consume and yield every CQE of CQ `cq` that is ready (after running what is ready)."""
+        queue = self._cq(cq)
+        self._backend().pump()
+        while True:
+            cqe = queue.reap()
+            if cqe is None:
+                return
+            yield cqe
+
+    def cq_drops(self, cq: int) -> int:
+        """CQEs an extra CQ dropped because it was full (CQ 0 never drops)."""
+        drops: int = self._cq(cq).drops
+        return drops
+
+    def in_flight(self) -> int:
+        """Requests not completed yet (kernel requests + BPF requests ready or waiting)."""
+        return self._backend().in_flight()
+
+    # --- faults ----------------------------------------------------------------------------------
+    @property
+    def faults(self) -> list[ProgramFault]:
+        """The last (up to 1000) program faults, oldest first, each with the Python file:line."""
+        return list(self._backend().faults)
+
+    @property
+    def fault_count(self) -> int:
+        return self._backend().fault_count
+
+    def __repr__(self) -> str:
+        if self._impl is None:
+            return "<Ring closed>"
+        sizes = [cq.capacity for cq in self._impl.cqs]
+        return f"<Ring backend={self._impl.name} cqs={sizes} programs={self.programs}>"
+
+
+def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], list[str] | None]:
+    """(ELF, functions whose modules declare the maps, names in table order or None = ELF order)."""
+    from pybpfuring.compiler import driver
+    if isinstance(programs, bytes):
+        return programs, [], None
+    if isinstance(programs, (str, os.PathLike)):
+        path = os.fspath(programs)
+        if path.endswith(".py"):
+            module = driver.load_module(path)
+            functions = [f for f in driver.programs_in(module) if f.kind == "iouring"]
+            if not functions:
+                raise RegistrationError(f"{path} defines no @iouring_program functions")
+            return driver.compile_functions(functions, "op_bpf"), functions, [f.name for f in functions]
+        try:
+            with open(path, "rb") as f:
+                return f.read(), [], None
+        except OSError as exc:
+            raise RegistrationError(f"cannot read BPF object {path}: {exc.strerror}") from None
+    functions = list(programs)
+    if not functions:
+        raise RegistrationError("register_programs needs at least one program")
+    for fn in functions:
+        if not isinstance(fn, BpfFunction) or fn.kind != "iouring":
+            raise RegistrationError(f"{fn!r} is not an @iouring_program function")
+    names = [fn.name for fn in functions]
+    if len(set(names)) != len(names):
+        raise RegistrationError(f"the same program is listed twice: {names}")
+    unique = list({id(fn): fn for fn in functions}.values())
+    return driver.compile_functions(unique, "op_bpf"), unique, names
+
+
+def _check_u16(value: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{what} must be an int in 0..65535, not {value!r}")
+
+
+def _check_u64(value: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+        raise ValueError(f"{what} must be an unsigned 64-bit int, not {value!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import llvmlite.ir as ll
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
+from ..lang.structs import Ctx
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
 from .debuginfo import DebugInfo
@@ -32,6 +33,10 @@ def llty(t: ir.IRType) -> ll.Type:
     if t is None:
         return ll.VoidType()
     raise TypeError(f"no LLVM value type for {t!r}")
+
+
+# The program context: its fields may only be accessed at constant offsets from the ctx pointer.
+_CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 
 def opaque(v: ll.Instruction) -> ll.Instruction:
@@ -167,10 +172,24 @@ class FunctionLowering:
             return self.expr(p.ref)
         if isinstance(p, ir.FieldPlace):
             base = self.addr(p.base)
+            if p.base.type is _CTX_STRUCT:
+                base = self.static_offset(base)
             return self.b.gep(base, [ll.Constant(I64, p.offset)], source_etype=I8) if p.offset else base
         if isinstance(p, ir.IndexPlace):
             return self.index_addr(p)
         raise InternalCompilerError(f"cannot address {p!r}", p.loc)
+
+    def static_offset(self, ctx: ll.Value) -> ll.Value:
+        """Mark a ctx pointer so LLVM keeps every access as `*(ctx + constant)`: the verifier rejects
+        a load through a ctx pointer that was moved (`ctx + (c ? 8 : 12)`, which LLVM otherwise
+        makes of `ctx.wait_nr if c else ctx.wait_idx`). The BPF backend's PreserveStaticOffset pass
+        turns marked accesses into intrinsics that optimisations leave alone, as clang does for
+        `__attribute__((preserve_static_offset))` structs."""
+        m = self.ml.m
+        fn = m.globals.get("llvm.preserve.static.offset")
+        if fn is None:
+            fn = ll.Function(m, ll.FunctionType(PTR, [PTR]), "llvm.preserve.static.offset")
+        return self.b.call(fn, [ctx])
 
     def index_addr(self, p: ir.IndexPlace) -> ll.Value:
         base = self.addr(p.base)

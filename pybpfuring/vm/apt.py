@@ -85,8 +85,9 @@ def host_mirror(etc: Path = Path("/etc/apt")) -> Mirror:
 class PrivateApt:
     """apt-get / apt-cache confined to `root`, with sources naming `suite` on `mirror`."""
 
-    def __init__(self, root: Path, mirror: Mirror, suite: str = "sid"):
+    def __init__(self, root: Path, mirror: Mirror, suite: str = "sid", retries: int | None = None):
         self.root = root
+        self.retries = retries  # None: apt's own default (it retries transient failures)
         self.mirror = mirror
         self.suite = suite
         for sub in ("lists/partial", "cache/archives/partial", "etc"):
@@ -109,6 +110,8 @@ class PrivateApt:
             "APT::Architecture": "amd64",
             "APT::Architectures": "amd64",
         }
+        if self.retries is not None:
+            opts["Acquire::Retries"] = str(self.retries)
         if os.geteuid() == 0:
             # Downloads land in our cache, which the unprivileged _apt user may not enter.
             opts["APT::Sandbox::User"] = "root"

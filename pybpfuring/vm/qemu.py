@@ -60,7 +60,10 @@ def start_virtiofsd(manifest: Manifest, run_dir: Path) -> tuple[subprocess.Popen
             # no namespaces or seccomp: containers (CI) often forbid unshare(); the share is read-only
             "--sandbox", "none", "--seccomp", "none",
             # plain directories for host mount points, so the guest can mount proc etc. over them
-            "--no-announce-submounts", "--cache", "auto", "--socket-path", str(sock)]
+            "--no-announce-submounts", "--socket-path", str(sock),
+            # The host root does not change under a guest run; caching it in the guest page cache
+            # makes Python imports about 1.5x faster than "auto" under TCG.
+            "--cache", os.environ.get("PYBPFURING_VM_FS_CACHE", "always")]
     log = open(run_dir / "virtiofsd.log", "wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + SOCKET_TIMEOUT

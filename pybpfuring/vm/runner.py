@@ -18,7 +18,7 @@ from pybpfuring.vm.qemu import GuestResult, MachineConfig, run_job
 DEFAULT_TIMEOUT = 900.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host variables worth carrying into the guest (the rest of the host environment is not).
-PASSED_THROUGH = ("PYTHONPATH", "PYTHONHASHSEED", "HYPOTHESIS_PROFILE", "TERM", "LANG")
+PASSED_THROUGH = ("PYTHONPATH", "PYTHONHASHSEED", "HYPOTHESIS_PROFILE", "LANG")
 
 
 def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -33,6 +33,7 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "PYBPFURING_SCRATCH": SCRATCH_MOUNT,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
+        "TERM": "dumb",  # the serial console is a tty, but its output is read by a program
     })
     env.update(extra or {})
     return env

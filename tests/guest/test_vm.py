@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import HOST_ONLY_REASON, IN_GUEST, GuestTier, junit_key
+from guest_tier import HOST_ONLY_REASON, IN_GUEST, GuestTier, junit_key
 
 pytestmark = pytest.mark.skipif(IN_GUEST, reason=HOST_ONLY_REASON)
 
@@ -42,3 +42,10 @@ def test_vm_info_names_the_cached_kernel(guest_tier: GuestTier) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "kernel release:   7." in proc.stdout
     assert "vmlinux:" in proc.stdout and "initramfs:        init-" in proc.stdout
+
+
+def test_a_guest_that_runs_too_long_is_stopped_with_a_clear_message(guest_tier: GuestTier) -> None:
+    proc = _vm("run", "--timeout", "25", "--", "sleep", "600", timeout=120)
+    assert proc.returncode == 2
+    assert "vm: step 'run in guest' failed: the guest did not finish within 25 s" in proc.stderr
+    assert "Traceback" not in proc.stderr

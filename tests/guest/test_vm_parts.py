@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST_ONLY_REASON, IN_GUEST, junit_key, parse_junit
+from guest_tier import HOST_ONLY_REASON, IN_GUEST, junit_key, parse_junit
 from pybpfuring.vm.apt import mirrors_from_sources
 from pybpfuring.vm.image import EXIT_MARKER, Job, init_script
 from pybpfuring.vm.kernel import elf_image_size, extract_vmlinux, newest_kernel_package
@@ -97,3 +97,13 @@ def test_junit_results_map_back_to_node_ids() -> None:
     failed = cases[junit_key("tests/guest/test_k.py::TestC::test_p[1]")]
     assert (failed.outcome, failed.message) == ("failed", "boom") and "trace" in failed.text
     assert cases[junit_key("tests/guest/test_k.py::test_s")].message == "why"
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed (not Debian)")
+def test_an_unreachable_mirror_is_reported_as_no_apt_access(tmp_path: Path) -> None:
+    from pybpfuring.vm.apt import Mirror, PrivateApt
+    from pybpfuring.vm.steps import NoAptAccess
+    apt = PrivateApt(tmp_path, Mirror("http://127.0.0.1:9/debian", "/usr/share/keyrings/none.gpg"),
+                     retries=0)
+    with pytest.raises(NoAptAccess, match=r"step 'apt-get update \(sid on http://127.0.0.1:9/debian\)'"):
+        apt.update()

@@ -198,7 +198,10 @@ class FunctionLowering:
         size = p.type.size
         if isinstance(p.index, ir.Const):
             return self.b.gep(base, [ll.Constant(I64, p.index.value * size)], source_etype=I8)
-        idx = self.expr(p.index)
+        # The barrier before the check too: else LLVM may test a narrower value idx was extended
+        # from (`w6 < 5` for idx = sext(w6)) in another register than the address uses (found by
+        # the differential tier: "math between fp pointer and register with unbounded min value").
+        idx = self.barrier(self.expr(p.index))
         inside = self.b.icmp_unsigned("<", idx, ll.Constant(I64, arr.length))
         ok, bad, done = (self.f.append_basic_block(n) for n in ("idx.ok", "idx.bad", "idx.done"))
         self.b.cbranch(inside, ok, bad)

@@ -195,7 +195,7 @@ class EmulatedBackend:
                 self._run_ready()
             io.submit()
             self._drain_kernel()
-            if self._ready:
+            if self._ready or self._wake_idle_waiters():
                 continue
             if until is None or until():
                 return
@@ -208,6 +208,13 @@ class EmulatedBackend:
             else:
                 cqe = io.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
             self._route(cqe)
+
+    def _wake_idle_waiters(self) -> bool:
+        """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
+        for cq in self.cqs:
+            if cq._waiters and cq.entries:
+                self._ready.extend(cq.satisfied_waiters())
+        return bool(self._ready)
 
     def _stall_message(self) -> str:
         waiting = [f"{req!r} waits on CQ {cq.index}" for cq in self.cqs

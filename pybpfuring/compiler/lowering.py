@@ -267,6 +267,9 @@ class FunctionLowering:
             raise InternalCompilerError(f"unknown statement {s!r}", s.loc)
 
     def assign(self, s: ir.Assign) -> None:
+        from .lowering_maps import store
+        if store(self, s):  # into a map value: one lookup, the write skipped for a missing key
+            return
         t = s.place.type
         if isinstance(t, (StructType, ArrayType)):
             dst = self.addr(s.place)

@@ -23,6 +23,10 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         t = llty(e.type)
         return ll.Constant(t, e.value & ((1 << t.width) - 1))
     if isinstance(e, ir.Load):
+        from .lowering_maps import scalar_load
+        direct = scalar_load(fl, e)  # m[k] as a value: `p ? *p : 0`, no scratch object
+        if direct is not None:
+            return direct
         return fl.from_mem(b.load(fl.addr(e.place), typ=memty(e.type)), e.type)
     if isinstance(e, ir.Cast):
         return cast(fl, lower_expr(fl, e.value), e.value.type, e.type)

@@ -1,0 +1,72 @@
+/* C twin of `cp_qd1` in bench/compile_programs.py: copy a file one block in flight at a time. */
+#include "common.h"
+
+struct cp_args {
+	__s32 in_fd;
+	__s32 out_fd;
+	__u64 buf;
+	__u64 size;
+	__u32 block;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} cp_state SEC(".maps");
+
+enum { IDLE, READING, WRITING };
+#define CP_CQ 1
+
+SEC("iouring")
+int cp_qd1(struct io_uring_bpf_ctx *ctx)
+{
+	struct cp_args args;
+	struct io_uring_sqe sqe;
+	__u32 k_off = 0, k_phase = 1;
+	__u64 *off = bpf_map_lookup_elem(&cp_state, &k_off);
+	__u64 *phase = bpf_map_lookup_elem(&cp_state, &k_phase);
+	__s32 res = 0;
+
+	if (!off || !phase)
+		return IORING_BPF_OK;
+	bpf_copy_from_user(&args, sizeof(args), (void *)ctx->user_data);
+	if (*phase != IDLE) {
+		struct io_uring_cqe cqe;
+
+		if (iouring_reap_cqe(ctx, CP_CQ, &cqe, sizeof(cqe)) != 0) {
+			ctx->wait_idx = CP_CQ;
+			ctx->wait_nr = 1;
+			return IORING_BPF_WAIT;
+		}
+		res = cqe.res;
+		if (res <= 0) {
+			iouring_emit_cqe(ctx, 0, ctx->user_data, res, 0);
+			return IORING_BPF_OK;
+		}
+	}
+	if (*phase == READING) {
+		io_uring_prep_write(&sqe, args.out_fd, args.buf, res, *off);
+		*phase = WRITING;
+	} else {
+		__u64 left;
+
+		if (*phase == WRITING)
+			*off += res;
+		if (*off >= args.size) {
+			iouring_emit_cqe(ctx, 0, ctx->user_data, 0, 0);
+			return IORING_BPF_OK;
+		}
+		left = args.size - *off;
+		io_uring_prep_read(&sqe, args.in_fd, args.buf, left < args.block ? left : args.block, *off);
+		*phase = READING;
+	}
+	sqe.cq_idx = CP_CQ;
+	iouring_queue_sqe(ctx, &sqe, sizeof(sqe));
+	ctx->wait_idx = CP_CQ;
+	ctx->wait_nr = 1;
+	return IORING_BPF_WAIT;
+}
+
+char LICENSE[] SEC("license") = "GPL";

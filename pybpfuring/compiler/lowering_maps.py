@@ -1,0 +1,136 @@
+"""Scalar reads and writes of map values, lowered the way a C programmer writes them.
+
+`v = m[k]` (or `m[k].field`) is `p = lookup(); v = p ? *p : 0`, and `m[k] = v` / `m[k] += v` is
+`p = lookup(); if (p) *p = v` with a single lookup. The general path (a reference that falls back to
+a zeroed scratch object) gives the same results but costs a scratch zeroing, a pointer select and a
+spilled stack address per access; references that outlive one statement (`s = m[k]`) still use it.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import TYPE_CHECKING
+
+import llvmlite.ir as ll
+
+from ..lang.types import ArrayType, BoolType, IntType, StructType
+from . import typed_ir as ir
+from .lowering import I64, PTR, llty, memty
+
+if TYPE_CHECKING:
+    from .lowering import FunctionLowering
+
+# Expressions that neither write memory nor call anything: evaluating them only where the map value
+# exists changes nothing a program can observe.
+_PURE = (ir.Const, ir.Load, ir.Cast, ir.Binary, ir.Unary, ir.Compare, ir.Logical, ir.Not, ir.Truth,
+         ir.Select, ir.RefOf, ir.MapRef, ir.MapGet, ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)
+
+
+def map_root(place: object) -> tuple[ir.MapRef, int] | None:
+    """(the map value reference, constant byte offset) if `place` is a field/element of `m[k]`."""
+    offset = 0
+    p = place
+    while True:
+        if isinstance(p, ir.FieldPlace):
+            offset += p.offset
+            p = p.base
+        elif isinstance(p, ir.IndexPlace) and isinstance(p.index, ir.Const):
+            offset += p.index.value * p.type.size
+            p = p.base
+        else:
+            break
+    if isinstance(p, ir.DerefPlace) and isinstance(p.ref, ir.MapRef):
+        return p.ref, offset
+    return None
+
+
+def is_pure(e: object) -> bool:
+    if not isinstance(e, _PURE):
+        return False
+    for f in fields(e):  # type: ignore[arg-type]
+        v = getattr(e, f.name)
+        items = v if isinstance(v, list) else [v]
+        for item in items:
+            if isinstance(item, _PURE) or (is_dataclass(item) and hasattr(item, "loc")
+                                           and not isinstance(item, (ir.Local, ir.MapInfo))):
+                if not is_pure(item):
+                    return False
+    return True
+
+
+def _cache(fl: "FunctionLowering") -> dict[int, ll.Value]:
+    """Addresses of map-value places already looked up in the statement being lowered."""
+    cache = getattr(fl, "_map_place_addr", None)
+    if cache is None:
+        cache = {}
+        fl._map_place_addr = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block, ll.Block, ll.Block]:
+    """Look the key up; leave the builder in the `hit` block. Returns (address, start, hit, done)."""
+    from .lowering_expr import lookup
+    b = fl.b
+    p = lookup(fl, ref.map, ref.key)
+    start = b.block
+    hit, done = fl.f.append_basic_block("map.hit"), fl.f.append_basic_block("map.done")
+    b.cbranch(b.icmp_unsigned("!=", p, ll.Constant(PTR, None)), hit, done)
+    b.position_at_end(hit)
+    addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=ll.IntType(8)) if offset else p
+    return addr, start, hit, done
+
+
+def scalar_load(fl: "FunctionLowering", e: ir.Load) -> ll.Value | None:
+    """`m[k]` / `m[k].f` read as a value: 0 where the key is missing. None: not such a load."""
+    if not isinstance(e.type, (IntType, BoolType)):
+        return None
+    b = fl.b
+    cached = _cache(fl).get(id(e.place))
+    if cached is not None:
+        return fl.from_mem(b.load(cached, typ=memty(e.type)), e.type)
+    root = map_root(e.place)
+    if root is None:
+        return None
+    addr, start, _, done = _lookup_branch(fl, *root)
+    v = fl.from_mem(b.load(addr, typ=memty(e.type)), e.type)
+    hit_end = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    phi = b.phi(llty(e.type))
+    phi.add_incoming(v, hit_end)
+    phi.add_incoming(ll.Constant(llty(e.type), 0), start)
+    return phi
+
+
+def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
+    """`m[k] = v`, `m[k] op= v`, `m[k].f = v`, `m[k] = obj` through one lookup; the write is dropped
+    where the key is missing. False: the place is not in a map value (nothing emitted)."""
+    root = map_root(s.place)
+    if root is None:
+        return False
+    t = s.place.type
+    b = fl.b
+    aggregate = isinstance(t, (StructType, ArrayType))
+    value: ll.Value | None = None
+    src: ll.Value | None = None
+    if aggregate:
+        src = fl.addr(s.value) if s.value is not None else None  # type: ignore[arg-type]
+    elif not is_pure(s.value):
+        value = fl.expr(s.value)  # type: ignore[arg-type]  # its effects happen, key or no key
+    addr, _, _, done = _lookup_branch(fl, *root)
+    if aggregate:
+        if src is None:
+            b.store(ll.Constant(ll.ArrayType(ll.IntType(8), t.size), None), addr)  # type: ignore[union-attr]
+        else:
+            fl.memcpy(addr, src, t.size)  # type: ignore[union-attr]
+    else:
+        if value is None:
+            cache = _cache(fl)
+            cache[id(s.place)] = addr  # `m[k] += v` reads the value it writes: no second lookup
+            try:
+                value = fl.expr(s.value)  # type: ignore[arg-type]
+            finally:
+                cache.pop(id(s.place), None)
+        b.store(fl.to_mem(value, t), addr)
+    b.branch(done)
+    b.position_at_end(done)
+    return True

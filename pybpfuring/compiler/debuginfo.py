@@ -9,6 +9,7 @@ from pathlib import Path
 import llvmlite.ir as ll
 
 from ..errors import SourceLocation
+from ..lang.loop import LoopParams, RegionType
 from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType
 from . import typed_ir as ir
@@ -83,6 +84,10 @@ class DebugInfo:
             di = self.basic(t.name, t.bits, "DW_ATE_signed" if t.signed else "DW_ATE_unsigned")
         elif isinstance(t, ir.RefType):
             di = self.pointer(self.type(t.pointee))
+        elif isinstance(t, RegionType):
+            di = self.struct("Region", 128, [
+                self.member("addr", self.pointer(self.basic("u8", 8, "DW_ATE_unsigned")), 64, 0),
+                self.member("size", self.basic("u64", 64, "DW_ATE_unsigned"), 64, 64)])
         elif isinstance(t, ArrayType):
             di = self.array(self.type(t.elem), t.size, t.length)
         elif isinstance(t, StructType):
@@ -101,6 +106,11 @@ class DebugInfo:
             raise TypeError(f"no debug type for {t!r}")
         self._types[key] = di
         return di
+
+    def struct(self, name: str, bits: int, members: list[ll.DIValue]) -> ll.DIValue:
+        return self.m.add_debug_info("DICompositeType", {
+            "tag": _tok("DW_TAG_structure_type"), "name": name, "size": bits,
+            "elements": self.m.add_metadata(members)})
 
     def basic(self, name: str, bits: int, encoding: str) -> ll.DIValue:
         key = ("basic", name)
@@ -157,6 +167,8 @@ class DebugInfo:
 
     # ---- functions ---------------------------------------------------------------------------------
     def subprogram(self, fn: ir.TypedFunction, local_to_unit: bool) -> ll.DIValue:
+        if fn.kind == "loop_step":
+            return self.ctx_program(fn)
         f = self.file(fn.source_file)
         ret = self.type(fn.return_type)
         types = self.m.add_metadata([ret] + [self.type(p.type) for p in fn.params])
@@ -179,3 +191,67 @@ class DebugInfo:
             self._locs[key] = self.m.add_debug_info("DILocation", {
                 "line": loc.line, "column": loc.col + 1, "scope": scope})
         return self._locs[key]
+
+    # ---- the Linux >= 7.1 loop target ----------------------------------------------------------------
+    def c_int(self, name: str, bits: int, signed: bool) -> ll.DIValue:
+        return self.basic(name, bits, "DW_ATE_signed" if signed else "DW_ATE_unsigned")
+
+    def ctx_program(self, fn: ir.TypedFunction) -> ll.DIValue:
+        """`int name(unsigned long long *ctx)`: a struct_ops program as libbpf's BPF_PROG() makes
+        it (its arguments are read from the ctx array)."""
+        f = self.file(fn.source_file)
+        ctx_t = self.pointer(self.c_int("unsigned long long", 64, False))
+        int_t = self.c_int("int", 32, True)
+        sptype = self.m.add_debug_info("DISubroutineType", {"types": self.m.add_metadata([int_t, ctx_t])})
+        sp = self.m.add_debug_info("DISubprogram", {
+            "name": fn.name, "scope": f, "file": f, "line": fn.loc.line, "type": sptype,
+            "scopeLine": fn.loc.line, "spFlags": _tok("DISPFlagDefinition | DISPFlagOptimized"),
+            "unit": self.cu}, is_distinct=True)
+        _distinct(sp)
+        arg = self.m.add_debug_info("DILocalVariable", {
+            "name": "ctx", "arg": 1, "scope": sp, "file": f, "line": fn.loc.line, "type": ctx_t})
+        sp.operands = tuple(list(sp.operands) + [("retainedNodes", self.m.add_metadata([arg]))])
+        return sp
+
+    def kernel_struct(self, name: str) -> ll.DIValue:
+        """An opaque kernel struct (`struct io_ring_ctx {}`): only its name matters."""
+        key = ("kstruct", name)
+        if key not in self._types:
+            self._types[key] = self.struct(name, 0, [])
+        return self._types[key]
+
+    def loop_step_proto(self) -> ll.DIValue:
+        """int (*)(struct io_ring_ctx *, struct iou_loop_params *)"""
+        params = self.type(LoopParams.__bpf_struct__)  # type: ignore[attr-defined]
+        types = [self.c_int("int", 32, True), self.pointer(self.kernel_struct("io_ring_ctx")),
+                 self.pointer(params)]
+        return self.m.add_debug_info("DISubroutineType", {"types": self.m.add_metadata(types)})
+
+    def bpf_ops_struct(self) -> ll.DIValue:
+        """struct io_uring_bpf_ops { int (*loop_step)(...); __u32 ring_fd; void *priv; } (24 bytes)"""
+        key = ("kstruct", "io_uring_bpf_ops")
+        if key not in self._types:
+            self._types[key] = self.struct("io_uring_bpf_ops", 192, [
+                self.member("loop_step", self.pointer(self.loop_step_proto()), 64, 0),
+                self.member("ring_fd", self.c_int("unsigned int", 32, False), 32, 64),
+                self.member("priv", self.m.add_debug_info("DIDerivedType", {  # void *
+                    "tag": _tok("DW_TAG_pointer_type"), "baseType": None, "size": 64}), 64, 128)])
+        return self._types[key]
+
+    def kfunc_declaration(self, name: str) -> ll.DIValue:
+        """The DISubprogram declaration (no definition, no unit) of an `extern ... __ksym` kfunc,
+        with the kernel's C prototype: the BPF backend turns it into an extern BTF FUNC."""
+        f = self.file("<pybpfuring>")
+        ctx = self.pointer(self.kernel_struct("io_ring_ctx"))
+        u32 = self.c_int("unsigned int", 32, False)
+        if name == "bpf_io_uring_get_region":
+            types = [self.pointer(self.c_int("unsigned char", 8, False)), ctx, u32,
+                     self.c_int("unsigned long", 64, False)]
+        elif name == "bpf_io_uring_submit_sqes":
+            types = [self.c_int("int", 32, True), ctx, u32]
+        else:
+            raise KeyError(f"no C prototype for kfunc {name!r}")
+        sptype = self.m.add_debug_info("DISubroutineType", {"types": self.m.add_metadata(types)})
+        return self.m.add_debug_info("DISubprogram", {
+            "name": name, "scope": f, "file": f, "type": sptype,
+            "flags": _tok("DIFlagPrototyped"), "spFlags": _tok("DISPFlagOptimized")})

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from ..lang.decorators import BpfFunction
 from ..lang.helpers import Intrinsic
+from ..lang.loop import LOOP_INTRINSICS
 from ..lang.structs import Ctx, Cqe, Sqe
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
+from . import frontend_loop
 from . import typed_ir as ir
 from .ctypes_rules import convert
 from .frontend_expr import a_type, tname
@@ -33,6 +35,8 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     func = node.func
     if isinstance(func, ast.Attribute) and b.is_map_node(func.value):
         return map_method(b, node, func)
+    if isinstance(func, ast.Attribute) and frontend_loop.is_region_local(b, func.value):
+        return frontend_loop.region_method(b, node, func)
     if isinstance(func, ast.Name) and func.id in b.scope:
         raise b.error(func, f"{func.id!r} is a local variable, not a function")
     if isinstance(func, ast.Attribute) and not b._is_module_chain(func):
@@ -55,6 +59,8 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
     if isinstance(obj, BpfFunction):
         return call_function(b, node, obj)
+    if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
+        return frontend_loop.loop_call(b, node, obj.name)
     if isinstance(obj, Intrinsic):
         return helper(b, node, obj.name)
     if obj is min or obj is max:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CompileError, SourceLocation
 from ..lang.decorators import BpfFunction
 from ..lang.helpers import ALL_INTRINSICS, Intrinsic
+from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.structs import Ctx, Cqe, Sqe
 from ..lang.types import (BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i32, i64,
@@ -162,6 +163,9 @@ class ExprTyper:
         return v
 
     def condition(self: "FunctionBuilder", node: ast.expr) -> ir.Expr:
+        from .frontend_loop import is_region_local, region_truth
+        if is_region_local(self, node):  # `if not sq:` tests that the kernel gave the region
+            return region_truth(self.value(node))
         return self.truth(self.scalar(node), node)
 
     def truth(self, e: ir.Expr, node: ast.AST) -> ir.Expr:
@@ -267,6 +271,9 @@ class ExprTyper:
             raise self.error(node, f"{ast.unparse(node)} is a float; floating point is not supported")
         if isinstance(obj, str):
             raise self.error(node, f"{ast.unparse(node)} is a string; strings are not supported")
+        if isinstance(obj, GlobalDecl):
+            from .frontend_loop import global_place, name_of_decl
+            return global_place(self, node, obj, name_of_decl(self, obj, ast.unparse(node)))  # type: ignore[return-value]
         if isinstance(obj, MapDef):
             raise self.error(node, f"the map {ast.unparse(node)} can only be indexed, tested with `in` "
                              "or read with .get()")

@@ -13,6 +13,8 @@ from ..errors import CompileError, InternalCompilerError, SourceLocation
 from ..lang.structs import Ctx
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
+from ..lang.loop import RegionType
+from . import target_bpf_ops
 from .debuginfo import DebugInfo
 from .targets import (BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem,
                       Target)
@@ -30,6 +32,8 @@ def llty(t: ir.IRType) -> ll.Type:
         return ll.IntType(t.bits)
     if isinstance(t, ir.RefType):
         return PTR
+    if isinstance(t, RegionType):
+        return target_bpf_ops.REGION_T
     if t is None:
         return ll.VoidType()
     raise TypeError(f"no LLVM value type for {t!r}")
@@ -61,6 +65,7 @@ class ModuleLowering:
         self.di = DebugInfo(self.m, "pybpfuring")
         self.maps: dict[int, ll.GlobalVariable] = {}
         self.funcs: dict[int, ll.Function] = {}
+        self.globals: dict[int, ll.GlobalVariable] = {}
 
     def lower(self) -> ll.Module:
         for info in self.tmod.maps:
@@ -75,15 +80,18 @@ class ModuleLowering:
         gl = ll.GlobalVariable(self.m, lic_t, "_license")
         gl.initializer = ll.Constant(lic_t, bytearray(lic))
         gl.section = "license"
+        target_bpf_ops.lower_globals(self)
         for fn in self.tmod.functions:
             self.declare(fn)
         for fn in self.tmod.functions:
             FunctionLowering(self, fn).lower()
+        target_bpf_ops.emit_struct_ops(self)
         self.di.finish()
         return self.m
 
     def declare(self, fn: ir.TypedFunction) -> None:
-        fty = ll.FunctionType(llty(fn.return_type), [llty(p.type) for p in fn.params])
+        fty = target_bpf_ops.program_type(fn) or \
+            ll.FunctionType(llty(fn.return_type), [llty(p.type) for p in fn.params])
         f = ll.Function(self.m, fty, fn.name)
         program = fn.kind != "function"
         if program:
@@ -97,7 +105,7 @@ class ModuleLowering:
         self.funcs[id(fn)] = f
 
     def program_section(self, fn: ir.TypedFunction) -> str:
-        return self.target.program_section
+        return target_bpf_ops.program_section(fn, self.target.program_section)
 
 
 class FunctionLowering:
@@ -123,8 +131,9 @@ class FunctionLowering:
             slot = opaque(self.b.alloca(memty(local.type), name=local.name))
             self.vars[id(local)] = slot
         for i, p in enumerate(self.fn.params):
-            self.b.store(self.to_mem(self.f.args[i], p.type), self.vars[id(p)])
-            self.f.args[i].name = p.name
+            self.b.store(self.to_mem(target_bpf_ops.param_value(self, i), p.type), self.vars[id(p)])
+            if i < len(self.f.args):
+                self.f.args[i].name = p.name if self.fn.kind != "loop_step" else "ctx"
         for local in self.fn.locals:
             if not local.is_param:  # the verifier rejects reads of uninitialised stack
                 self.b.store(ll.Constant(memty(local.type), None), self.vars[id(local)])

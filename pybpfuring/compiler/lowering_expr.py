@@ -9,6 +9,7 @@ from ..errors import InternalCompilerError
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
 from .lowering import I1, I8, I32, I64, PTR, llty, memty
+from .target_bpf_ops import LOOP_NODES, lower_loop_expr
 from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ _ICMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
     b = fl.b
+    if isinstance(e, LOOP_NODES):  # globals, kfuncs and regions (target_bpf_ops.py)
+        return lower_loop_expr(fl, e)  # type: ignore[return-value]
     if isinstance(e, ir.Const):
         t = llty(e.type)
         return ll.Constant(t, e.value & ((1 << t.width) - 1))

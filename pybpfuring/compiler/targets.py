@@ -67,6 +67,11 @@ class Target:
 TARGETS: dict[str, Target] = {
     "op_bpf": Target("op_bpf", "2021 IORING_OP_BPF ABI (emulated backend; patched 2021 kernels)",
                      "iouring", _OP_BPF, runs_on="the emulated backend or a kernel with the 2021 patches"),
+    # Linux >= 7.1: `@loop_step` programs as struct_ops io_uring_bpf_ops (target_bpf_ops.py). The
+    # program section is per program, `struct_ops.s/<name>`; kfuncs, not helper ids, reach the ring.
+    "bpf_ops": Target("bpf_ops", "Linux >= 7.1 io_uring_bpf_ops struct_ops (loop_step, kfuncs)",
+                      "struct_ops.s", dict(_COMMON),
+                      runs_on="Linux >= 7.1 built with CONFIG_IO_URING_BPF_OPS (the kernel loop)"),
     "generic": Target("generic", "sleepable BPF_PROG_TYPE_SYSCALL (any current kernel, BPF_PROG_TEST_RUN)",
                       "syscall", dict(_COMMON), runs_on="any kernel with bpf(), through BPF_PROG_TEST_RUN"),
 }

@@ -234,8 +234,68 @@ class HelperCall:
     data: bytes | None = None
 
 
+# ---- the Linux >= 7.1 loop target (bpf_ops): globals, kfuncs, regions -----------------------------
+@dataclass(eq=False)
+class GlobalInfo:
+    """A module-level `ReadOnly`/`Global` variable (`decl` is the lang.globals.GlobalDecl)."""
+
+    name: str
+    decl: object
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class GlobalRef:
+    """The address of a global variable (a `DerefPlace` of it is the variable)."""
+
+    info: GlobalInfo
+    type: RefType
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class KfuncCall:
+    """A call of a kernel function (kfunc) by name; `type` is IntType or lang.loop.RegionType."""
+
+    name: str
+    args: list["Expr"]
+    type: object
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class RegionView:
+    """A reference to a `type.pointee` at byte `offset` of a region, checked against the region's
+    size; outside it (or on a NULL region) a zeroed scratch object (reads 0, writes dropped)."""
+
+    region: "Expr"
+    offset: "Expr"
+    type: RefType
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class RegionValid:
+    """`bool(region)`: the kernel gave the region (not NULL)."""
+
+    region: "Expr"
+    loc: SourceLocation
+    type: BoolType = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(eq=False)
+class StoreExpr:
+    """A store used as a call statement (`r.store_u32(off, v)`); it has no value."""
+
+    place: "Place"
+    value: "Expr"
+    loc: SourceLocation
+    type: None = None
+
+
 Expr = Union[Const, Load, Cast, Binary, Unary, Compare, Logical, Not, Truth, Select, RefOf,
-             NewAggregate, MapRef, MapGet, MapUpdate, Call, HelperCall]
+             NewAggregate, MapRef, MapGet, MapUpdate, Call, HelperCall,
+             GlobalRef, KfuncCall, RegionView, RegionValid, StoreExpr]
 
 
 # ---- statements ------------------------------------------------------------------------------------
@@ -326,6 +386,7 @@ class TypedModule:
     maps: list[MapInfo]
     target: str
     license: str = "GPL"
+    globals: list[GlobalInfo] = field(default_factory=list)
 
     @property
     def programs(self) -> list[TypedFunction]:

@@ -4,6 +4,9 @@ from .constants import ALL_CONSTANTS, OK, WAIT
 from .decorators import BpfFunction, bpf_function, iouring_program, loop_step
 from .helpers import (copy_from_user, copy_to_user, emit_cqe, get_prandom_u32, ktime_get_ns, printk,
                       reap_cqe, submit)
+from .globals import Global, GlobalDecl, ReadOnly
+from .loop import (LOOP_CONSTANTS, IoRingCtx, LoopParams, Region, get_region, submit_sqes)
+from .loop import *  # noqa: F401,F403  (IOU_LOOP_*, IOU_REGION_*, SQE_SIZE, CQE_SIZE)
 from .maps import ArrayMap, HashMap, MapDef
 from .structs import Cqe, Ctx, IoVec, Sqe, Timespec
 from .types import Array, i8, i16, i32, i64, struct, u8, u16, u32, u64
@@ -13,7 +16,9 @@ __all__ = [
     "copy_from_user", "copy_to_user", "emit_cqe", "get_prandom_u32", "ktime_get_ns", "printk",
     "reap_cqe", "submit", "ArrayMap", "HashMap", "MapDef", "Cqe", "Ctx", "IoVec", "Sqe", "Timespec",
     "Array", "i8", "i16", "i32", "i64", "struct", "u8", "u16", "u32", "u64",
-] + list(ALL_CONSTANTS)
+    "Global", "GlobalDecl", "ReadOnly", "IoRingCtx", "LoopParams", "Region", "get_region",
+    "submit_sqes",
+] + list(ALL_CONSTANTS) + list(LOOP_CONSTANTS)
 
 try:  # prep_* are written in the language itself
     from .prep import *  # noqa: F401,F403

@@ -171,7 +171,9 @@ def prepare(obj: "BpfObject", ops: StructOps) -> Map:
 
 def _is_func_ptr(btf: Btf, type_id: int) -> bool:
     t = btf[btf.resolve(type_id)]
-    return t.kind == PTR and btf[btf.resolve(t.size_or_type)].kind == FUNC_PROTO
+    if t.kind != PTR or t.size_or_type == 0:      # `void *` (io_uring_bpf_ops.priv) is data
+        return False
+    return btf[btf.resolve(t.size_or_type)].kind == FUNC_PROTO
 
 
 def kernel_value(obj: "BpfObject", ops: StructOps) -> bytes:

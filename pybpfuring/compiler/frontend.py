@@ -13,10 +13,12 @@ from typing import Any
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
 from ..lang.decorators import BpfFunction
+from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
+from . import frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
 from .loops import prove_while_bound
 from .targets import STACK_SIZE, Target
@@ -47,6 +49,7 @@ class ModuleBuilder:
         self.functions: dict[int, ir.TypedFunction] = {}
         self.order: list[ir.TypedFunction] = []
         self.maps: dict[int, ir.MapInfo] = {}
+        self.globals: dict[int, ir.GlobalInfo] = {}
         self._in_progress: list[BpfFunction] = []
 
     def function(self, bfn: BpfFunction, call_loc: SourceLocation | None = None) -> ir.TypedFunction:
@@ -76,10 +79,23 @@ class ModuleBuilder:
             self.maps[id(defn)] = info
         return info
 
+    def global_info(self, decl: object, name: str, loc: SourceLocation) -> ir.GlobalInfo:
+        """One GlobalInfo per ReadOnly/Global declaration, named after its module variable."""
+        info = self.globals.get(id(decl))
+        if info is None:
+            if any(g.name == name for g in self.globals.values()) or \
+                    any(m.name == name for m in self.maps.values()):
+                raise CompileError(f"two different globals or maps are both named {name!r}", loc,
+                                   "give each module-level variable a distinct name")
+            info = ir.GlobalInfo(name, decl, loc)
+            self.globals[id(decl)] = info
+        return info
+
     def module(self, license: str = "GPL") -> ir.TypedModule:
         programs = [f for f in self.order if f.kind != "function"]
         callees = [f for f in self.order if f.kind == "function"]
-        return ir.TypedModule(programs + callees, list(self.maps.values()), self.target.name, license)
+        return ir.TypedModule(programs + callees, list(self.maps.values()), self.target.name, license,
+                              list(self.globals.values()))
 
 
 def _source_of(bfn: BpfFunction) -> tuple[ast.FunctionDef, str, int, int]:
@@ -115,6 +131,7 @@ class FunctionBuilder(ExprTyper):
         self.callees: list[ir.TypedFunction] = []
         self.inline_calls: list[tuple[ir.TypedFunction, SourceLocation]] = []
         self.maps_used: list[ir.MapInfo] = []
+        self.global_names: set[str] = set()  # names of `global x` statements (Global variables)
         self.loop_depth = 0
         self.return_type: ir.IRType = None
         self.current: ast.AST = self.node
@@ -181,6 +198,8 @@ class FunctionBuilder(ExprTyper):
             from ..lang.structs import Ctx
             if params[0].type != ir.RefType(Ctx.__bpf_struct__):
                 raise self.error(args.args[0], "the parameter of an @iouring_program must be `ctx: Ctx`")
+        if self.bfn.kind == "loop_step":
+            frontend_loop.check_loop_params(self, node, params)
         return params
 
     def _return_type(self, node: ast.FunctionDef) -> ir.IRType:
@@ -198,6 +217,12 @@ class FunctionBuilder(ExprTyper):
         obj = self.resolve_annotation_object(node)
         if obj is int:
             return i64
+        region = frontend_loop.region_annotation(obj)
+        if region is not None:
+            if not self.bfn.inline:
+                raise self.error(node, "a Region can be passed to inline @bpf_functions only",
+                                 "drop inline=False from this function")
+            return region  # type: ignore[return-value]
         t = resolve_type(obj)
         if t is None:
             if obj is float:
@@ -237,6 +262,9 @@ class FunctionBuilder(ExprTyper):
     def stmt(self, node: ast.stmt) -> list[ir.Stmt]:
         self.current = node
         loc = self.loc(node)
+        if isinstance(node, ast.Global):
+            frontend_loop.global_statement(self, node)
+            return []
         if type(node) in _UNSUPPORTED_STMTS:
             msg, hint = _UNSUPPORTED_STMTS[type(node)]
             raise self.error(node, msg, hint)
@@ -315,6 +343,10 @@ class FunctionBuilder(ExprTyper):
         if name in self.globals and isinstance(self.globals[name], (MapDef, BpfFunction)):
             raise self.error(node, f"{name!r} names a module-level {type(self.globals[name]).__name__}; "
                              "a local of that name would hide it", "choose another name")
+        if name in self.globals and isinstance(self.globals[name], GlobalDecl):
+            raise self.error(node, f"{name!r} is a module-level {type(self.globals[name]).__name__}; "
+                             "assigning it here would make a local of that name, as in Python",
+                             f"write `global {name}` first to change the global")
         local = ir.Local(name, t, self.loc(node))
         self.scope[name] = local
         self.locals.append(local)
@@ -346,6 +378,10 @@ class FunctionBuilder(ExprTyper):
                    node: ast.stmt) -> list[ir.Stmt]:
         loc = self.loc(node)
         name = target.id
+        gplace = frontend_loop.global_target(self, name, target)
+        if gplace is not None:
+            value = self.scalar(value_node)
+            return [ir.Assign(gplace, self.coerce(value, gplace.type, value_node), loc)]  # type: ignore[arg-type]
         local = self.scope.get(name)
         if local is not None and getattr(local, "loop_var", False):
             raise self.error(target, f"assigning to the loop variable {name!r} inside its loop",
@@ -384,13 +420,17 @@ class FunctionBuilder(ExprTyper):
                 old = ir.MapGet(info, key, ir.Const(0, info.defn.value_type, loc), info.defn.value_type, loc)  # type: ignore[arg-type]
                 new = self.binary(op, old, self.scalar(node.value), node)
                 return [ir.ExprStmt(ir.MapUpdate(info, key, self.coerce(new, info.defn.value_type, node), loc), loc)]  # type: ignore[arg-type]
-        if isinstance(node.target, ast.Name):
+        gplace = frontend_loop.global_target(self, node.target.id, node.target) \
+            if isinstance(node.target, ast.Name) else None
+        if gplace is not None:
+            place: ir.Place = gplace
+        elif isinstance(node.target, ast.Name):
             local = self.scope.get(node.target.id)
             if local is None:
                 raise self.error(node.target, f"{node.target.id!r} is used before it is assigned")
             if getattr(local, "loop_var", False):
                 raise self.error(node.target, f"assigning to the loop variable {local.name!r} inside its loop")
-            place: ir.Place = ir.VarPlace(local, loc)
+            place = ir.VarPlace(local, loc)
         else:
             place = self.stable_place(node.target)
         self.check_writable(place, node.target)

@@ -241,14 +241,22 @@ def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
 
 def map_update(fl: "FunctionLowering", e: ir.MapUpdate) -> ll.Value:
     mp = fl.ml.maps[id(e.map)]
-    k = key_ptr(fl, e.key, e.map)
     if e.value is None:
-        return call_helper(fl, BPF_FUNC_map_delete_elem, I64, [mp, k])
+        return call_helper(fl, BPF_FUNC_map_delete_elem, I64, [mp, key_ptr(fl, e.key, e.map)])
+    # A scalar key goes to the shared key temporary only after the value is computed: the value
+    # may look another key up (`h[k] = h.get(j, 0)`), which reuses that temporary (found by the
+    # differential tier: the update went to key j).
+    place_key = isinstance(e.key, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace))
+    k = fl.addr(e.key) if place_key else lower_expr(fl, e.key)  # type: ignore[arg-type]
     if isinstance(e.value, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
         v = fl.addr(e.value)
     else:
         v = fl.temp("value", 8)
         fl.b.store(fl.to_mem(lower_expr(fl, e.value), e.value.type), v)
+    if not place_key:
+        tmp = fl.temp("key", 8)
+        fl.b.store(fl.to_mem(k, e.key.type), tmp)  # type: ignore[union-attr]
+        k = tmp
     return call_helper(fl, BPF_FUNC_map_update_elem, I64, [mp, k, v, ll.Constant(I64, 0)])
 
 

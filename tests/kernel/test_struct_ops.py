@@ -111,6 +111,7 @@ def test_iouring_loop_object_on_a_kernel_without_it_says_so(build):
     prog = obj.programs["loop_step"]
     assert ops.type_name == "io_uring_bpf_ops" and ops.programs == {"loop_step": "loop_step"}
     assert prog.prog_type == PROG_TYPE_STRUCT_OPS and prog.sleepable
+    assert [r.name for r in prog.linked.extern_refs] == ["bpf_io_uring_submit_sqes"]
     ops["ring_fd"] = 7
     assert ops["ring_fd"] == 7
     with pytest.raises(StructOpsError, match="no struct_ops type 'struct io_uring_bpf_ops'"):
@@ -130,6 +131,7 @@ def test_iouring_loop_runs_in_the_kernel(build):
             obj.struct_ops["pyb_loop"].attach()
             assert _io_uring_enter(ring_fd, 0, 0, 1) == 0       # GETEVENTS: the loop runs, STOPs
             assert obj.bss["steps"] == 1
+            assert obj.data["submitted"] == 0                   # the kfunc ran: nothing to submit
     finally:
         os.close(ring_fd)
 

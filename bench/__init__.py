@@ -1,0 +1,11 @@
+"""pybpfuring's benchmarks: the talk's 4 KiB copy table on every backend, chained NOPs, the compiler.
+
+    python -m bench cp [--size 1G] [--runs 5] [--where host|guest|both]
+    python -m bench nops [--count 100000] [--where ...]
+    python -m bench compile
+    python -m bench all
+
+Every row of a table is measured in the same invocation, its runs interleaved with the other rows',
+so the ratios compare like with like. Results go to stdout (markdown) and to docs/results/ (JSON, PNG).
+See docs/performance.md for the method and the numbers.
+"""

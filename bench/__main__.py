@@ -1,0 +1,161 @@
+"""`python -m bench cp|nops|compile|all` (also `pybpfuring bench ...`): see bench/__init__.py."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench import report
+from bench.guest import GUEST_OUT, run_guest
+from bench.measure import stderr_log
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "docs" / "results"
+SIZE_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'1G', '256M', '4096' -> bytes; a positive multiple of 4 KiB."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in SIZE_SUFFIX else ""
+    try:
+        n = int(float(t[:len(t) - len(unit)]) * SIZE_SUFFIX[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 256M, 65536)") from None
+    if n <= 0 or n % 4096:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be a positive multiple of 4 KiB")
+    return n
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def _common(p: argparse.ArgumentParser, runs: int) -> None:
+    p.add_argument("--runs", type=_positive, default=runs, help=f"timed runs per row (default {runs})")
+    p.add_argument("--where", choices=["host", "guest", "both", "here"], default="both",
+                   help="host, the Linux 7.x QEMU guest (pybpfuring vm), or both (default)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for JSON/MD/PNG "
+                   "(default docs/results)")
+    p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.add_argument("--no-syscalls", action="store_true", help="skip counting syscalls")
+    p.add_argument("--only", default="", help="comma-separated row ids to run (default: all)")
+    p.add_argument("--json-only", type=Path, help=argparse.SUPPRESS)  # the guest's half of --where
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pybpfuring bench", description="pybpfuring's benchmarks "
+                                "(method and numbers: docs/performance.md)")
+    sub = p.add_subparsers(dest="bench", required=True)
+    cp = sub.add_parser("cp", help="4 KiB QD1 copy of a cached file to /dev/zero (the talk's table)")
+    cp.add_argument("--size", type=parse_size, default=parse_size("1G"), help="host copy size (1G)")
+    cp.add_argument("--guest-size", type=parse_size, default=parse_size("256M"),
+                    help="copy size in the TCG guest, ~12x slower than the host (256M)")
+    cp.add_argument("--emulated-size", type=parse_size, default=parse_size("128M"),
+                    help="cap for the emulated row on the host (128M)")
+    cp.add_argument("--guest-emulated-size", type=parse_size, default=parse_size("16M"),
+                    help="cap for the emulated row in the guest (16M)")
+    cp.add_argument("--data-dir", type=Path, help="where the source file goes (not tmpfs; default "
+                    "/var/tmp/pybpfuring-bench, /scratch/bench in the guest)")
+    _common(cp, 5)
+    nops = sub.add_parser("nops", help="a chain of N NOPs: BPF-driven vs user space (Python, C)")
+    nops.add_argument("--count", type=_positive, default=100_000, help="NOPs per run on the host")
+    nops.add_argument("--guest-count", type=_positive, default=20_000, help="NOPs per run in the guest")
+    nops.add_argument("--emulated-count", type=_positive, default=20_000,
+                      help="cap for the emulated row (host; a tenth of it in the guest)")
+    _common(nops, 5)
+    comp = sub.add_parser("compile", help="the compiler benchmark (bench/compile.py)")
+    comp.add_argument("args", nargs=argparse.REMAINDER)
+    al = sub.add_parser("all", help="cp, nops and compile with their defaults")
+    _common(al, 5)
+    return p
+
+
+def _measure_here(args: argparse.Namespace, guest: bool) -> dict:
+    only = tuple(filter(None, args.only.split(",")))
+    if args.bench == "cp":
+        from bench.cp.run import CpOptions, measure_cp
+        return measure_cp(CpOptions(size=args.guest_size if guest else args.size, runs=args.runs,
+                                    emulated_size=args.guest_emulated_size if guest else args.emulated_size,
+                                    data_dir=args.data_dir, count_syscalls=not args.no_syscalls,
+                                    only=only), stderr_log)
+    from bench.nops.run import NopsOptions, measure_nops
+    return measure_nops(NopsOptions(count=args.guest_count if guest else args.count, runs=args.runs,
+                                    emulated_count=args.emulated_count // (10 if guest else 1),
+                                    count_syscalls=not args.no_syscalls, only=only), stderr_log)
+
+
+def _guest_argv(argv: list[str]) -> list[str]:
+    """This command again, for the guest: measure there, write JSON to the scratch disk."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--where", "--out", "--json-only"):
+            skip = True
+            continue
+        if a.startswith(("--where=", "--out=", "--json-only=")) or a == "--no-write":
+            continue
+        out.append(a)
+    return [sys.executable, "-m", "bench", *out, "--where", "here", "--json-only", GUEST_OUT]
+
+
+def run_table(args: argparse.Namespace, argv: list[str]) -> int:
+    in_guest_now = bool(__import__("os").environ.get("PYBPFURING_IN_GUEST"))
+    if args.json_only:
+        table = _measure_here(args, guest=in_guest_now)
+        args.json_only.write_text(json.dumps(table, indent=1))
+        return 0
+    tables = []
+    if args.where in ("host", "both", "here"):
+        stderr_log(f"[bench {args.bench}] measuring on this machine")
+        tables.append(_measure_here(args, guest=in_guest_now))
+    if args.where in ("guest", "both"):
+        stderr_log(f"[bench {args.bench}] measuring in the Linux 7.x QEMU guest (TCG; slow)")
+        tables.append(run_guest(_guest_argv(argv), args.bench, stderr_log))
+    doc = report.document(args.bench, tables, ["pybpfuring", "bench", *argv])
+    print(report.markdown(doc))
+    if not args.no_write:
+        for path in report.write_outputs(doc, args.out):
+            stderr_log(f"[bench {args.bench}] wrote {path}")
+    return 0
+
+
+def run_compile(extra: list[str]) -> int:
+    if not (REPO / "bench" / "compile.py").is_file():
+        print("bench compile: not available: bench/compile.py does not exist yet", file=sys.stderr)
+        return 0
+    from bench import compile as compile_bench  # type: ignore[attr-defined]
+    return int(compile_bench.main(extra) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    try:
+        if args.bench == "compile":
+            return run_compile([a for a in args.args if a != "--"])
+        if args.bench == "all":
+            common = argv[1:]
+            return max(main(["cp", *common]), main(["nops", *common]), run_compile([]))
+        return run_table(args, argv)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure of the harness itself: one clear line, no traceback
+        from bench.datafile import DataDirError
+        kind = "" if isinstance(exc, DataDirError) else f"{type(exc).__name__}: "
+        print(f"bench {args.bench}: error: {kind}{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

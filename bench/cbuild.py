@@ -1,0 +1,71 @@
+"""Build the C baselines with the system `cc`, once, into a cache outside the repository.
+
+A binary is named by the hash of its source, the headers beside it, the flags and the compiler's
+version, so an edit rebuilds it and an unchanged tree never does. The cache is shared with the QEMU
+guest (it sees the host's file system), so the guest runs the binaries the host built.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+CFLAGS = ["-O2", "-Wall", "-Werror"]
+COMPILE_TIMEOUT = 120.0
+
+
+class BuildUnavailable(Exception):
+    """A baseline cannot be built here; the message says why and what to install."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PYBPFURING_BENCH_CACHE")
+    root = Path(env) if env else Path.home() / ".cache" / "pybpfuring" / "bench"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _compiler() -> str:
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        raise BuildUnavailable("no C compiler (apt-get install gcc)")
+    return cc
+
+
+def _needs_liburing(source: Path) -> bool:
+    return "#include <liburing.h>" in source.read_text()
+
+
+def _key(cc: str, source: Path, flags: list[str]) -> str:
+    h = hashlib.sha256()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    h.update(version.encode())
+    h.update(" ".join(flags).encode())
+    for part in sorted(source.parent.glob("*.h")) + [source]:
+        h.update(part.name.encode() + b"\0" + part.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build(relative_source: str) -> Path:
+    """The binary built from bench/<relative_source> (e.g. "cp/rw.c"), compiling it if needed."""
+    source = BENCH_DIR / relative_source
+    cc = _compiler()
+    libs = []
+    if _needs_liburing(source):
+        if not Path("/usr/include/liburing.h").exists():
+            raise BuildUnavailable("liburing headers missing (apt-get install liburing-dev)")
+        libs = ["-luring"]
+    flags = CFLAGS + libs
+    target = cache_dir() / f"{source.stem}-{_key(cc, source, flags)}"
+    if target.is_file():
+        return target
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(source), *libs], capture_output=True,
+                          text=True, timeout=COMPILE_TIMEOUT)
+    if proc.returncode != 0:
+        raise BuildUnavailable(f"cc failed on {relative_source}: {proc.stderr.strip()[-400:]}")
+    tmp.replace(target)
+    return target

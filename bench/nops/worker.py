@@ -1,0 +1,103 @@
+"""Run one Python row of the nops table in this (fresh) process and print `ns=<ns> count=<n>`.
+
+    python -m bench.nops.worker ROW COUNT        # complete COUNT NOPs, one after another
+    python -m bench.nops.worker ROW --check      # print "ok" or "unavailable: <reason>"
+
+BPF-driven rows pay a one-time cost (compiling, loading, attaching) that is not per NOP: it is taken
+out by timing a chain of one NOP first and subtracting it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pybpfuring.runtime.ring import IoUring, prep_nop
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def user_space_chain(count: int) -> int:
+    with IoUring(4) as ring:
+        for _ in range(count):
+            prep_nop(ring.get_sqe())
+            ring.submit_and_wait(1)
+            if ring.wait_cqe().res < 0:
+                raise OSError("a NOP failed")
+    return count
+
+
+def emulated_chain(count: int) -> int:
+    from bench.nops.programs import run_chain
+    return run_chain(count, "emulated")
+
+
+def kernel_program_chain(count: int) -> int:
+    from bench.cp.worker import _kernel_backend
+    from bench.nops.programs import run_chain
+    return run_chain(count, _kernel_backend())
+
+
+def kernel_loop_step(count: int) -> int:
+    """examples/bpf_nops.py: liburing's bpf_nops shape (up to 8 NOPs in flight) in loop_step."""
+    path = REPO / "examples" / "bpf_nops.py"
+    spec = importlib.util.spec_from_file_location("pbu_example_bpf_nops", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    from pybpfuring.runtime.backends.bpf_ops import LoopRing, kernel_has_loop_ops
+    if not kernel_has_loop_ops():
+        raise LookupError("this kernel has no io_uring_bpf_ops (Linux >= 7.1 with CONFIG_IO_URING_BPF_OPS)")
+    if count == 0:
+        return 0
+    with LoopRing(module.nops_step, bss={"reqs_to_run": count}) as loop:
+        loop.run()
+        left = module.reqs_to_run.value
+    if left != 0:
+        raise OSError(f"{left} of {count} NOPs did not complete")
+    return count
+
+
+ROWS: dict[str, tuple[Callable[[int], int], bool]] = {   # id -> (chain, subtract a 1-NOP chain)
+    "py_nops": (user_space_chain, False),
+    "emulated_nops": (emulated_chain, True),
+    "kernel_program_nops": (kernel_program_chain, True),
+    "kernel_loop_step_nops": (kernel_loop_step, True),
+}
+
+
+def timed(chain: Callable[[int], int], count: int) -> int:
+    start = time.perf_counter_ns()
+    done = chain(count)
+    elapsed = time.perf_counter_ns() - start
+    if done != count:
+        raise OSError(f"{done} of {count} NOPs completed")
+    return elapsed
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m bench.nops.worker ROW COUNT | ROW --check", file=sys.stderr)
+        return 2
+    chain, subtract = ROWS[argv[0]]
+    if argv[1] == "--check":
+        try:
+            chain(1)
+            print("ok")
+        except Exception as exc:  # the reason the row cannot run, shown in the table
+            print(f"unavailable: {type(exc).__name__}: {exc}".replace("\n", " "))
+        return 0
+    count = int(argv[1])
+    fixed = 0
+    if subtract:
+        chain(1)                          # compile and warm every cache
+        fixed = timed(chain, 1)
+    print(f"ns={max(timed(chain, count) - fixed, 1)} count={count}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -13,12 +13,13 @@ import gzip
 import hashlib
 import shlex
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from pybpfuring.vm.steps import VmError, run_step
+from pybpfuring.vm.steps import VmError, run_step, timed_step
 
 VIRTIOFS_TAG = "hostroot"
 SCRATCH_MOUNT = "/scratch"
@@ -70,7 +71,7 @@ ip link set lo up 2>/dev/null
 hostname pybpfuring-guest
 echo "@START@"
 if [ "$mode" = shell ]; then
-    setsid cttyhack chroot $R /bin/sh -c 'cd /root; exec /bin/bash -l'
+    setsid cttyhack chroot $R /bin/sh @SCRATCH@/job/run.sh
     rc=$?
 else
     chroot $R /bin/sh @SCRATCH@/job/run.sh </dev/null
@@ -110,9 +111,14 @@ def build_initramfs(cache: Path, modules: list[Path]) -> Path:
     target = cache / "initramfs" / f"init-{digest.hexdigest()[:16]}.cpio.gz"
     if target.is_file():
         return target
-    staging = cache / "initramfs" / "staging"
-    if staging.exists():
-        shutil.rmtree(staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with timed_step(f"build initramfs {target.name}"):
+        # a private staging directory: two sessions may build the same image at once
+        _write_initramfs(target, busybox, modules, Path(tempfile.mkdtemp(dir=target.parent)))
+    return target
+
+
+def _write_initramfs(target: Path, busybox: Path, modules: list[Path], staging: Path) -> None:
     for sub in ("bin", "proc", "sys", "dev", "lower", "upper", "newroot", "modules"):
         (staging / sub).mkdir(parents=True)
     shutil.copy(busybox, staging / "bin" / "busybox")
@@ -123,11 +129,10 @@ def build_initramfs(cache: Path, modules: list[Path]) -> Path:
     names = sorted(str(p.relative_to(staging)) for p in staging.rglob("*"))
     proc = run_step("build initramfs", ["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"],
                     BUILD_TIMEOUT, cwd=staging, input_bytes=("\n".join([".", *names]) + "\n").encode())
-    tmp = target.with_suffix(".tmp")
+    tmp = staging.with_suffix(".tmp")
     tmp.write_bytes(gzip.compress(proc.stdout, compresslevel=6))
     tmp.replace(target)
     shutil.rmtree(staging)
-    return target
 
 
 @dataclass(frozen=True)

@@ -133,15 +133,16 @@ def run_job(manifest: Manifest, job: Job, timeout: float, cfg: MachineConfig | N
                  f"{cfg.memory_mib} MiB); run dir {run_dir}")
         argv = qemu_argv(manifest, initramfs, scratch, sock, cfg, mode)
         if mode == "shell":
-            status = _interactive(argv, timeout)
-            return GuestResult(status, "", run_dir / "out", run_dir, 0.0, time.monotonic() - start)
-        lines, boot = _boot_and_wait(argv, run_dir, timeout, on_line)
+            _interactive(argv, timeout)
+            lines, boot = [], 0.0
+        else:
+            lines, boot = _boot_and_wait(argv, run_dir, timeout, on_line)
     finally:
         vfsd.kill()
         vfsd.wait()
     total = time.monotonic() - start
-    status = _exit_status(lines, run_dir)
     out_dir = read_scratch_out(scratch, run_dir / "results")
+    status = _exit_status(lines, run_dir, out_dir / "exit-status")
     if os.environ.get("PYBPFURING_VM_KEEP") != "1":
         scratch.unlink()  # benchmark inputs can make it large; logs stay in run_dir
     job_lines = [ln for ln in lines if not _is_epilogue(ln)]
@@ -182,18 +183,21 @@ def _boot_and_wait(argv: list[str], run_dir: Path, timeout: float,
     return lines, boot
 
 
-def _exit_status(lines: list[str], run_dir: Path) -> int:
+def _exit_status(lines: list[str], run_dir: Path, status_file: Path) -> int:
+    """The job's exit status from init's console marker, else from the file init wrote."""
     for line in reversed(lines):
         if line.startswith(EXIT_MARKER):
             return int(line.removeprefix(EXIT_MARKER).strip(" @"))
+    if status_file.is_file() and status_file.read_text().strip().isdigit():
+        return int(status_file.read_text().strip())
     raise VmError("run in guest", "the guest powered off without reporting the job's exit status",
                   f"see {run_dir / 'console.log'}")
 
 
-def _interactive(argv: list[str], timeout: float) -> int:
+def _interactive(argv: list[str], timeout: float) -> None:
     """`vm shell`: QEMU owns the terminal (Ctrl-A X quits); init powers off when the shell exits."""
     progress("interactive guest shell; exit the shell (or press Ctrl-A X) to power off")
     try:
-        return subprocess.run(argv, timeout=timeout, check=False).returncode
+        subprocess.run(argv, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise VmError("guest shell", f"the session exceeded {timeout:.0f} s") from None

@@ -51,5 +51,6 @@ def run_in_guest(argv: list[str], cwd: str | Path | None = None, timeout: float 
 def guest_shell(timeout: float = 4 * 3600.0) -> int:
     """An interactive root shell in the guest on this terminal."""
     manifest = ensure_artifacts()
-    job = Job(argv=["/bin/bash", "-l"], cwd=os.getcwd(), env=guest_env())
+    # -i, not -l: a login shell's /etc/profile would reset PATH (the host interpreter comes first)
+    job = Job(argv=["/bin/bash", "-i"], cwd=os.getcwd(), env=guest_env({"PS1": r"guest:\w# "}))
     return run_job(manifest, job, timeout, None, None, mode="shell").exit_status

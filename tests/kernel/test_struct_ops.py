@@ -171,3 +171,30 @@ def test_struct_ops_cycles_leak_no_fds(build):
             obj.struct_ops["pybpf_cc"].attach()
     assert len(os.listdir("/proc/self/fd")) == before
     assert not _registered("pybpf_cc")
+
+
+def test_core_relocations_are_applied_by_the_kernel(build):
+    """core.c reads task_struct.pid/.tgid through a 2-member local struct (offsets 0 and 4);
+    the kernel moves them to the real offsets from the CO-RE records we pass along."""
+    import threading
+    ready, done = threading.Event(), threading.Event()
+    tid: list[int] = []
+
+    def worker() -> None:
+        tid.append(threading.get_native_id())
+        ready.set()
+        done.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    ready.wait(10)
+    try:
+        with BpfObject.open(build("core")) as obj:
+            prog = obj.programs["read_pid"]
+            assert len(prog.linked.core_relos) == 2
+            obj.load()
+            retval, out = prog.test_run(struct.pack("<iii", tid[0], 0, 0))
+            assert retval == 0 and struct.unpack("<iii", out) == (tid[0], tid[0], os.getpid())
+    finally:
+        done.set()
+        thread.join()

@@ -5,8 +5,8 @@ A program is a function in an executable section other than `.text`. Every funct
 is appended after it once, and the call's pc-relative `imm` is recomputed for the new layout.
 References to maps, global data and kernel symbols are recorded by instruction index; their fds and
 BTF ids are only known at load time, so `object.py` patches them then.
-func_info and line_info (byte offsets within the ELF section in `.BTF.ext`) are rebased to
-instruction indices of the linked program.
+func_info, line_info and CO-RE relocations (byte offsets within the ELF section in `.BTF.ext`) are
+rebased to instruction indices of the linked program.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import bisect
 import struct
 from dataclasses import dataclass, field
 
-from .btf import BtfExt, FuncInfoRec, LineInfoRec
+from .btf import BtfExt, CoreReloRec, FuncInfoRec, LineInfoRec
 from .elf import R_BPF_64_32, R_BPF_64_64, ElfImage, ElfObjectError, Relocation, Section
 
 INSN_SIZE = 8
@@ -84,6 +84,7 @@ class LinkedProgram:
     extern_refs: list[ExternRef] = field(default_factory=list)
     func_info: list[tuple[int, int]] = field(default_factory=list)      # (insn, FUNC type id)
     line_info: list[tuple[int, LineInfoRec]] = field(default_factory=list)
+    core_relos: list[tuple[int, CoreReloRec]] = field(default_factory=list)   # (insn, record)
 
 
 class Linker:
@@ -212,8 +213,12 @@ class Linker:
             for rec in self.ext.line_info.get(name, []):
                 if lo <= rec.insn_off < hi:
                     prog.line_info.append((base + rec.insn_off // INSN_SIZE - func.start, rec))
+            for rec in self.ext.core_relos.get(name, []):
+                if lo <= rec.insn_off < hi:
+                    prog.core_relos.append((base + rec.insn_off // INSN_SIZE - func.start, rec))
         prog.func_info.sort(key=lambda p: p[0])
         prog.line_info.sort(key=lambda p: p[0])
+        prog.core_relos.sort(key=lambda p: p[0])
 
 
 def _functions_of(image: ElfImage, sec: Section) -> list[Function]:
@@ -235,10 +240,17 @@ def func_info_bytes(recs: list[tuple[int, int]]) -> bytes:
     return b"".join(struct.pack("<II", insn, tid) for insn, tid in recs)
 
 
+def core_relo_bytes(recs: list[tuple[int, CoreReloRec]]) -> bytes:
+    """`struct bpf_core_relo` records for BPF_PROG_LOAD: the kernel applies CO-RE relocations
+    itself against its own BTF (insn_off in bytes within the linked program)."""
+    return b"".join(struct.pack("<IIII", insn * INSN_SIZE, r.type_id, r.access_str_off, r.kind)
+                    for insn, r in recs)
+
+
 def line_info_bytes(recs: list[tuple[int, LineInfoRec]]) -> bytes:
     return b"".join(struct.pack("<IIII", insn, r.file_name_off, r.line_off, (r.line << 10) | r.col)
                     for insn, r in recs)
 
 
 __all__ = ["Linker", "LinkedProgram", "Function", "MapRef", "ExternRef", "FuncInfoRec",
-           "decode_insn", "set_src_imm", "func_info_bytes", "line_info_bytes"]
+           "decode_insn", "set_src_imm", "func_info_bytes", "line_info_bytes", "core_relo_bytes"]

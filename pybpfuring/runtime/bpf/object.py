@@ -25,7 +25,7 @@ from .btf import DATASEC, Btf, BtfError, BtfExt
 from .btf_fixup import fixup_btf
 from .elf import ElfImage, ElfObjectError, read_elf
 from .link import (INSN_SIZE, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, LinkedProgram, Linker,
-                   func_info_bytes, line_info_bytes, set_src_imm)
+                   core_relo_bytes, func_info_bytes, line_info_bytes, set_src_imm)
 from .maps import MAP_TYPE_ARRAY, GlobalData, GlobalVar, Map, MapDef, MapError, map_def_from_btf
 from .sections import PROG_TYPE_SYSCALL, UnsupportedSection, describe_table, section_type
 from .verifier import SourceLine, verifier_error
@@ -300,6 +300,8 @@ class BpfObject:
                 set_src_imm(insns, ref.insn + 1, imm=ref.offset)
         fd_array = externs.resolve(prog, insns, self)
         with_btf = self.btf_fd >= 0 and prog.linked.func_info
+        # CO-RE relocations are applied by the kernel (BPF_PROG_LOAD core_relos, Linux >= 5.17).
+        with_relos = self.btf_fd >= 0 and bool(prog.linked.core_relos)
         return sc.ProgLoadRequest(
             prog_type=prog.prog_type, insns=bytes(insns), license=prog.license, name=prog.name,
             prog_flags=sc.BPF_F_SLEEPABLE if prog.sleepable else 0,
@@ -310,7 +312,9 @@ class BpfObject:
             line_info=line_info_bytes(prog.linked.line_info) if with_btf else b"",
             line_info_cnt=len(prog.linked.line_info) if with_btf else 0,
             attach_btf_id=prog.attach_btf_id, attach_btf_obj_fd=prog.attach_btf_obj_fd,
-            fd_array=fd_array)
+            fd_array=fd_array,
+            core_relos=core_relo_bytes(prog.linked.core_relos) if with_relos else b"",
+            core_relo_cnt=len(prog.linked.core_relos) if with_relos else 0)
 
     # ---- fds ----
     def _own(self, fd: int) -> int:

@@ -283,10 +283,13 @@ class ProgLoadRequest:
     attach_btf_id: int = 0
     attach_btf_obj_fd: int = 0
     fd_array: bytes = b""
+    core_relos: bytes = b""
+    core_relo_cnt: int = 0
 
 
 FUNC_INFO_REC_SIZE = 8
 LINE_INFO_REC_SIZE = 16
+CORE_RELO_REC_SIZE = 16
 
 
 def prog_load(req: ProgLoadRequest, log_level: int = 0, log_size: int = 1 << 16) -> LoadResult:
@@ -297,6 +300,7 @@ def prog_load(req: ProgLoadRequest, log_level: int = 0, log_size: int = 1 << 16)
     finfo = _cbuf(req.func_info) if req.func_info_cnt else None
     linfo = _cbuf(req.line_info) if req.line_info_cnt else None
     fds = _cbuf(req.fd_array) if req.fd_array else None
+    relos = _cbuf(req.core_relos) if req.core_relo_cnt else None
     size = log_size if log_level else 0
     while True:
         log = ctypes.create_string_buffer(size) if size else None
@@ -311,7 +315,8 @@ def prog_load(req: ProgLoadRequest, log_level: int = 0, log_size: int = 1 << 16)
             line_info_rec_size=LINE_INFO_REC_SIZE if linfo is not None else 0,
             line_info=_addr(linfo), line_info_cnt=req.line_info_cnt,
             attach_btf_id=req.attach_btf_id, attach_btf_obj_fd=req.attach_btf_obj_fd,
-            fd_array=_addr(fds))
+            fd_array=_addr(fds), core_relos=_addr(relos), core_relo_cnt=req.core_relo_cnt,
+            core_relo_rec_size=CORE_RELO_REC_SIZE if relos is not None else 0)
         try:
             fd = bpf(PROG_LOAD, attr, f"program {req.name!r}")
             return LoadResult(fd, 0, _log_text(log))

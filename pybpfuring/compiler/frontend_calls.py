@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..lang.decorators import BpfFunction
 from ..lang.helpers import Intrinsic
-from ..lang.loop import LOOP_INTRINSICS
+from ..lang.loop import LOOP_INTRINSICS, RegionType
 from ..lang.structs import Ctx, Cqe, Sqe
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
 from . import frontend_loop
@@ -116,7 +116,7 @@ def call_function(b: "FunctionBuilder", node: ast.Call, fn: BpfFunction) -> ir.E
         raise b.error(node, f"{fn.name}() takes {_n_args(len(callee.params))}, {len(node.args)} given")
     args: list[ir.Expr] = []
     for a, p in zip(node.args, callee.params):
-        if isinstance(p.type, ir.RefType):
+        if isinstance(p.type, (ir.RefType, RegionType)):   # references and regions
             v = b.value(a)
             if v.type != p.type:
                 raise b.error(a, f"parameter {p.name!r} of {fn.name} takes a {tname(p.type)}, "

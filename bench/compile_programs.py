@@ -121,7 +121,13 @@ class CpArgs:
     block: u32
 
 
-cp_state = ArrayMap(u64, 2)  # 0: file offset, 1: what is in flight (0 nothing, 1 a read, 2 a write)
+@struct
+class CpState:
+    off: u64  # file offset of the block being copied
+    phase: u32  # what is in flight: IDLE, READING or WRITING
+
+
+cp_state = ArrayMap(CpState, 1)
 IDLE = 0
 READING = 1
 WRITING = 2
@@ -132,10 +138,9 @@ CP_CQ = 1
 def cp_qd1(ctx: Ctx) -> int:
     args = CpArgs()
     copy_from_user(args, ctx.user_data)
-    off = cp_state[0]
-    phase = cp_state[1]
+    st = cp_state[0]  # a reference into the map value: updates land in the map
     res: i32 = 0
-    if phase != IDLE:
+    if st.phase != IDLE:
         cqe = Cqe()
         if reap_cqe(ctx, CP_CQ, cqe) != 0:
             ctx.wait_idx = CP_CQ
@@ -146,18 +151,17 @@ def cp_qd1(ctx: Ctx) -> int:
             emit_cqe(ctx, 0, ctx.user_data, res, 0)
             return OK
     sqe = Sqe()
-    if phase == READING:
-        prep_write(sqe, args.out_fd, args.buf, u32(res), off)
-        cp_state[1] = WRITING
+    if st.phase == READING:
+        prep_write(sqe, args.out_fd, args.buf, u32(res), st.off)
+        st.phase = WRITING
     else:
-        if phase == WRITING:
-            off += u64(res)
-            cp_state[0] = off
-        if off >= args.size:
+        if st.phase == WRITING:
+            st.off += u64(res)
+        if st.off >= args.size:
             emit_cqe(ctx, 0, ctx.user_data, 0, 0)
             return OK
-        prep_read(sqe, args.in_fd, args.buf, u32(min(u64(args.block), args.size - off)), off)
-        cp_state[1] = READING
+        prep_read(sqe, args.in_fd, args.buf, u32(min(u64(args.block), args.size - st.off)), st.off)
+        st.phase = READING
     sqe.cq_idx = CP_CQ
     submit(ctx, sqe)
     ctx.wait_idx = CP_CQ

@@ -9,11 +9,16 @@ struct cp_args {
 	__u32 block;
 };
 
+struct cp_state {
+	__u64 off;
+	__u32 phase;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cp_state);
 } cp_state SEC(".maps");
 
 enum { IDLE, READING, WRITING };
@@ -24,15 +29,14 @@ int cp_qd1(struct io_uring_bpf_ctx *ctx)
 {
 	struct cp_args args;
 	struct io_uring_sqe sqe;
-	__u32 k_off = 0, k_phase = 1;
-	__u64 *off = bpf_map_lookup_elem(&cp_state, &k_off);
-	__u64 *phase = bpf_map_lookup_elem(&cp_state, &k_phase);
+	__u32 key = 0;
+	struct cp_state *st = bpf_map_lookup_elem(&cp_state, &key);
 	__s32 res = 0;
 
-	if (!off || !phase)
+	if (!st)
 		return IORING_BPF_OK;
 	bpf_copy_from_user(&args, sizeof(args), (void *)ctx->user_data);
-	if (*phase != IDLE) {
+	if (st->phase != IDLE) {
 		struct io_uring_cqe cqe;
 
 		if (iouring_reap_cqe(ctx, CP_CQ, &cqe, sizeof(cqe)) != 0) {
@@ -46,21 +50,21 @@ int cp_qd1(struct io_uring_bpf_ctx *ctx)
 			return IORING_BPF_OK;
 		}
 	}
-	if (*phase == READING) {
-		io_uring_prep_write(&sqe, args.out_fd, args.buf, res, *off);
-		*phase = WRITING;
+	if (st->phase == READING) {
+		io_uring_prep_write(&sqe, args.out_fd, args.buf, res, st->off);
+		st->phase = WRITING;
 	} else {
 		__u64 left;
 
-		if (*phase == WRITING)
-			*off += res;
-		if (*off >= args.size) {
+		if (st->phase == WRITING)
+			st->off += res;
+		if (st->off >= args.size) {
 			iouring_emit_cqe(ctx, 0, ctx->user_data, 0, 0);
 			return IORING_BPF_OK;
 		}
-		left = args.size - *off;
-		io_uring_prep_read(&sqe, args.in_fd, args.buf, left < args.block ? left : args.block, *off);
-		*phase = READING;
+		left = args.size - st->off;
+		io_uring_prep_read(&sqe, args.in_fd, args.buf, left < args.block ? left : args.block, st->off);
+		st->phase = READING;
 	}
 	sqe.cq_idx = CP_CQ;
 	iouring_queue_sqe(ctx, &sqe, sizeof(sqe));

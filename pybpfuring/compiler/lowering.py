@@ -108,6 +108,20 @@ class ModuleLowering:
         return target_bpf_ops.program_section(fn, self.target.program_section)
 
 
+def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
+    """`x = T()` directly followed by `copy_from_user(x, ...)`: the helper writes every byte of x (and
+    zeroes it when the copy fails), so zeroing x first would be dead work."""
+    if not (isinstance(s, ir.Assign) and isinstance(s.place, ir.VarPlace)
+            and isinstance(s.value, ir.NewAggregate)):
+        return False
+    if not (isinstance(after, ir.ExprStmt) and isinstance(after.expr, ir.HelperCall)
+            and after.expr.name == "copy_from_user"):
+        return False
+    dst = after.expr.args[0]
+    return (isinstance(dst, ir.DerefPlace) and isinstance(dst.ref, ir.Load)
+            and isinstance(dst.ref.place, ir.VarPlace) and dst.ref.place.local is s.place.local)
+
+
 class FunctionLowering:
     def __init__(self, ml: ModuleLowering, fn: ir.TypedFunction):
         self.ml = ml
@@ -120,6 +134,7 @@ class FunctionLowering:
         self.loops: list[tuple[ll.Block, ll.Block]] = []  # (continue target, break target)
         self._scratch: ll.Value | None = None
         self._temps: dict[str, ll.Value] = {}
+        self.unzeroed: set[int] = set()  # NewAggregates whose zeroing would be overwritten at once
 
     # ---- set-up -------------------------------------------------------------------------------------
     def lower(self) -> None:
@@ -243,7 +258,9 @@ class FunctionLowering:
 
     # ---- statements ---------------------------------------------------------------------------------
     def body(self, stmts: list[ir.Stmt]) -> None:
-        for s in stmts:
+        for s, after in zip(stmts, stmts[1:] + [None]):
+            if filled_by_next(s, after):
+                self.unzeroed.add(id(s.value))  # type: ignore[union-attr]
             if self.b.block.is_terminated:
                 self.b.position_at_end(self.f.append_basic_block("dead"))
             self.at(s.loc)

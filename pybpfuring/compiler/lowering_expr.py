@@ -57,7 +57,8 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         return fl.addr(e.place)
     if isinstance(e, ir.NewAggregate):
         slot = fl.slots[e.slot]
-        b.store(ll.Constant(ll.ArrayType(I8, e.type.pointee.size), None), slot)
+        if id(e) not in fl.unzeroed:
+            b.store(ll.Constant(ll.ArrayType(I8, e.type.pointee.size), None), slot)
         return slot
     if isinstance(e, ir.MapRef):
         return map_ref(fl, e)

@@ -9,7 +9,9 @@ map, results come out through `out`, so nothing folds at compile time.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
+import struct
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,24 @@ def maps(ctx: Ctx) -> int:
     return OK
 '''
 
+USER_COPY_PROGRAM = '''
+@struct
+class Args:
+    word: u64
+    half: u32
+    byte: u8
+
+
+@iouring_program
+def user_copy(ctx: Ctx) -> int:
+    a = Args()
+    copy_from_user(a, inp[0])  # fills all of `a` (zeroes it when the copy fails): no zeroing first
+    out[0] = a.word
+    out[1] = a.half
+    out[2] = a.byte
+    return OK
+'''
+
 HEADER = "from pybpfuring.lang import *\n\ninp = ArrayMap(u64, 4)\nout = ArrayMap(u64, 32)\n\n\n"
 TYPES = [INT_TYPES[n] for n in ("i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64")]
 
@@ -176,7 +196,7 @@ def interesting(t: IntType) -> list[int]:
 def obj(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("semantics") / "semantics.py"
     path.write_text(HEADER + "\n\n".join(arith_program(t) for t in TYPES) + MIXED_PROGRAM
-                    + CASTS_PROGRAM + CONTROL_PROGRAM + MAPS_PROGRAM)
+                    + CASTS_PROGRAM + CONTROL_PROGRAM + MAPS_PROGRAM + USER_COPY_PROGRAM)
     o = BpfObject.open(compile_module(path, "generic"))
     o.load()
     yield o
@@ -292,6 +312,15 @@ def test_maps_semantics(obj: BpfObject) -> None:
     assert got[9] == 0
     assert 7 not in obj.maps["h"]
     assert obj.maps["pairs"][7] == (3).to_bytes(4, "little") + bytes(4) + u64.wrap(-5).to_bytes(8, "little")
+
+
+def test_copy_from_user(obj: BpfObject) -> None:
+    """A sleepable SYSCALL program reads this process's memory; a bad address leaves zeroes."""
+    buf = ctypes.create_string_buffer(struct.pack("<QIB", 0x1122_3344_5566_7788, 0xA0B0C0D0, 0x7F), 16)
+    run(obj, "user_copy", ctypes.addressof(buf))
+    assert out(obj, 3) == [0x1122_3344_5566_7788, 0xA0B0C0D0, 0x7F]
+    run(obj, "user_copy", 8)  # unmapped
+    assert out(obj, 3) == [0, 0, 0]
 
 
 def test_valid_feature_programs_pass_the_verifier() -> None:

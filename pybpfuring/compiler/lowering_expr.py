@@ -201,10 +201,23 @@ def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) ->
     return call_helper(fl, BPF_FUNC_map_lookup_elem, PTR, [fl.ml.maps[id(info)], k])
 
 
+def is_found(fl: "FunctionLowering", p: ll.Value) -> ll.Value:
+    """`p != NULL` for a looked-up map value, hidden from LLVM's folding (llvm.bpf.passthrough, as
+    the BPF backend's own passes do): InstCombine would otherwise merge it with other tests into
+    `(ptr | x) == 0`, and the verifier refuses arithmetic on a map_value_or_null pointer (found by
+    the differential tier)."""
+    m = fl.ml.m
+    name = "llvm.bpf.passthrough.i1.i1"
+    fn = m.globals.get(name) or ll.Function(m, ll.FunctionType(I1, [I32, I1]), name)
+    seq = getattr(fl.ml, "_passthrough_seq", 0) + 1  # distinct, so calls are never merged
+    fl.ml._passthrough_seq = seq  # type: ignore[attr-defined]
+    return fl.b.call(fn, [ll.Constant(I32, seq), fl.b.icmp_unsigned("!=", p, ll.Constant(PTR, None))])
+
+
 def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
     b = fl.b
     p = lookup(fl, e.map, e.key)
-    found = b.icmp_unsigned("!=", p, ll.Constant(PTR, None))
+    found = is_found(fl, p)
     miss, done = fl.f.append_basic_block("map.miss"), fl.f.append_basic_block("map.done")
     hit_end = b.block
     b.cbranch(found, done, miss)
@@ -222,7 +235,7 @@ def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
 def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
     b = fl.b
     p = lookup(fl, e.map, e.key)
-    found = b.icmp_unsigned("!=", p, ll.Constant(PTR, None))
+    found = is_found(fl, p)
     if e.default is None:
         return found
     hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")

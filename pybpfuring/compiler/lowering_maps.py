@@ -68,12 +68,12 @@ def _cache(fl: "FunctionLowering") -> dict[int, ll.Value]:
 
 def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block, ll.Block, ll.Block]:
     """Look the key up; leave the builder in the `hit` block. Returns (address, start, hit, done)."""
-    from .lowering_expr import lookup
+    from .lowering_expr import is_found, lookup
     b = fl.b
     p = lookup(fl, ref.map, ref.key)
     start = b.block
     hit, done = fl.f.append_basic_block("map.hit"), fl.f.append_basic_block("map.done")
-    b.cbranch(b.icmp_unsigned("!=", p, ll.Constant(PTR, None)), hit, done)
+    b.cbranch(is_found(fl, p), hit, done)
     b.position_at_end(hit)
     addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=ll.IntType(8)) if offset else p
     return addr, start, hit, done

@@ -72,6 +72,7 @@ class Scope:
     in_loop: bool = False
     has_ctx: bool = True
     maps: bool = True
+    max_depth: int = 3  # expression depth (shallow inside loops: the verifier walks every trip)
 
 
 class ModuleGen:
@@ -132,7 +133,7 @@ class ModuleGen:
         scope = Scope([])
         lines = ["@iouring_program", f"def {name}(ctx: Ctx) -> int:"]
         decls = []
-        for _ in range(self.rng.randint(2, 2 + self.size)):
+        for _ in range(self.rng.randint(2, 1 + self.size)):
             v, t = self.fresh("v"), self.rng.choice(INT_TYPES + ["bool"])
             decls.append(f"{v}: {t} = {self.expr(scope, 2)}")
             scope.scalars.append((v, t))
@@ -144,7 +145,7 @@ class ModuleGen:
             a = self.fresh("t")
             decls.append(f"{a}: Array[{LOCAL_ARRAY[0]}, {LOCAL_ARRAY[1]}]")
             scope.arrays.append(a)
-        body = decls + self.block(scope, self.rng.randint(2, 4 + 2 * self.size), 2)
+        body = decls + self.block(scope, self.rng.randint(2, 2 + 2 * self.size), 2)
         lines += ["    " + l for l in body]
         lines.append(f"    return {self.expr(scope, 3)}")
         return "\n".join(lines)
@@ -188,13 +189,13 @@ class ModuleGen:
 
     def loop_scope(self, scope: Scope, var: str | None) -> Scope:
         return Scope(scope.scalars, scope.readonly + ([var] if var else []), scope.structs,
-                     scope.arrays, True, scope.has_ctx, scope.maps)
+                     scope.arrays, True, scope.has_ctx, scope.maps, max_depth=1)
 
     def for_stmt(self, scope: Scope, depth: int) -> list[str]:
         i = self.fresh("i")
         r = self.rng.random()
         if r < 0.4:
-            rng = f"range({self.rng.randint(0, 6)})"
+            rng = f"range({self.rng.randint(0, 5)})"
         elif r < 0.6:
             lo = self.rng.randint(-3, 4)
             rng = f"range({lo}, {lo + self.rng.randint(-1, 6)})"
@@ -204,7 +205,7 @@ class ModuleGen:
             hi = lo + step * self.rng.randint(0, 4)
             rng = f"range({lo}, {hi}, {step})"
         else:
-            rng = f"range(min({self.expr(scope, 1)}, {self.rng.randint(0, 6)}))"
+            rng = f"range(min({self.expr(scope, 1)}, {self.rng.randint(0, 4)}))"
         inner = self.loop_scope(scope, i)
         return [f"for {i} in {rng}:"] + ["    " + l for l in self.block(inner, self.rng.randint(1, 3), depth - 1)]
 
@@ -212,7 +213,7 @@ class ModuleGen:
         w = self.fresh("w")
         t = self.rng.choice(["i32", "u32", "i64", "u8"])
         step = self.rng.randint(1, 3)
-        limit = self.rng.randint(0, 7)
+        limit = self.rng.randint(0, 6)
         inner = self.loop_scope(scope, w)
         body = [f"{w} += {step}"] + self.block(inner, self.rng.randint(1, 2), depth - 1)
         return [f"{w}: {t} = 0", f"while {w} < {limit}:"] + ["    " + l for l in body]
@@ -319,7 +320,7 @@ class ModuleGen:
         return text if not const else str(self.rng.randrange(length))
 
     def expr(self, scope: Scope, depth: int) -> str:
-        return self._expr(scope, depth)[0]
+        return self._expr(scope, min(depth, scope.max_depth))[0]
 
     def literal(self) -> str:
         r = self.rng.random()

@@ -253,3 +253,16 @@ def test_public_api_types_hold_under_typeguard(build):
     proc = subprocess.run([sys.executable, "-c", TYPEGUARD_SCRIPT, str(build("syscall_basic")),
                            str(build("calls"))], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "typeguard ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_overlong_verifier_log_keeps_its_end(build, monkeypatch):
+    """A log beyond the cap: the kernel keeps its tail, which still names the reason and line."""
+    from pybpfuring.runtime.bpf import syscalls
+    monkeypatch.setattr(syscalls, "MAX_LOG", 300)
+    obj = BpfObject.open(build("oob"))
+    with pytest.raises(VerifierError) as info:
+        obj.load()
+    err = info.value
+    assert err.log.startswith("[verifier log longer than") and len(err.log) < 400
+    assert err.summary == "invalid access to map value, value_size=8 off=8 size=8"
+    assert err.loc is not None and err.loc.line == source_line_of("oob", "v[1]")

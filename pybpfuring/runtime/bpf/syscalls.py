@@ -239,7 +239,7 @@ def _grow_log(cmd_log_true: int, size: int) -> int:
     return max(cmd_log_true + 1, size * 4)
 
 
-MAX_LOG = 1 << 28  # well below the kernel's UINT_MAX >> 2 cap on log_size
+MAX_LOG = 16 << 20  # the largest verifier log we ask for (the kernel allows up to 1 GiB)
 
 
 def btf_load(blob: bytes, log_level: int = 0) -> LoadResult:
@@ -255,7 +255,7 @@ def btf_load(blob: bytes, log_level: int = 0) -> LoadResult:
             return LoadResult(fd, 0, _log_text(log))
         except BpfSyscallError as exc:
             if exc.errno == errno_mod.ENOSPC and size and size < MAX_LOG:
-                size = _grow_log(attr.btf_log_true_size, size)
+                size = min(MAX_LOG, _grow_log(attr.btf_log_true_size, size))
                 continue
             if exc.errno == errno_mod.EPERM:
                 raise
@@ -294,40 +294,64 @@ CORE_RELO_REC_SIZE = 16
 
 def prog_load(req: ProgLoadRequest, log_level: int = 0, log_size: int = 1 << 16) -> LoadResult:
     """BPF_PROG_LOAD. Verifier rejections come back as a result with the log, so the caller can
-    map the failing instruction to source; EPERM and ENOSPC-on-log are handled here."""
-    insns = _cbuf(req.insns)
-    lic = ctypes.create_string_buffer(req.license.encode())
-    finfo = _cbuf(req.func_info) if req.func_info_cnt else None
-    linfo = _cbuf(req.line_info) if req.line_info_cnt else None
-    fds = _cbuf(req.fd_array) if req.fd_array else None
-    relos = _cbuf(req.core_relos) if req.core_relo_cnt else None
-    size = log_size if log_level else 0
+    map the failing instruction to source. EPERM raises. A log that does not fit is retried with
+    the size the kernel reports, up to MAX_LOG; beyond that we keep the tail the kernel kept (it
+    holds the reason) and learn the outcome from one more load without a log."""
+    bufs = _ProgBuffers(req)
+    size = min(log_size, MAX_LOG) if log_level else 0
     while True:
-        log = ctypes.create_string_buffer(size) if size else None
-        attr = ProgLoadAttr(
-            prog_type=req.prog_type, insn_cnt=len(req.insns) // 8, insns=_addr(insns),
-            license=_addr(lic), log_level=log_level if size else 0, log_size=size,
-            log_buf=_addr(log), prog_flags=req.prog_flags,
-            prog_name=_prog_name(req.name), expected_attach_type=req.expected_attach_type,
-            prog_btf_fd=req.prog_btf_fd,
-            func_info_rec_size=FUNC_INFO_REC_SIZE if finfo is not None else 0,
-            func_info=_addr(finfo), func_info_cnt=req.func_info_cnt,
-            line_info_rec_size=LINE_INFO_REC_SIZE if linfo is not None else 0,
-            line_info=_addr(linfo), line_info_cnt=req.line_info_cnt,
-            attach_btf_id=req.attach_btf_id, attach_btf_obj_fd=req.attach_btf_obj_fd,
-            fd_array=_addr(fds), core_relos=_addr(relos), core_relo_cnt=req.core_relo_cnt,
-            core_relo_rec_size=CORE_RELO_REC_SIZE if relos is not None else 0)
-        try:
-            fd = bpf(PROG_LOAD, attr, f"program {req.name!r}")
-            return LoadResult(fd, 0, _log_text(log))
-        except BpfSyscallError as exc:
-            if exc.errno == errno_mod.ENOSPC and size and size < MAX_LOG:
-                # The log did not fit: retry with the size the kernel says it needs.
-                size = _grow_log(attr.log_true_size, size)
-                continue
-            if exc.errno == errno_mod.EPERM:
-                raise
-            return LoadResult(-1, exc.errno, _log_text(log))
+        fd, err, log, true_size = _prog_load_once(req, bufs, log_level if size else 0, size)
+        if fd >= 0:
+            return LoadResult(fd, 0, log)
+        if err == errno_mod.EPERM:
+            raise _error(PROG_LOAD, err, f"program {req.name!r}")
+        if err != errno_mod.ENOSPC or not size:
+            return LoadResult(-1, err, log)
+        if size < MAX_LOG:
+            size = min(MAX_LOG, _grow_log(true_size, size))
+            continue
+        fd, err, _, _ = _prog_load_once(req, bufs, 0, 0)
+        note = f"[verifier log longer than {MAX_LOG >> 20} MiB: only its end is kept]\n"
+        return LoadResult(fd, err if fd < 0 else 0, note + log)
+
+
+class _ProgBuffers:
+    """The C buffers a load points at, built once for all retries."""
+
+    def __init__(self, req: ProgLoadRequest):
+        self.insns = _cbuf(req.insns)
+        self.license = ctypes.create_string_buffer(req.license.encode())
+        self.func_info = _cbuf(req.func_info) if req.func_info_cnt else None
+        self.line_info = _cbuf(req.line_info) if req.line_info_cnt else None
+        self.fd_array = _cbuf(req.fd_array) if req.fd_array else None
+        self.core_relos = _cbuf(req.core_relos) if req.core_relo_cnt else None
+
+
+def _prog_load_once(req: ProgLoadRequest, b: _ProgBuffers, log_level: int,
+                    size: int) -> tuple[int, int, str, int]:
+    """One BPF_PROG_LOAD: (fd or -1, errno, log text, log_true_size)."""
+    log = ctypes.create_string_buffer(size) if size else None
+    attr = ProgLoadAttr(
+        prog_type=req.prog_type, insn_cnt=len(req.insns) // 8, insns=_addr(b.insns),
+        license=_addr(b.license), log_level=log_level, log_size=size, log_buf=_addr(log),
+        prog_flags=req.prog_flags, prog_name=_prog_name(req.name),
+        expected_attach_type=req.expected_attach_type, prog_btf_fd=req.prog_btf_fd,
+        func_info_rec_size=FUNC_INFO_REC_SIZE if b.func_info is not None else 0,
+        func_info=_addr(b.func_info), func_info_cnt=req.func_info_cnt,
+        line_info_rec_size=LINE_INFO_REC_SIZE if b.line_info is not None else 0,
+        line_info=_addr(b.line_info), line_info_cnt=req.line_info_cnt,
+        attach_btf_id=req.attach_btf_id, attach_btf_obj_fd=req.attach_btf_obj_fd,
+        fd_array=_addr(b.fd_array), core_relos=_addr(b.core_relos),
+        core_relo_cnt=req.core_relo_cnt,
+        core_relo_rec_size=CORE_RELO_REC_SIZE if b.core_relos is not None else 0)
+    ret = _libc.syscall(_syscall_nr(), ctypes.c_int(PROG_LOAD), ctypes.byref(attr),
+                        ctypes.c_uint(ctypes.sizeof(attr)))
+    if ret >= 0:
+        return ret, 0, _log_text(log), attr.log_true_size
+    err = ctypes.get_errno()
+    if err == errno_mod.EINTR:
+        return _prog_load_once(req, b, log_level, size)
+    return -1, err, _log_text(log), attr.log_true_size
 
 
 def _prog_name(name: str) -> bytes:

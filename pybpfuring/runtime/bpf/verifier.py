@@ -65,11 +65,20 @@ def summarize(log: str) -> str:
     return "the kernel gave no reason (empty verifier log)"
 
 
+_INSN_IN_REASON = re.compile(r"\binsn (\d+)")
+
+
 def failing_insn(log: str) -> int | None:
-    """Index of the last instruction the verifier printed (the one it stopped at)."""
+    """Index of the last instruction the verifier printed (the one it stopped at); for checks made
+    before it walks the program ("unreachable insn 2", "back-edge from insn 3 to 1"), the first
+    instruction the reason names."""
     last = None
     for line in log.splitlines():
         m = _INSN_LINE.match(line)
+        if m:
+            last = int(m.group(1))
+    if last is None:
+        m = _INSN_IN_REASON.search(summarize(log))
         if m:
             last = int(m.group(1))
     return last

@@ -14,6 +14,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
 from pybpfuring.compiler import isa
+from pybpfuring.compiler.asm import disassemble
 from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
 from pybpfuring.runtime.bpf.btf import Btf, BtfExt
 from pybpfuring.runtime.bpf.maps import map_def_from_btf
@@ -177,6 +178,8 @@ def test_line_info_names_python_file_and_source(reference_elf: bytes) -> None:
 def test_reference_programs_call_the_2021_helpers(reference_elf: bytes, name: str) -> None:
     insns, _, _ = function_insns(reference_elf, name)
     assert {i.imm for i in insns if isa.is_helper_call(i)} == REFERENCE_HELPERS[name]
+    text = disassemble(insns)  # the same, as the project's disassembler spells it
+    assert {int(line.split()[1]) for line in text if line.startswith("call ")} == REFERENCE_HELPERS[name]
     assert not any(isa.is_pseudo_call(i) for i in insns)  # prep_* and all else inlined
     assert sum(isa.is_exit(i) for i in insns) >= 1
 

@@ -40,6 +40,7 @@ def _positive(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser, runs: int) -> None:
     p.add_argument("--runs", type=_positive, default=runs, help=f"timed runs per row (default {runs})")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--where", choices=["host", "guest", "both", "here"], default="both",
                    help="host, the Linux 7.x QEMU guest (pybpfuring vm), or both (default)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for JSON/MD/PNG "
@@ -85,11 +86,12 @@ def _measure_here(args: argparse.Namespace, guest: bool) -> dict:
         return measure_cp(CpOptions(size=args.guest_size if guest else args.size, runs=args.runs,
                                     emulated_size=args.guest_emulated_size if guest else args.emulated_size,
                                     data_dir=args.data_dir, count_syscalls=not args.no_syscalls,
-                                    only=only), stderr_log)
+                                    warmup=args.warmup, only=only), stderr_log)
     from bench.nops.run import NopsOptions, measure_nops
     return measure_nops(NopsOptions(count=args.guest_count if guest else args.count, runs=args.runs,
                                     emulated_count=args.emulated_count // (10 if guest else 1),
-                                    count_syscalls=not args.no_syscalls, only=only), stderr_log)
+                                    count_syscalls=not args.no_syscalls, warmup=args.warmup, only=only),
+                        stderr_log)
 
 
 def _guest_argv(argv: list[str]) -> list[str]:

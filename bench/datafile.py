@@ -16,7 +16,8 @@ MiB = 1 << 20
 REFUSED_FS = {"tmpfs", "ramfs", "devtmpfs", "hugetlbfs", "proc", "sysfs"}
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_long]
 
 
 class DataDirError(Exception):

@@ -75,11 +75,13 @@ def check_worker(argv: list[str] | None) -> str | None:
 
 
 def interleaved(rows: list[RowResult], argv_of: Callable[[RowResult], list[str]], runs: int,
-                log: Callable[[str], None]) -> None:
-    """Time every runnable row `runs` times, rotating the order each round."""
+                log: Callable[[str], None], warmup: int = 1) -> None:
+    """Time every runnable row `runs` times, rotating the order each round, after `warmup` untimed
+    rounds (under QEMU TCG the first pass through a kernel path pays for translating it: the first
+    row to run would look several times slower than it is)."""
     live = [r for r in rows if r.status == "ok"]
-    for rnd in range(runs):
-        k = rnd % len(live) if live else 0
+    for rnd in range(-warmup, runs):
+        k = max(rnd, 0) % len(live) if live else 0
         for row in live[k:] + live[:k]:
             if row.status != "ok":
                 continue
@@ -92,8 +94,9 @@ def interleaved(rows: list[RowResult], argv_of: Callable[[RowResult], list[str]]
             if amount != row.amount:
                 row.status, row.reason = "failed", f"run {rnd + 1} moved {amount}, expected {row.amount}"
                 continue
-            row.runs_s.append(ns / 1e9)
-            log(f"  round {rnd + 1}/{runs} {row.id:18s} {ns / 1e6:10.1f} ms")
+            if rnd >= 0:
+                row.runs_s.append(ns / 1e9)
+            log(f"  {'warm-up' if rnd < 0 else f'round {rnd + 1}/{runs}'} {row.id:18s} {ns / 1e6:10.1f} ms")
 
 
 def environment_info() -> dict[str, object]:

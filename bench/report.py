@@ -32,10 +32,15 @@ def ratios(table: dict[str, Any]) -> dict[str, float]:
     return {r["id"]: pu / base for r in table["rows"] if (pu := per_unit(r)) is not None}
 
 
+def human_size(n: int) -> str:
+    for scale, name in ((GiB, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:g} {name}"
+    return f"{n} B"
+
+
 def _size(n: int, unit: str) -> str:
-    if unit == "bytes":
-        return f"{n / GiB:g} GiB" if n >= GiB else f"{n / (1 << 20):g} MiB"
-    return f"{n:,}"
+    return human_size(n) if unit == "bytes" else f"{n:,}"
 
 
 def _row_cells(table: dict[str, Any], row: dict[str, Any], ratio: float | None) -> list[str]:
@@ -58,7 +63,8 @@ def table_markdown(table: dict[str, Any]) -> str:
     unit = table["unit"]
     per = "ms/GiB" if unit == "bytes" else "ns/request"
     sys_col = "syscalls/MiB" if unit == "bytes" else "syscalls/request"
-    head = (f"### {info['environment']}: Linux {info['kernel']}, {info['cpus']} CPUs ({info['cpu_model']})\n\n"
+    head = (f"### {info['environment']}: Linux {info['kernel']}, {info['cpus']} CPUs "
+            f"({info['cpu_model']})\n\n"
             + (f"{info['machine']}.  \n" if "machine" in info else "")
             + f"spectre_v2: {info['spectre_v2'] or 'n/a'}; load average at start {info['loadavg_start']}, "
               f"at end {info.get('loadavg_end', '?')}.  \n")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench import cbuild, datafile, syscalls
 from bench.cp.rows import BASELINE, Row, all_rows
+from bench.report import human_size
 from bench.measure import RowResult, check_worker, environment_info, interleaved
 
 BLOCK = 4096
@@ -20,6 +21,7 @@ class CpOptions:
     emulated_size: int
     data_dir: Path | None = None
     count_syscalls: bool = True
+    warmup: int = 1
     only: tuple[str, ...] = ()        # row ids to run (empty: all)
 
 
@@ -55,13 +57,14 @@ def measure_cp(opts: CpOptions, log: Callable[[str], None]) -> dict[str, object]
             res.status, res.reason = "unavailable", reason
             log(f"  {row.id}: not available: {reason}")
         elif res.amount < opts.size:
-            res.notes.append(f"copies {res.amount >> 20} MiB, not {opts.size >> 20} MiB (per-block cost)")
+            res.notes.append(f"copies {human_size(res.amount)}, not {human_size(opts.size)} (per-block cost)")
         results.append(res)
     by_id = {r.id: r for r in rows}
     sources = {res.id: src_for(by_id[res.id], res.amount) for res in results if res.status == "ok"}
     cached = {p: datafile.warm(Path(p)) for p in set(sources.values())}
     log(f"  source files cached before the runs: {_fmt_cached(cached)}")
-    interleaved(results, lambda res: by_id[res.id].argv(sources[res.id], res.amount), opts.runs, log)
+    interleaved(results, lambda res: by_id[res.id].argv(sources[res.id], res.amount), opts.runs, log,
+                opts.warmup)
     cached_after = {p: datafile.cached_fraction(Path(p)) for p in set(sources.values())}
 
     method_note, bcc = "not counted (--no-syscalls)", ""
@@ -70,6 +73,7 @@ def measure_cp(opts: CpOptions, log: Callable[[str], None]) -> dict[str, object]
     info["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
     return {
         "benchmark": "cp", "block": BLOCK, "sink": "/dev/zero", "size": opts.size, "runs": opts.runs,
+        "warmup": opts.warmup,
         "baseline": BASELINE, "unit": "bytes", "info": info,
         "data": {"dir": str(directory), "fs": fs, "cached_before": _fmt_cached(cached),
                  "cached_after": _fmt_cached(cached_after)},
@@ -98,7 +102,8 @@ def _count_syscalls(results: list[RowResult], by_id: dict[str, Row], directory: 
             log(f"  {res.id}: {res.syscalls_per_unit:.1f} syscalls/MiB ({counter.method})")
         except (syscalls.CountFailed, OSError) as exc:
             res.notes.append(f"syscall count failed: {exc}")
-    return f"{counter.method} ({note}); per MiB from copies of {COUNT_SIZE >> 21} and {COUNT_SIZE >> 20} MiB", bcc
+    sizes = f"{COUNT_SIZE >> 21} and {COUNT_SIZE >> 20} MiB (or half and all of a smaller row)"
+    return f"{counter.method} ({note}); per MiB from copies of {sizes}", bcc
 
 
 def _fmt_cached(cached: dict[str, float]) -> str:

@@ -19,6 +19,7 @@ class NopsOptions:
     runs: int
     emulated_count: int
     count_syscalls: bool = True
+    warmup: int = 1
     only: tuple[str, ...] = ()
 
 
@@ -70,7 +71,7 @@ def measure_nops(opts: NopsOptions, log: Callable[[str], None]) -> dict[str, obj
             res.notes.append(f"{res.amount:,} NOPs, not {opts.count:,} (per-request cost)")
         results.append(res)
     by_id = {r.id: r for r in rows}
-    interleaved(results, lambda res: by_id[res.id].argv(res.amount), opts.runs, log)
+    interleaved(results, lambda res: by_id[res.id].argv(res.amount), opts.runs, log, opts.warmup)
     method, bcc = "not counted (--no-syscalls)", ""
     if opts.count_syscalls:
         counter, note = syscalls.choose_counter()
@@ -87,6 +88,6 @@ def measure_nops(opts: NopsOptions, log: Callable[[str], None]) -> dict[str, obj
                     except (syscalls.CountFailed, OSError) as exc:
                         res.notes.append(f"syscall count failed: {exc}")
     info["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
-    return {"benchmark": "nops", "count": opts.count, "runs": opts.runs, "baseline": BASELINE,
-            "unit": "requests", "info": info, "syscall_method": method, "bcc": bcc,
+    return {"benchmark": "nops", "count": opts.count, "runs": opts.runs, "warmup": opts.warmup,
+            "baseline": BASELINE, "unit": "requests", "info": info, "syscall_method": method, "bcc": bcc,
             "rows": [r.to_json() for r in results]}

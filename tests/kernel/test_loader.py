@@ -266,3 +266,18 @@ def test_overlong_verifier_log_keeps_its_end(build, monkeypatch):
     assert err.log.startswith("[verifier log longer than") and len(err.log) < 400
     assert err.summary == "invalid access to map value, value_size=8 off=8 size=8"
     assert err.loc is not None and err.loc.line == source_line_of("oob", "v[1]")
+
+
+def test_struct_values_decoded_by_btf(build):
+    with BpfObject.open(build("syscall_basic")) as obj:
+        obj.load()
+        totals = obj.maps["totals"]
+        assert totals[0] == bytes(32)                      # a struct value is bytes by default
+        for a in (5, 6, 7):
+            obj.programs["add"].test_run(ARGS.pack(a, 0, 0, 2, 0))
+        assert totals.fields(0) == {"calls": 3, "last_key": -2, "sums": [6, 5 + 7],
+                                    "tag": b"ok\0\0"}
+        with pytest.raises(KeyError):
+            totals.fields(1)
+        assert obj.maps["seen"].fields(2) == 7                      # plain integers stay ints
+        assert obj.maps[".bss"].fields(0) == {"runs": 3, "last_sum": 7}   # a section's variables

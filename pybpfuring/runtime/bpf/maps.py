@@ -9,7 +9,7 @@ from typing import Any
 
 from ...errors import PyBpfUringError
 from . import syscalls as sc
-from .btf import ARRAY, PTR, STRUCT, Btf, BtfError
+from .btf import ARRAY, DATASEC, PTR, STRUCT, UNION, Btf, BtfError
 
 # enum bpf_map_type (the ones worth naming in messages)
 MAP_TYPE_NAMES = {1: "hash", 2: "array", 3: "prog_array", 5: "percpu_hash", 6: "percpu_array",
@@ -153,6 +153,7 @@ class Map:
 
     def __init__(self, mdef: MapDef, btf: Btf | None):
         self.definition = mdef
+        self._btf = btf
         self.name = mdef.name
         self.fd = -1
         self.key = _codec(btf, mdef.btf_key_type_id, mdef.key_size, f"key of map {mdef.name!r}")
@@ -249,8 +250,57 @@ class Map:
     def values(self) -> list[Any]:
         return [v for _, v in self.items()]
 
+    def fields(self, key: Any) -> Any:
+        """The value under `key` decoded by its BTF type: a struct as a dict by member name,
+        arrays as lists, integers as ints (per-CPU maps: a list of those)."""
+        raw = self._lookup(self.key.encode(key))
+        if raw is None:
+            raise MissingKey(f"map {self.name!r} has no key {key!r}")
+        tid = self.definition.btf_value_type_id
+        if self._btf is None or not tid:
+            raise MapError(f"map {self.name!r} has no BTF value type to decode by")
+        if not self.percpu:
+            return decode_value(self._btf, tid, raw)
+        n, slot = self.definition.value_size, self._slot()
+        return [decode_value(self._btf, tid, raw[i * slot:i * slot + n]) for i in range(self._ncpus)]
+
     def __len__(self) -> int:
         return sum(1 for _ in self._raw_keys())
+
+
+def decode_value(btf: Btf, type_id: int, raw: bytes) -> Any:
+    """Bytes of a BTF type as Python data: structs/unions -> dict, arrays -> list (char arrays ->
+    bytes), integers and enums -> int, pointers -> int, a DATASEC -> dict of its variables,
+    anything else -> bytes."""
+    tid = btf.resolve(type_id)
+    t = btf[tid]
+    if t.kind in (STRUCT, UNION):
+        out = {}
+        for m in btf.members(tid):
+            if m.bitfield_size:
+                word = int.from_bytes(raw, "little") >> m.bit_offset
+                out[m.name] = word & ((1 << m.bitfield_size) - 1)
+                continue
+            size = btf.size_of(m.type_id)
+            out[m.name or f"_anon{m.byte_offset}"] = decode_value(
+                btf, m.type_id, raw[m.byte_offset:m.byte_offset + size])
+        return out
+    if t.kind == DATASEC:   # a global data section: its variables by name
+        return {btf.name(v): decode_value(btf, btf[v].size_or_type, raw[off:off + size])
+                for v, off, size in t.members}
+    if t.kind == ARRAY:
+        elem, count = t.extra[0], t.extra[2]
+        info = btf.int_info(elem)
+        if info is not None and info[0] == 1:
+            return bytes(raw[:count])
+        size = btf.size_of(elem)
+        return [decode_value(btf, elem, raw[i * size:(i + 1) * size]) for i in range(count)]
+    info = btf.int_info(tid)
+    if info is not None:
+        return int.from_bytes(raw[:info[0]], "little", signed=info[1])
+    if t.kind == PTR:
+        return int.from_bytes(raw[:8], "little")
+    return bytes(raw)
 
 
 @dataclass(frozen=True)

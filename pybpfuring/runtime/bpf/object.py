@@ -246,6 +246,8 @@ class BpfObject:
         self.btf = fixed
         for gd in self.global_data.values():   # sizes/offsets may have been fixed up
             gd._btf = fixed
+        for m in self.maps.values():           # same type ids, real DATASEC layouts
+            m._btf = fixed
 
     def _create_map(self, m: Map) -> None:
         d = m.definition

@@ -22,6 +22,20 @@ struct {
     __type(value, __u64);
 } seen SEC(".maps");
 
+struct stats {
+    __u32 calls;
+    __s32 last_key;
+    __u64 sums[2];
+    char tag[4];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct stats);
+} totals SEC(".maps");
+
 const volatile __u64 scale = 1;
 __u64 runs = 0;
 __u64 bias = 1000;          /* .data: user space may change it between runs */
@@ -41,6 +55,17 @@ int add(struct args *ctx)
     bpf_map_update_elem(&seen, &key, &sum, BPF_ANY);
     runs += 1;
     last_sum = sum;
+    {
+        __u32 zero = 0;
+        struct stats *st = bpf_map_lookup_elem(&totals, &zero);
+        if (st) {
+            st->calls += 1;
+            st->last_key = -(__s32)key;
+            st->sums[st->calls & 1] += sum;
+            st->tag[0] = 'o';
+            st->tag[1] = 'k';
+        }
+    }
     ctx->pad = (__u32)bias;
     return (int)(sum & 0xff);
 }

@@ -40,7 +40,7 @@ def llty(t: ir.IRType) -> ll.Type:
 
 
 # The program context: its fields may only be accessed at constant offsets from the ctx pointer.
-_CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
+CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 
 def opaque(v: ll.Instruction) -> ll.Instruction:
@@ -196,7 +196,7 @@ class FunctionLowering:
             return self.expr(p.ref)
         if isinstance(p, ir.FieldPlace):
             base = self.addr(p.base)
-            if p.base.type is _CTX_STRUCT:
+            if p.base.type is CTX_STRUCT:
                 base = self.static_offset(base)
             return self.b.gep(base, [ll.Constant(I64, p.offset)], source_etype=I8) if p.offset else base
         if isinstance(p, ir.IndexPlace):

@@ -8,7 +8,7 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
-from .lowering import I1, I8, I32, I64, PTR, llty, memty
+from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
 from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
 
@@ -30,7 +30,13 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         direct = scalar_load(fl, e)  # m[k] as a value: `p ? *p : 0`, no scratch object
         if direct is not None:
             return direct
-        return fl.from_mem(b.load(fl.addr(e.place), typ=memty(e.type)), e.type)
+        v = b.load(fl.addr(e.place), typ=memty(e.type))
+        if isinstance(e.place, ir.FieldPlace) and e.place.offset == 0 and e.place.base.type is CTX_STRUCT:
+            # ctx.user_data (offset 0) is out of reach of preserve.static.offset, and LLVM may merge
+            # its load with an equal load through another pointer (`x = ctx.user_data if c else
+            # m[k]`): one instruction used with two pointer types, which the verifier refuses.
+            v = fl.barrier(v)  # (found by the differential tier)
+        return fl.from_mem(v, e.type)
     if isinstance(e, ir.Cast):
         return cast(fl, lower_expr(fl, e.value), e.value.type, e.type)
     if isinstance(e, ir.Binary):

@@ -403,7 +403,7 @@ class FunctionBuilder(ExprTyper):
         if isinstance(local.type, ir.RefType):
             value = self.value(value_node)
             if value.type != local.type:
-                raise self.error(value_node, f"{name!r} refers to a {tname(local.type)}; "
+                raise self.error(value_node, f"{name!r} refers to {a_type(local.type)}; "
                                  f"cannot rebind it to {a_type(value.type)}",
                                  "use a new variable name")
             return [ir.Assign(ir.VarPlace(local, loc), value, loc)]

@@ -157,6 +157,9 @@ def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:
                 raise b.error(a, f"{name}() takes a {want.__name__} here, got {a_type(v.type)}")
             args.append(v.place if isinstance(v, ir.RefOf) else ir.DerefPlace(v, v.loc))
         else:
+            if not isinstance(a, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+                raise b.error(a, f"{name}() reads or writes memory through this argument: pass a "
+                              f"variable, a field or an object, not {ast.unparse(a)}")
             p = b.place(a)
             if isinstance(p.type, ir.RefType):
                 raise b.error(a, "expected an object, got a reference")

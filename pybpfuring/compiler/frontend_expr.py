@@ -67,7 +67,10 @@ def a_type(t: object) -> str:
     """`an integer (u32)`, `a Sqe`: what a value is, for error messages."""
     if isinstance(t, (IntType, BoolType)):
         return f"an integer ({tname(t)})"
-    return f"a {tname(t)}" if t is not None else "nothing"
+    if t is None:
+        return "nothing"
+    name = tname(t)
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
 
 
 class ExprTyper:
@@ -95,6 +98,11 @@ class ExprTyper:
         if isinstance(node, ast.Subscript):
             base = self.resolve_object(node.value)
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            for item in items:
+                if self.is_local(item):
+                    raise self.error(item, f"{ast.unparse(node)}: sizes of types must be known at "
+                                     f"compile time, and {item.id!r} is a local variable",  # type: ignore[attr-defined]
+                                     "use a constant (a module-level int)")
             args = [self.resolve_annotation_object(i) if not isinstance(i, ast.Constant) else i.value
                     for i in items]
             try:

@@ -116,3 +116,15 @@ def bad_wait(ctx: Ctx) -> int:
 
 ALL = [emit_to_cq1, bad_indexes, user_copy, record, spin, reads_ctx, nop_then_reap, linked_nops,
        bad_wait]
+
+
+@iouring_program
+def await_token(ctx: Ctx) -> int:
+    # Waits for a CQE on CQ 1 (a token sent by user space), reaps one and completes.
+    cqe = Cqe()
+    if reap_cqe(ctx, 1, cqe) != 0:
+        ctx.wait_idx = 1
+        ctx.wait_nr = 1
+        return WAIT
+    results[WOKEN_REAPED] = results[WOKEN_REAPED] + 1
+    return OK

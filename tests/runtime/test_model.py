@@ -14,6 +14,7 @@ from elftools.elf.elffile import ELFFile
 import progs
 from pybpfuring.compiler.driver import compile_functions
 from pybpfuring.errors import ProgramFault
+from pybpfuring.lang import bpf_function
 from pybpfuring.lang.constants import IOSQE_IO_HARDLINK, IOSQE_IO_LINK
 from pybpfuring.runtime import RegistrationError, Ring, RingStalledError, prep_nop
 
@@ -205,7 +206,7 @@ def test_programs_register_once_and_maps_bind(backend: str) -> None:
         assert 5 not in progs.phase
     with Ring(8, backend=backend) as ring:
         with pytest.raises(RegistrationError, match="not an @iouring_program"):
-            ring.register_programs([print])  # type: ignore[list-item]
+            ring.register_programs([bpf_function(lambda x: x)])
 
 
 def test_programs_from_an_elf_are_indexed_in_elf_order(backend: str) -> None:

@@ -62,6 +62,19 @@ def ring_rodata(ring: IoUring) -> dict[str, int]:
     }
 
 
+def load_retrying(obj: BpfObject, attempts: int = 5) -> None:
+    """Load, retrying EAGAIN: the verifier gives up with EAGAIN when a signal is pending, which
+    io_uring task work (TIF_NOTIFY_SIGNAL) can make true right after a ring was closed (docs/vm.md;
+    libbpf retries the same way)."""
+    for attempt in range(attempts):
+        try:
+            obj.load()
+            return
+        except PyBpfUringError as err:
+            if getattr(err, "errno", None) != errno.EAGAIN or attempt == attempts - 1:
+                raise
+
+
 class LoopRing:
     """A ring with one `@loop_step` program attached: create, configure, load, attach, run."""
 
@@ -84,7 +97,7 @@ class LoopRing:
             self.ops["ring_fd"] = self.ring.fd
             self._set_data(".rodata", {**ring_rodata(self.ring), **(rodata or {})}, strict=rodata)
             self._set_data(".bss", dict(bss or {}), strict=bss)
-            self.obj.load()
+            load_retrying(self.obj)
             self._bind_globals()
             self.ops.attach()
         except BaseException:

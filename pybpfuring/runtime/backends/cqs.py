@@ -22,7 +22,7 @@ _tuple_new = tuple.__new__
 class CompletionQueue:
     """One CQ: `post` (False if it dropped the CQE), `reap` (oldest or None), `ready`."""
 
-    __slots__ = ("index", "capacity", "entries", "drops", "overflowed", "_waiters", "_seq")
+    __slots__ = ("index", "capacity", "entries", "drops", "overflowed", "promised", "_waiters", "_seq")
 
     def __init__(self, index: int, capacity: int) -> None:
         self.index = index
@@ -30,6 +30,7 @@ class CompletionQueue:
         self.entries: deque[Cqe] = deque()
         self.drops = 0        # CQEs an extra CQ refused because it was full
         self.overflowed = 0   # CQEs CQ 0 held beyond its size (kept, never dropped)
+        self.promised = 0     # CQEs counted for woken waiters that have not run yet
         self._waiters: list[tuple[int, int, Any]] = []  # (wait_nr, seq, request)
         self._seq = 0
 
@@ -61,22 +62,24 @@ class CompletionQueue:
         self._seq += 1
         heapq.heappush(self._waiters, (wait_nr, self._seq, request))
 
-    def satisfied_waiters(self) -> list[Any]:
-        """Remove and return (in wait order) the waiters the CQ's CQEs satisfy.
+    def satisfied_waiters(self) -> list[tuple[int, Any]]:
+        """Remove and return (wait_nr, request), in wait order, for the waiters the CQEs satisfy.
 
         The 2021 kernel wakes every satisfied waiter (patch 22/23); each then re-runs and usually
         reaps its wait_nr CQEs. Waking them all for one CQE makes N waiters cost N^2 runs, so we
-        wake waiters only while the CQEs not yet promised to an earlier one cover their wait_nr.
+        wake waiters only while the CQEs not yet promised to an earlier one cover their wait_nr
+        (the caller gives the promise back, `promised -= wait_nr`, when the woken one runs).
         Nothing is lost: the event loop calls this again whenever it is otherwise idle, so a
         waiter whose condition still holds after the others ran is woken then.
         """
         waiters = self._waiters
-        available = len(self.entries)
+        available = len(self.entries) - self.promised
         woken = []
         while waiters and waiters[0][0] <= available:
             wait_nr, _, request = heapq.heappop(waiters)
             available -= wait_nr
-            woken.append(request)
+            self.promised += wait_nr
+            woken.append((wait_nr, request))
         return woken
 
     @property

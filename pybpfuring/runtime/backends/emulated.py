@@ -94,7 +94,7 @@ class _Tag:
 class BpfRequest:
     """An IORING_OP_BPF request: which program, its SQE's user_data/cq_idx/flags, how often it ran."""
 
-    __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs")
+    __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs", "claim_cq", "claim_nr")
 
     def __init__(self, prog: int, entry: _Entry, cont: _Continuation | None) -> None:
         self.prog = prog
@@ -103,6 +103,8 @@ class BpfRequest:
         self.flags = entry.flags
         self.cont = cont
         self.runs = 0
+        self.claim_cq: CompletionQueue | None = None  # the CQ whose CQEs woke it, and how many
+        self.claim_nr = 0
 
     def __repr__(self) -> str:
         return f"<BpfRequest prog={self.prog} user_data={self.user_data:#x} cq_idx={self.cq_idx}>"
@@ -213,7 +215,7 @@ class EmulatedBackend:
         """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
         for cq in self.cqs:
             if cq._waiters and cq.entries:
-                self._ready.extend(cq.satisfied_waiters())
+                self._wake(cq)
         return bool(self._ready)
 
     def _stall_message(self) -> str:
@@ -249,8 +251,14 @@ class EmulatedBackend:
         cq = self.cqs[cq_idx]
         posted = cq.post(user_data, res, flags)
         if cq._waiters:
-            self._ready.extend(cq.satisfied_waiters())
+            self._wake(cq)
         return posted
+
+    def _wake(self, cq: CompletionQueue) -> None:
+        ready = self._ready
+        for wait_nr, request in cq.satisfied_waiters():
+            request.claim_cq, request.claim_nr = cq, wait_nr
+            ready.append(request)
 
     # --- dispatch: kernel stages and BPF stages of a chain -------------------------------------
     def _start_stage(self, chain: list[_Entry], i: int) -> None:
@@ -351,6 +359,10 @@ class EmulatedBackend:
     def _run(self, request: BpfRequest) -> None:
         assert self.programs is not None
         program = self.programs[request.prog].program
+        claim = request.claim_cq
+        if claim is not None:
+            claim.promised -= request.claim_nr
+            request.claim_cq = None
         ctx = self._ctx.view
         _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
         request.runs += 1

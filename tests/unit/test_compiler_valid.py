@@ -336,3 +336,41 @@ def test_stack_size_is_accounted() -> None:
     assert Segment.__bpf_struct__.size == 32  # u8, pad 3, 2 x Point (16), pad 4, u64
     # Segment + Array[Point, 4] + Point + Array[u8, 16]
     assert fn.stack_size == 32 + 32 + 8 + 16
+
+
+# ---- code quality the benchmarks rely on (bench/compile.py) ------------------------------------------
+@iouring_program
+def bump_counter(ctx: Ctx) -> int:
+    counters[3] += ctx.wait_nr
+    return OK
+
+
+@iouring_program
+def read_counter(ctx: Ctx) -> int:
+    return i32(counters[ctx.wait_idx])
+
+
+@iouring_program
+def read_args(ctx: Ctx) -> int:
+    p = Point()
+    copy_from_user(p, ctx.user_data)
+    return p.x + p.y
+
+
+def test_map_update_in_place_is_one_lookup() -> None:
+    insns = program_insns(compile_functions([bump_counter], "op_bpf", cache=False), "bump_counter")
+    assert sum(isa.is_helper_call(i) and i.imm == 1 for i in insns) == 1
+
+
+def test_scalar_map_read_needs_no_scratch_object() -> None:
+    """`v = m[k]` is `p ? *p : 0`: the only stack use is the key (4 bytes, one store)."""
+    insns = program_insns(compile_functions([read_counter], "op_bpf", cache=False), "read_counter")
+    stack_stores = [i for i in insns if i.cls in (isa.BPF_ST, isa.BPF_STX) and i.dst == isa.REG_FP]
+    assert len(stack_stores) == 1
+    assert len(insns) <= 12
+
+
+def test_object_filled_by_copy_from_user_is_not_zeroed_first() -> None:
+    insns = program_insns(compile_functions([read_args], "op_bpf", cache=False), "read_args")
+    stack_stores = [i for i in insns if i.cls in (isa.BPF_ST, isa.BPF_STX) and i.dst == isa.REG_FP]
+    assert stack_stores == []

@@ -273,6 +273,12 @@ class Evaluator:
         return int(self.expr(f, e.operand) != 0)
 
     def _select(self, f: Frame, e: ir.Select) -> Any:
+        c = e.cond
+        if type(c) is ir.Compare and {id(c.left), id(c.right)} == {id(e.then), id(e.orelse)}:
+            # min(x, y) / max(x, y) share their operands with the test: each is evaluated once.
+            values = {id(c.left): self.expr(f, c.left), id(c.right): self.expr(f, c.right)}
+            test = fold_compare(c.op, values[id(c.left)], values[id(c.right)])
+            return values[id(e.then)] if test else values[id(e.orelse)]
         return self.expr(f, e.then) if self.expr(f, e.cond) else self.expr(f, e.orelse)
 
     def _ref_of(self, f: Frame, e: ir.RefOf) -> Ref:

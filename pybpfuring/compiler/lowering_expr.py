@@ -45,11 +45,7 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         v = lower_expr(fl, e.operand)
         return b.neg(v) if e.op == "neg" else b.not_(v)
     if isinstance(e, ir.Compare):
-        t = e.left.type
-        l, r = lower_expr(fl, e.left), lower_expr(fl, e.right)
-        if isinstance(t, IntType) and t.signed:
-            return b.icmp_signed(_ICMP[e.op], l, r)
-        return b.icmp_unsigned(_ICMP[e.op], l, r)
+        return compare(fl, e.op, lower_expr(fl, e.left), lower_expr(fl, e.right), e.left.type)
     if isinstance(e, ir.Logical):
         return short_circuit(fl, e)
     if isinstance(e, ir.Not):
@@ -164,9 +160,23 @@ def short_circuit(fl: "FunctionLowering", e: ir.Logical) -> ll.Value:
     return phi
 
 
+def compare(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: ir.IRType) -> ll.Value:
+    if isinstance(t, IntType) and t.signed:
+        return fl.b.icmp_signed(_ICMP[op], l, r)
+    return fl.b.icmp_unsigned(_ICMP[op], l, r)
+
+
 def select(fl: "FunctionLowering", e: ir.Select) -> ll.Value:
     """`a if c else b` evaluates one side only (either may call a helper)."""
     b = fl.b
+    c = e.cond
+    if isinstance(c, ir.Compare) and {id(c.left), id(c.right)} == {id(e.then), id(e.orelse)}:
+        # min(x, y) / max(x, y): each operand once, as Python does. Evaluated twice, a bound
+        # (`range(min(n, 4))`) was tested on one copy and used on the other, which the verifier
+        # cannot relate (found by the differential tier).
+        values = {id(c.left): lower_expr(fl, c.left), id(c.right): lower_expr(fl, c.right)}
+        test = compare(fl, c.op, values[id(c.left)], values[id(c.right)], c.left.type)
+        return b.select(test, values[id(e.then)], values[id(e.orelse)])
     cond = lower_expr(fl, e.cond)
     then, orelse, done = (fl.f.append_basic_block(n) for n in ("sel.then", "sel.else", "sel.end"))
     b.cbranch(cond, then, orelse)
@@ -243,7 +253,10 @@ def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
     p = lookup(fl, e.map, e.key)
     found = is_found(fl, p)
     if e.default is None:
-        return found
+        # `k in m` is a value: made opaque, else the code generator merges two of them
+        # (`(k in a) | (j in b)`) into `(p | q) != 0`, arithmetic on map_value_or_null pointers
+        # that the verifier refuses (found by the differential tier).
+        return b.icmp_unsigned("!=", fl.barrier(b.zext(found, I64)), ll.Constant(I64, 0))
     hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
     default = lower_expr(fl, e.default)
     start = b.block

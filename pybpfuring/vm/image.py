@@ -159,6 +159,7 @@ def build_scratch_disk(path: Path, job: Job, size_mib: int, staging: Path) -> No
     run_step("build scratch disk", ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "pbu-scratch",
                                     "-E", "lazy_itable_init=1,lazy_journal_init=1",
                                     "-d", staging, path, f"{size_mib}M"], BUILD_TIMEOUT)
+    shutil.rmtree(staging)
 
 
 def read_scratch_out(image: Path, dest: Path) -> Path:

@@ -44,6 +44,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 
 
+def _short_id(item: pytest.Item) -> str:
+    """`file.py::test[params]`: the node id without the directory (params may contain '/')."""
+    return f"{item.path.name}::{item.nodeid.split('::', 1)[1]}"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if IN_GUEST:
         return
@@ -54,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if runner is None or not guest_items:
         return
     module = runner.getparent(pytest.Module)
-    twins = [GuestResultItem.from_parent(module, name=f"in_guest[{it.nodeid.split('/')[-1]}]",
-                                         guest_nodeid=it.nodeid) for it in guest_items]
+    twins = [GuestResultItem.from_parent(module, name=f"in_guest[{_short_id(it)}]", guest_nodeid=it.nodeid)
+             for it in guest_items]
     position = items.index(runner)
     items[position:position] = twins

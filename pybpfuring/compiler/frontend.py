@@ -493,12 +493,20 @@ class FunctionBuilder(ExprTyper):
         finally:
             var.loop_var = False  # type: ignore[attr-defined]
         cplace = ir.VarPlace(counter, loc)
-        cond = ir.Compare("<" if step > 0 else ">", ir.Load(cplace, t, loc), self.coerce(stop, t, it), loc)
+        setup: list[ir.Stmt] = [ir.Assign(cplace, self.coerce(start, t, it), loc)]
+        limit = self.coerce(stop, t, it)
+        if not isinstance(limit, ir.Const):
+            # range() computes its bounds once, before the first trip, as in Python: the body may
+            # change what `stop` reads (`for i in range(min(n, 8)): n -= 1`).
+            held = ir.Local(f"{name}.stop", t, loc)
+            self.locals.append(held)
+            setup.append(ir.Assign(ir.VarPlace(held, loc), limit, loc))
+            limit = ir.Load(ir.VarPlace(held, loc), t, loc)
+        cond = ir.Compare("<" if step > 0 else ">", ir.Load(cplace, t, loc), limit, loc)
         bump = ir.Assign(cplace, ir.Binary("+", ir.Load(cplace, t, loc), ir.Const(convert(step, t), t, loc), t, loc), loc)
         bind = ir.Assign(ir.VarPlace(var, loc), self.coerce(ir.Load(cplace, t, loc), var.type, node), loc)  # type: ignore[arg-type]
         bound = self.trip_bound(start, stop, step)
-        return [ir.Assign(cplace, self.coerce(start, t, it), loc),
-                ir.Loop(cond, [bind] + body, [bump], bound, loc)]
+        return setup + [ir.Loop(cond, [bind] + body, [bump], bound, loc)]
 
     def is_bounded_endpoint(self, e: ir.Expr) -> bool:
         if isinstance(e, ir.Cast):

@@ -190,7 +190,7 @@ class BpfObject:
 
     def _collect_programs(self) -> None:
         maps_sec = self._image.section(".maps")
-        data = {s.index: s.name for s in self._image.sections.values() if s.name in self.maps}
+        data = {s.index: s.name for s in self._image.sections.values() if s.name in self.global_data}
         self._linker = Linker(self._image, self.btf_ext, maps_sec.index if maps_sec else None, data)
         for func in self._linker.entry_points():
             linked = self._linker.link(func)

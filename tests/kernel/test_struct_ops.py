@@ -18,6 +18,8 @@ from pybpfuring.runtime.bpf.structops import StructOpsError
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 
 AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+# Unique per process, set as a data member before load: parallel test runs must not collide.
+CC_NAME = f"pyb_cc{os.getpid() % 1000000}"
 
 
 def _registered(name: str) -> bool:
@@ -52,6 +54,7 @@ def test_struct_ops_tcp_congestion_control_registers_runs_and_unregisters(build)
     with BpfObject.open(build("tcp_cc")) as obj:
         ops = obj.struct_ops["pybpf_cc"]
         assert ops.type_name == "tcp_congestion_ops" and ops["name"].rstrip(b"\0") == b"pybpf_cc"
+        ops["name"] = CC_NAME.encode()
         assert set(ops.programs) == {"init", "ssthresh", "cong_avoid", "undo_cwnd"}
         obj.load()
         kbtf = vmlinux_btf()
@@ -60,25 +63,26 @@ def test_struct_ops_tcp_congestion_control_registers_runs_and_unregisters(build)
             prog = obj.programs[prog_name]
             assert prog.prog_type == PROG_TYPE_STRUCT_OPS and prog.fd >= 0
             assert members[prog.expected_attach_type] == member
-        assert not _registered("pybpf_cc")
+        assert not _registered(CC_NAME)
         ops.attach()
-        assert _registered("pybpf_cc")
+        assert _registered(CC_NAME)
         with pytest.raises(StructOpsError, match="already attached"):
             ops.attach()
-        _use_congestion_control("pybpf_cc")
+        _use_congestion_control(CC_NAME)
         assert obj.bss["inits"] == 1 and obj.bss["avoids"] > 0   # the kernel ran our programs
         ops.detach()
-        assert not _registered("pybpf_cc")
-    assert not _registered("pybpf_cc")
+        assert not _registered(CC_NAME)
+    assert not _registered(CC_NAME)
 
 
 def test_struct_ops_link_is_released_by_close(build):
     obj = BpfObject.open(build("tcp_cc"))
+    obj.struct_ops["pybpf_cc"]["name"] = CC_NAME.encode()
     obj.load()
     obj.struct_ops["pybpf_cc"].attach()
-    assert _registered("pybpf_cc")
+    assert _registered(CC_NAME)
     obj.close()
-    assert not _registered("pybpf_cc")
+    assert not _registered(CC_NAME)
 
 
 def _use_congestion_control(name: str) -> None:
@@ -163,14 +167,17 @@ def _io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int) -> i
 
 def test_struct_ops_cycles_leak_no_fds(build):
     path = build("tcp_cc")
-    BpfObject.open(path).load().close()           # warm-up: vmlinux BTF parsed, modules imported
+    warm = BpfObject.open(path)                    # warm-up: vmlinux BTF parsed, modules imported
+    warm.struct_ops["pybpf_cc"]["name"] = CC_NAME.encode()
+    warm.load().close()
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(10):
         with BpfObject.open(path) as obj:
+            obj.struct_ops["pybpf_cc"]["name"] = CC_NAME.encode()
             obj.load()
             obj.struct_ops["pybpf_cc"].attach()
     assert len(os.listdir("/proc/self/fd")) == before
-    assert not _registered("pybpf_cc")
+    assert not _registered(CC_NAME)
 
 
 def test_core_relocations_are_applied_by_the_kernel(build):

@@ -33,7 +33,8 @@ from pybpfuring.runtime.engine.jit_plan import Plan, make_plan
 from pybpfuring.runtime.engine.memory import Memory, MemoryFault, Region
 
 _U64 = ctypes.c_uint64
-_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+# bpf_run<entry>(ctx, r1..r5, budget, depth, consts) -> r0
+_ENTRY_TYPE = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p, _U64, _U64, _U64, _U64, _U64, _U64, _U64, ctypes.c_void_p)
 _TRAMPOLINE_TYPE = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p, ctypes.c_int64, _U64, _U64, _U64, _U64, _U64,
                                     _U64)
 _NATIVE_HELPER_TYPE = ctypes.CFUNCTYPE(_U64, ctypes.c_void_p, _U64, _U64, _U64, _U64, _U64)
@@ -78,7 +79,7 @@ class JitCode:
             self.ir = J.module_text(self.plan, natives, machine.triple, str(machine.target_data), self.messages)
             written = time.perf_counter()
             self._engine = _compile(self.ir, machine, opt)
-            self.entries = {e: self._engine.get_function_address(f"bpf_fn{e}") for e in self.plan.functions}
+            self.entries = {e: self._engine.get_function_address(f"bpf_run{e}") for e in self.plan.functions}
         self.stats = CompileStats(planned - started, written - planned, time.perf_counter() - written,
                                   self.ir.count("\n"))
         self.entry = entry
@@ -92,9 +93,11 @@ class JitCode:
 
 
 def _target_machine(opt: int) -> llvm.TargetMachine:
+    """Code generation at -O0 (fast instruction selection and register allocation) below level 2:
+    it costs a third of -O2's time, and on SSA code from the IR passes runs nearly as fast."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    return llvm.Target.from_default_triple().create_target_machine(opt=opt, jit=True)
+    return llvm.Target.from_default_triple().create_target_machine(opt=0 if opt < 2 else opt, jit=True)
 
 
 def _compile(ir_text: str, machine: llvm.TargetMachine, opt: int) -> llvm.ExecutionEngine:
@@ -120,15 +123,16 @@ def _compile(ir_text: str, machine: llvm.TargetMachine, opt: int) -> llvm.Execut
     return engine
 
 
-_CODE: weakref.WeakKeyDictionary[Program, dict[int, JitCode]] = weakref.WeakKeyDictionary()
+DEFAULT_OPT = 1  # 0: no IR passes; 1: SROA + clean-ups, -O0 code generation; 2, 3: + GVN, -O2/-O3 code generation
+_CODE: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], JitCode]] = weakref.WeakKeyDictionary()
 
 
-def compile_program(program: Program, entry: int = 0) -> JitCode:
-    """Native code for `program` starting at slot `entry` (cached per program and entry)."""
+def compile_program(program: Program, entry: int = 0, opt: int = DEFAULT_OPT) -> JitCode:
+    """Native code for `program` starting at slot `entry` (cached per program, entry and level)."""
     per_program = _CODE.setdefault(program, {})
-    code = per_program.get(entry)
+    code = per_program.get((entry, opt))
     if code is None:
-        code = per_program[entry] = JitCode(program, entry)
+        code = per_program[(entry, opt)] = JitCode(program, entry, opt)
     return code
 
 
@@ -162,6 +166,7 @@ class _Binding:
             if value is not None:
                 self.consts[2 * index], self.consts[2 * index + 1] = value, 1
         self.entries = {e: _ENTRY_TYPE(addr) for e, addr in code.entries.items()}
+        self.consts_addr = ctypes.addressof(self.consts)
 
     def _resolve(self, pc: int) -> int | None:
         """As the interpreter's `_resolve`: the value, or None with the fault message recorded."""
@@ -186,22 +191,24 @@ class JitProgram:
         self.vm = vm
         self.program = program
         self.entry = entry
-        vm._bind(program, entry)
+        if not 0 <= entry < len(program.insns):
+            raise ValueError(f"entry slot {entry} is outside program '{program.name}'")
+        self._binding = vm._bind(program, entry)
+        self._fn = self._binding.entries[entry]
 
     def run(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0,
             budget: int | None = None) -> int:
-        return self.vm.run(self.program, r1, r2, r3, r4, r5, self.entry, budget)
+        return self.vm._enter(self._binding, self._fn, r1, r2, r3, r4, r5, budget)
 
 
 class JitVm(Vm):
     """A Vm whose `run` executes native code. Same frames (its 8 registered stacks), budget and faults."""
 
-    def __init__(self, memory: Memory, budget: int = DEFAULT_BUDGET):
+    def __init__(self, memory: Memory, budget: int = DEFAULT_BUDGET, opt: int = DEFAULT_OPT):
         super().__init__(memory, budget)
+        self.opt = opt
         self._ctx = (_U64 * J.CTX_FIELDS)()
         self._ctx_addr = ctypes.addressof(self._ctx)
-        self._regs = (_U64 * 11)()
-        self._regs_addr = ctypes.addressof(self._regs)
         self._table_key: list[Region] = []
         self._table = (_U64 * 3)()
         self._bindings: weakref.WeakKeyDictionary[Program, dict[int, _Binding]] = weakref.WeakKeyDictionary()
@@ -222,26 +229,26 @@ class JitVm(Vm):
             entry: int = 0, budget: int | None = None) -> int:
         if self._running:
             raise RuntimeError("Vm.run called during a run; helpers use vm.call_function")
-        limit = self.budget if budget is None else budget
         binding = self._bind(program, entry) if 0 <= entry < len(program.insns) else None
         if binding is None:
             raise VmFault(program.name, "invalid", f"entry slot {entry} is outside the program", entry,
                           loc=program.locate(entry) if program.locate else None)
-        ctx = self._ctx
+        return self._enter(binding, binding.entries[entry], r1, r2, r3, r4, r5, budget)
+
+    def _enter(self, binding: _Binding, fn: ctypes._CFuncPtr, r1: int, r2: int, r3: int, r4: int, r5: int,
+               budget: int | None) -> int:
+        if self._running:
+            raise RuntimeError("Vm.run called during a run; helpers use vm.call_function")
+        limit = self.budget if budget is None else budget
         self._sync_regions()
-        ctx[J.CTX_STATUS] = 0
-        ctx[J.CTX_BUDGET] = limit
-        ctx[J.CTX_DEPTH] = 0
-        ctx[J.CTX_CONSTS] = ctypes.addressof(binding.consts)
-        regs = self._regs
-        regs[0], regs[1], regs[2], regs[3], regs[4], regs[5] = 0, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64
-        regs[6] = regs[7] = regs[8] = regs[9] = 0
         self._running, self._bound, self._limit = True, binding, limit
+        ctx = self._ctx
         try:
-            binding.entries[entry](self._ctx_addr, self._regs_addr)
+            r0 = fn(self._ctx_addr, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, limit, 0,
+                    binding.consts_addr)
             if ctx[J.CTX_STATUS]:
                 return self._raise_fault(binding)
-            return regs[0]
+            return r0
         except StopProgram as stop:
             return stop.value & M64
         finally:
@@ -266,31 +273,32 @@ class JitVm(Vm):
             entry, consts = callee.entries[target], callee.consts
         else:
             consts = binding.consts
-        regs = (_U64 * 11)(0, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64)
         saved_consts = ctx[J.CTX_CONSTS]
-        ctx[J.CTX_DEPTH], ctx[J.CTX_CONSTS] = depth + 1, ctypes.addressof(consts)
         try:
             self._sync_regions()
-            entry(self._ctx_addr, ctypes.addressof(regs))
+            r0 = entry(self._ctx_addr, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, ctx[J.CTX_BUDGET],
+                       depth + 1, ctypes.addressof(consts))
         finally:
             ctx[J.CTX_DEPTH], ctx[J.CTX_CONSTS] = depth, saved_consts
         if ctx[J.CTX_STATUS]:
             self._raise_fault(binding)  # as in the interpreter, the callback's fault propagates
-        return regs[0]
+        return r0
 
     # --- binding and the region table ---
     def _bind(self, program: Program, entry: int) -> _Binding:
         per_program = self._bindings.setdefault(program, {})
         binding = per_program.get(entry)
         if binding is None:
-            binding = per_program[entry] = _Binding(self, program, compile_program(program, entry))
+            binding = per_program[entry] = _Binding(self, program, compile_program(program, entry, self.opt))
         return binding
 
     def _sync_regions(self) -> None:
-        """Export the region table to native code (again, if it changed since the last export)."""
-        regions = self.memory.regions()
-        if regions == self._table_key:  # identity comparison of Region objects (eq=False)
+        """Export the region table to native code again if it changed since the last export."""
+        # Memory's own sorted list, compared element by element by identity (Region has eq=False): no
+        # copy on the common path, which runs once per run and after every Python helper.
+        if self.memory._regions == self._table_key:
             return
+        regions = self.memory.regions()
         table = (_U64 * max(3 * len(regions), 3))()
         for i, region in enumerate(regions):
             table[3 * i], table[3 * i + 1], table[3 * i + 2] = region.start, region.end, int(region.writable)

@@ -562,10 +562,28 @@ class _FunctionWriter:
             self.put(insn.src, old)
 
 
+def entry_wrapper(entry: int) -> str:
+    """`i64 @bpf_run<entry>(ctx, r1..r5, budget, depth, consts)`: what Python calls. Setting up the
+    run here, from arguments, is cheaper than a dozen ctypes stores into ctx and the register file."""
+    lines = [f"define i64 @bpf_run{entry}(ptr %ctx, i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5, "
+             "i64 %budget, i64 %depth, ptr %consts) #0 {", "entry:", "  %regs = alloca [11 x i64]"]
+    values = ["0", "%a1", "%a2", "%a3", "%a4", "%a5", "0", "0", "0", "0"]
+    for r, v in enumerate(values):
+        lines += [f"  %p{r} = getelementptr i64, ptr %regs, i64 {r}", f"  store i64 {v}, ptr %p{r}"]
+    for index, v in ((CTX_STATUS, "0"), (CTX_BUDGET, "%budget"), (CTX_DEPTH, "%depth")):
+        lines += [f"  %c{index} = getelementptr i64, ptr %ctx, i64 {index}", f"  store i64 {v}, ptr %c{index}"]
+    lines += [f"  %cc = getelementptr i64, ptr %ctx, i64 {CTX_CONSTS}", "  store ptr %consts, ptr %cc",
+              f"  call void @bpf_fn{entry}(ptr %ctx, ptr %regs)", "  %r0 = load i64, ptr %p0",
+              "  ret i64 %r0", "}"]
+    return "\n".join(lines)
+
+
 def module_text(plan: Plan, native_helpers: dict[int, int], triple: str, layout: str,
                 messages: dict[int, str]) -> str:
-    """The whole module: the check routine and one function per BPF function of `plan`."""
+    """The whole module: the check routine, one function per BPF function of `plan`, and an entry
+    wrapper for each (any of them may be a callback's entry)."""
     parts = [f'target triple = "{triple}"', f'target datalayout = "{layout}"', _PRELUDE]
     for function in plan.functions.values():
         parts.append(_FunctionWriter(plan, function, native_helpers, messages).write())
+        parts.append(entry_wrapper(function.entry))
     return "\n".join(parts) + "\n"

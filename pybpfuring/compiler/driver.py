@@ -9,11 +9,12 @@ import hashlib
 import importlib.util
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import CompileError
+from ..errors import CompileError, SourceLocation
 from ..lang.decorators import BpfFunction
 from . import typed_ir as ir
 from .emit import emit_assembly, emit_object, optimise
@@ -120,10 +121,27 @@ def load_module(path: str | os.PathLike[str]) -> object:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except SyntaxError as e:
+        del sys.modules[name]
+        raise CompileError(f"syntax error: {e.msg}",
+                           SourceLocation(str(p), e.lineno or 1, max((e.offset or 1) - 1, 0))) from None
+    except CompileError:
         del sys.modules[name]
         raise
+    except Exception as e:
+        # The file's top level failed (a bad @struct field, a NameError...): point at its line.
+        del sys.modules[name]
+        raise CompileError(f"importing {p.name} failed: {type(e).__name__}: {e}",
+                           _deepest_frame_in(e, p)) from None
     return module
+
+
+def _deepest_frame_in(exc: BaseException, path: Path) -> SourceLocation | None:
+    loc = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path:
+            loc = SourceLocation(str(path), frame.lineno or 1, (frame.colno or 0))
+    return loc
 
 
 def programs_in(module: object) -> list[BpfFunction]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_EXTRA_CQS
+from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
 from pybpfuring.errors import ProgramFault, PyBpfUringError
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
@@ -297,6 +297,9 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
     functions = list(programs)
     if not functions:
         raise RegistrationError("register_programs needs at least one program")
+    if len(functions) > MAX_BPF_PROGS:
+        raise RegistrationError(f"{len(functions)} programs given; a ring takes at most "
+                                f"{MAX_BPF_PROGS} (IORING_MAX_BPF_PROGS of the 2021 patches)")
     for fn in functions:
         if not isinstance(fn, BpfFunction) or fn.kind != "iouring":
             raise RegistrationError(f"{fn!r} is not an @iouring_program function")

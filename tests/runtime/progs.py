@@ -128,3 +128,17 @@ def await_token(ctx: Ctx) -> int:
         return WAIT
     results[WOKEN_REAPED] = results[WOKEN_REAPED] + 1
     return OK
+
+
+@iouring_program
+def spawn(ctx: Ctx) -> int:
+    # Submits an IORING_OP_BPF request (2021 opcode 37) for program `ctx.user_data`, user_data 99,
+    # completing on CQ 1.
+    sqe = Sqe()
+    sqe.opcode = 37
+    sqe.fd = -1
+    sqe.off = ctx.user_data
+    sqe.user_data = 99
+    sqe.cq_idx = 1
+    results[32] = submit(ctx, sqe)
+    return OK

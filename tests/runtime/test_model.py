@@ -285,3 +285,30 @@ def test_wait_cqe_timeout_with_a_request_in_flight(backend: str) -> None:
         ring.submit()
         with pytest.raises(TimeoutError):
             ring.wait_cqe(0, timeout=0.05)
+
+
+def test_a_program_can_start_another_bpf_request(backend: str) -> None:
+    with Ring(8, cqs=[4], backend=backend) as ring:
+        ring.register_programs([progs.spawn, progs.record])
+        ring.maps["results"][progs.LOG_LEN] = 0
+        ring.prep_bpf(progs.spawn, user_data=1)  # starts `record` (index 1)
+        ring.submit_and_wait(1)
+        assert ring.wait_cqe(0) == (1, 0, 0)
+        assert ring.wait_cqe(1) == (99, 0, 0)
+        assert progs.results[32] == 0 and progs.results[10] == 99
+
+
+def test_at_most_100_programs_per_ring(backend: str) -> None:
+    from pybpfuring.lang.decorators import BpfFunction
+    many = [BpfFunction(progs.record.py_func, "iouring", name=f"p{i}") for i in range(101)]
+    with Ring(8, backend=backend) as ring:
+        with pytest.raises(RegistrationError, match="at most 100"):
+            ring.register_programs(many)
+
+
+def test_programs_of_a_python_file(backend: str) -> None:
+    import run_reference
+    path = run_reference.reference.__file__
+    with Ring(8, cqs=[128, 128], backend=backend) as ring:
+        assert ring.register_programs(path) == ["test", "counting", "pingpong", "write_file"]
+        assert ring.maps["arr"][0] == 0

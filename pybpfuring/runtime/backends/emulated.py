@@ -132,7 +132,8 @@ class EmulatedBackend:
         self.maps: dict[str, EngineMap] = {}
         self.faults: deque[ProgramFault] = deque(maxlen=1000)
         self.fault_count = 0
-        self.runs = 0
+        self.runs = 0            # program runs, and the instructions they executed (for benchmarks)
+        self.insns = 0
         self._staged: list[tuple[Sqe, int]] = []
         self._tags: dict[int, _Tag] = {}
         self._next_tag = 1
@@ -370,10 +371,12 @@ class EmulatedBackend:
         try:
             r0 = self.vm.run(program, r1=self._ctx_addr)
         except VmFault as fault:
+            self.insns += self.vm.last_insn_count
             self._end_run_links()
             self._record_fault(fault, request)
             self._complete(request, -fault.errno)
             return
+        self.insns += self.vm.last_insn_count
         self._end_run_links()
         ret = r0 & _M32
         if ret == RUN_OK:

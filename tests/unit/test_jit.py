@@ -13,7 +13,7 @@ import pytest
 from pybpfuring.compiler import isa
 from pybpfuring.compiler.asm import assemble
 from pybpfuring.errors import SourceLocation
-from pybpfuring.runtime.engine import jit_ir
+from pybpfuring.runtime.engine import jit_abi
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.jit import JitProgram, JitVm, NativeHelper, compile_program
@@ -243,8 +243,8 @@ def _native_helper(ir_body: str, name: str) -> NativeHelper:
 
 def test_native_helpers_are_called_directly_and_can_fault() -> None:
     add = _native_helper("  %s = mul i64 %r1, 10\n  %t = add i64 %s, %r2\n  ret i64 %t", "add_helper")
-    refuse = _native_helper(f"  store i64 {jit_ir.ST_HELPER}, ptr %ctx\n"
-                            f"  %a = getelementptr i64, ptr %ctx, i64 {jit_ir.CTX_AUX}\n"
+    refuse = _native_helper(f"  store i64 {jit_abi.ST_HELPER}, ptr %ctx\n"
+                            f"  %a = getelementptr i64, ptr %ctx, i64 {jit_abi.CTX_AUX}\n"
                             f"  store i64 {errno.EINVAL}, ptr %a\n  ret i64 0", "refuse_helper")
     vm = JitVm(Memory())
     program = prog("mov %r1, 4\nmov %r2, 2\ncall 1\nexit", helpers={1: add})
@@ -253,6 +253,53 @@ def test_native_helpers_are_called_directly_and_can_fault() -> None:
     fault = fault_of(vm, prog("mov %r0, 0\ncall 1\nexit", helpers={1: refuse}))
     assert (fault.kind, fault.pc, fault.errno) == ("helper", 1, errno.EINVAL)
     assert add.call(ctypes.addressof(vm._ctx), 1, 2, 0, 0, 0) == 12
+
+
+def test_a_native_helper_runs_the_same_on_the_interpreter(memory: Memory) -> None:
+    """It checks its pointer against the region table it is given, on both engines."""
+    load = _native_helper(f"""
+      %tp = getelementptr i64, ptr %ctx, i64 {jit_abi.CTX_REGIONS}
+      %tab = load ptr, ptr %tp
+      %np = getelementptr i64, ptr %ctx, i64 {jit_abi.CTX_NREGIONS}
+      %n = load i64, ptr %np
+      %last = add i64 %r1, 1
+      br label %loop
+    loop:
+      %i = phi i64 [0, %0], [%i1, %next]
+      %more = icmp ult i64 %i, %n
+      br i1 %more, label %body, label %bad
+    body:
+      %i3 = mul i64 %i, 3
+      %sp = getelementptr i64, ptr %tab, i64 %i3
+      %start = load i64, ptr %sp
+      %ep = getelementptr i64, ptr %sp, i64 1
+      %end = load i64, ptr %ep
+      %lo = icmp uge i64 %r1, %start
+      %hi = icmp ule i64 %last, %end
+      %ok = and i1 %lo, %hi
+      br i1 %ok, label %read, label %next
+    next:
+      %i1 = add i64 %i, 1
+      br label %loop
+    read:
+      %p = inttoptr i64 %r1 to ptr
+      %b = load i8, ptr %p
+      %v = zext i8 %b to i64
+      ret i64 %v
+    bad:
+      store i64 {jit_abi.ST_MEMORY}, ptr %ctx
+      %a = getelementptr i64, ptr %ctx, i64 {jit_abi.CTX_ADDR}
+      store i64 %r1, ptr %a
+      %s = getelementptr i64, ptr %ctx, i64 {jit_abi.CTX_SIZE}
+      store i64 1, ptr %s
+      ret i64 0""", "load_first_region_byte")
+    buf = memory.allocate(4, "buf", init=b"\x07\x08\x09\x0a")
+    program = prog("add %r1, 2\ncall 1\nexit", helpers={1: load})
+    interp, jit = Vm(memory), JitVm(memory)
+    assert interp.run(program, r1=buf.start) == jit.run(program, r1=buf.start) == 9
+    faults = [fault_of(vm, program, r1=buf.start + 3) for vm in (interp, jit)]
+    assert [(f.kind, f.pc, f.message) for f in faults] == [("memory", 1, faults[0].message)] * 2
+    assert faults[0].message.endswith(f"at 0x{buf.start + 5:x}: address is in no region")
 
 
 # --- ld_imm64, entries, the bound program --------------------------------------------------------

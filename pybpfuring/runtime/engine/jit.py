@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import llvmlite.binding as llvm
 
 from pybpfuring.compiler import isa
-from pybpfuring.runtime.engine import jit_ir as J
+from pybpfuring.runtime.engine import jit_abi as J
+from pybpfuring.runtime.engine import jit_ir
 from pybpfuring.runtime.engine.faults import HelperFault, InsnFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64, HelperFn, Program, Vm
 from pybpfuring.runtime.engine.jit_plan import Plan, make_plan
@@ -54,6 +55,30 @@ class NativeHelper:
     def call(self, ctx: int, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return _NATIVE_HELPER_TYPE(self.address)(ctx, r1, r2, r3, r4, r5)
 
+    def __call__(self, vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        """As a Python helper (the interpreter's, or a JIT `callx`): a scratch context holding
+        `vm.memory`'s region table, and the helper's fault raised as the interpreter expects."""
+        ctx = (_U64 * J.CTX_FIELDS)()
+        table = region_table(vm.memory.regions())
+        ctx[J.CTX_REGIONS], ctx[J.CTX_NREGIONS] = ctypes.addressof(table), len(table) // 3
+        r0 = self.call(ctypes.addressof(ctx), r1, r2, r3, r4, r5)
+        if ctx[J.CTX_STATUS] == J.ST_MEMORY:
+            raise memory_fault(vm.memory, ctx[J.CTX_ADDR], ctx[J.CTX_SIZE], ctx[J.CTX_MODE])
+        if ctx[J.CTX_STATUS] == J.ST_HELPER:
+            raise HelperFault(NATIVE_REFUSAL, ctx[J.CTX_AUX])
+        return r0
+
+
+NATIVE_REFUSAL = "a native helper refused its arguments"
+
+
+def region_table(regions: list[Region]) -> ctypes.Array[ctypes.c_uint64]:
+    """The region table as native code reads it: (start, end, writable) per region, sorted by start."""
+    table = (_U64 * (3 * len(regions)))()
+    for i, region in enumerate(regions):
+        table[3 * i], table[3 * i + 1], table[3 * i + 2] = region.start, region.end, int(region.writable)
+    return table
+
 
 # --- compiling ----------------------------------------------------------------------------------
 @dataclass
@@ -76,7 +101,7 @@ class JitCode:
         self.native_helpers = {hid: program.helpers[hid] for hid in natives}
         with _LLVM_LOCK:
             machine = _target_machine(opt)
-            self.ir = J.module_text(self.plan, natives, machine.triple, str(machine.target_data), self.messages)
+            self.ir = jit_ir.module_text(self.plan, natives, machine.triple, str(machine.target_data), self.messages)
             written = time.perf_counter()
             self._engine = _compile(self.ir, machine, opt)
             self.entries = {e: self._engine.get_function_address(f"bpf_run{e}") for e in self.plan.functions}
@@ -299,9 +324,7 @@ class JitVm(Vm):
         if self.memory._regions == self._table_key:
             return
         regions = self.memory.regions()
-        table = (_U64 * max(3 * len(regions), 3))()
-        for i, region in enumerate(regions):
-            table[3 * i], table[3 * i + 1], table[3 * i + 2] = region.start, region.end, int(region.writable)
+        table = region_table(regions)
         self._table, self._table_key = table, regions
         self._ctx[J.CTX_REGIONS] = ctypes.addressof(table)
         self._ctx[J.CTX_NREGIONS] = len(regions)
@@ -320,7 +343,7 @@ class JitVm(Vm):
                                     f"r{binding.code.plan.insns[pc].dst})")
             else:
                 fn = binding.calls[pc]
-            if isinstance(fn, NativeHelper):
+            if isinstance(fn, NativeHelper):  # reached through callx: same context, no scratch one
                 return fn.call(ctx, r1, r2, r3, r4, r5)
             result = fn(self, r1, r2, r3, r4, r5) & M64
             self._sync_regions()  # the helper may have added or removed regions
@@ -365,7 +388,7 @@ class JitVm(Vm):
         if status == J.ST_CALL_DEPTH:
             raise self._fault(binding, "call_depth", f"call depth exceeds {isa.MAX_CALL_FRAMES} frames", pc)
         if status == J.ST_HELPER:
-            raise self._fault(binding, "helper", "a native helper refused its arguments", pc, errno=aux)
+            raise self._fault(binding, "helper", NATIVE_REFUSAL, pc, errno=aux)
         if status == J.ST_INVALID:
             message = binding.ld_messages.get(pc) if aux == J.AUX_LD_IMM64 else binding.code.messages.get(pc)
             raise self._fault(binding, "invalid", message or "invalid instruction", pc)

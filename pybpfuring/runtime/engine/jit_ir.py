@@ -20,22 +20,13 @@ from __future__ import annotations
 
 from pybpfuring.compiler import isa
 from pybpfuring.compiler.isa import Insn
+from pybpfuring.runtime.engine.jit_abi import (AUX_LD_IMM64, AUX_STATIC, CTX_AUX, CTX_BUDGET,
+                                               CTX_CONSTS, CTX_DEPTH, CTX_HOT_LO, CTX_HOT_SPAN, CTX_PC,
+                                               CTX_PYHELPER, CTX_STACK_BASE, CTX_STATUS, FRAME_STRIDE,
+                                               MODE_READ, MODE_RMW, MODE_WRITE, PRELUDE, ST_BUDGET,
+                                               ST_CALL_DEPTH, ST_INVALID, entry_wrapper)
 from pybpfuring.runtime.engine.jit_plan import (STACK_SIZE, Function, Plan, bad_jump_message,
                                                 is_r10_access_in_frame, valid_target)
-
-# --- the context: i64 fields shared by native code, Python and native helpers -----------------
-CTX_STATUS, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE = range(8)
-CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX = range(8, 15)
-CTX_FIELDS = 16
-
-# ctx[CTX_STATUS] values.
-ST_OK, ST_MEMORY, ST_BUDGET, ST_CALL_DEPTH, ST_INVALID, ST_PYEXC, ST_HELPER = range(7)
-# ctx[CTX_MODE] of a memory fault: what the access was.
-MODE_READ, MODE_WRITE, MODE_RMW = 0, 1, 2
-# ctx[CTX_AUX] of an invalid fault: where its message is.
-AUX_STATIC, AUX_LD_IMM64 = 0, 1
-
-FRAME_STRIDE = STACK_SIZE + 512  # stacks are 512 bytes apart (the Vm's layout), so overruns fault
 
 _ALU_OPS = {isa.BPF_ADD: "add", isa.BPF_SUB: "sub", isa.BPF_MUL: "mul", isa.BPF_OR: "or",
             isa.BPF_AND: "and", isa.BPF_XOR: "xor", isa.BPF_LSH: "shl", isa.BPF_RSH: "lshr",
@@ -44,84 +35,6 @@ _CONDITIONS = {isa.BPF_JEQ: "eq", isa.BPF_JNE: "ne", isa.BPF_JGT: "ugt", isa.BPF
                isa.BPF_JLT: "ult", isa.BPF_JLE: "ule", isa.BPF_JSGT: "sgt", isa.BPF_JSGE: "sge",
                isa.BPF_JSLT: "slt", isa.BPF_JSLE: "sle"}
 _RMW_OPS = {isa.BPF_ADD: "add", isa.BPF_OR: "or", isa.BPF_AND: "and", isa.BPF_XOR: "xor"}
-
-_PRELUDE = f"""
-declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
-declare i16 @llvm.bswap.i16(i16)
-declare i32 @llvm.bswap.i32(i32)
-declare i64 @llvm.bswap.i64(i64)
-
-; Is [addr, addr+size) inside one region (a writable one if mode != 0)? On success the region goes to
-; ctx's hot fields for the caller's cache; on failure the fault is recorded in ctx.
-define internal i1 @bpf_check(ptr %ctx, i64 %addr, i64 %size, i64 %mode, i64 %pc) noinline #0 {{
-entry:
-  %tp = getelementptr i64, ptr %ctx, i64 {CTX_REGIONS}
-  %tab = load ptr, ptr %tp
-  %np = getelementptr i64, ptr %ctx, i64 {CTX_NREGIONS}
-  %n = load i64, ptr %np
-  br label %loop
-loop:
-  %lo = phi i64 [0, %entry], [%lo2, %body]
-  %hi = phi i64 [%n, %entry], [%hi2, %body]
-  %more = icmp ult i64 %lo, %hi
-  br i1 %more, label %body, label %done
-body:
-  %sum = add i64 %lo, %hi
-  %mid = lshr i64 %sum, 1
-  %m3 = mul i64 %mid, 3
-  %mp = getelementptr i64, ptr %tab, i64 %m3
-  %ms = load i64, ptr %mp
-  %le = icmp ule i64 %ms, %addr
-  %mid1 = add i64 %mid, 1
-  %lo2 = select i1 %le, i64 %mid1, i64 %lo
-  %hi2 = select i1 %le, i64 %hi, i64 %mid
-  br label %loop
-done:
-  %found = icmp ne i64 %lo, 0
-  br i1 %found, label %have, label %fail
-have:
-  %idx = sub i64 %lo, 1
-  %i3 = mul i64 %idx, 3
-  %sp = getelementptr i64, ptr %tab, i64 %i3
-  %start = load i64, ptr %sp
-  %ep = getelementptr i64, ptr %sp, i64 1
-  %end = load i64, ptr %ep
-  %wp = getelementptr i64, ptr %sp, i64 2
-  %w = load i64, ptr %wp
-  %span = sub i64 %end, %start
-  %off = sub i64 %addr, %start
-  %in = icmp ule i64 %off, %span
-  %room = sub i64 %span, %off
-  %fits = icmp uge i64 %room, %size
-  %ok1 = and i1 %in, %fits
-  %ro = icmp eq i64 %w, 0
-  %wants = icmp ne i64 %mode, 0
-  %denied = and i1 %ro, %wants
-  %ok = xor i1 %denied, true
-  %ok2 = and i1 %ok1, %ok
-  br i1 %ok2, label %hit, label %fail
-hit:
-  %hl = getelementptr i64, ptr %ctx, i64 {CTX_HOT_LO}
-  store i64 %start, ptr %hl
-  %hs = getelementptr i64, ptr %ctx, i64 {CTX_HOT_SPAN}
-  store i64 %span, ptr %hs
-  ret i1 1
-fail:
-  store i64 {ST_MEMORY}, ptr %ctx
-  %f1 = getelementptr i64, ptr %ctx, i64 {CTX_PC}
-  store i64 %pc, ptr %f1
-  %f2 = getelementptr i64, ptr %ctx, i64 {CTX_ADDR}
-  store i64 %addr, ptr %f2
-  %f3 = getelementptr i64, ptr %ctx, i64 {CTX_SIZE}
-  store i64 %size, ptr %f3
-  %f4 = getelementptr i64, ptr %ctx, i64 {CTX_MODE}
-  store i64 %mode, ptr %f4
-  ret i1 0
-}}
-
-attributes #0 = {{ nounwind null_pointer_is_valid }}
-"""
-
 
 def _bits(n: int) -> int:
     return 8 * n
@@ -562,27 +475,11 @@ class _FunctionWriter:
             self.put(insn.src, old)
 
 
-def entry_wrapper(entry: int) -> str:
-    """`i64 @bpf_run<entry>(ctx, r1..r5, budget, depth, consts)`: what Python calls. Setting up the
-    run here, from arguments, is cheaper than a dozen ctypes stores into ctx and the register file."""
-    lines = [f"define i64 @bpf_run{entry}(ptr %ctx, i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5, "
-             "i64 %budget, i64 %depth, ptr %consts) #0 {", "entry:", "  %regs = alloca [11 x i64]"]
-    values = ["0", "%a1", "%a2", "%a3", "%a4", "%a5", "0", "0", "0", "0"]
-    for r, v in enumerate(values):
-        lines += [f"  %p{r} = getelementptr i64, ptr %regs, i64 {r}", f"  store i64 {v}, ptr %p{r}"]
-    for index, v in ((CTX_STATUS, "0"), (CTX_BUDGET, "%budget"), (CTX_DEPTH, "%depth")):
-        lines += [f"  %c{index} = getelementptr i64, ptr %ctx, i64 {index}", f"  store i64 {v}, ptr %c{index}"]
-    lines += [f"  %cc = getelementptr i64, ptr %ctx, i64 {CTX_CONSTS}", "  store ptr %consts, ptr %cc",
-              f"  call void @bpf_fn{entry}(ptr %ctx, ptr %regs)", "  %r0 = load i64, ptr %p0",
-              "  ret i64 %r0", "}"]
-    return "\n".join(lines)
-
-
 def module_text(plan: Plan, native_helpers: dict[int, int], triple: str, layout: str,
                 messages: dict[int, str]) -> str:
     """The whole module: the check routine, one function per BPF function of `plan`, and an entry
     wrapper for each (any of them may be a callback's entry)."""
-    parts = [f'target triple = "{triple}"', f'target datalayout = "{layout}"', _PRELUDE]
+    parts = [f'target triple = "{triple}"', f'target datalayout = "{layout}"', PRELUDE]
     for function in plan.functions.values():
         parts.append(_FunctionWriter(plan, function, native_helpers, messages).write())
         parts.append(entry_wrapper(function.entry))

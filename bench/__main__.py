@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from bench import report
+from bench import datafile, report, snapshot
 from bench.guest import GUEST_OUT, run_guest
 from bench.measure import stderr_log
 
@@ -111,7 +112,20 @@ def _guest_argv(argv: list[str]) -> list[str]:
 
 
 def run_table(args: argparse.Namespace, argv: list[str]) -> int:
-    in_guest_now = bool(__import__("os").environ.get("PYBPFURING_IN_GUEST"))
+    """Measure where asked, print the markdown, write the files; the code runs from a snapshot."""
+    if os.environ.get("PYBPFURING_IN_GUEST") or os.environ.get(snapshot.ENV):
+        return _run_table(args, argv, snapshot.current())
+    tree = snapshot.take(datafile.default_dir())
+    os.environ[snapshot.ENV] = str(tree)
+    try:
+        return _run_table(args, argv, tree)
+    finally:
+        del os.environ[snapshot.ENV]
+        snapshot.remove(tree)
+
+
+def _run_table(args: argparse.Namespace, argv: list[str], tree: Path) -> int:
+    in_guest_now = bool(os.environ.get("PYBPFURING_IN_GUEST"))
     if args.json_only:
         table = _measure_here(args, guest=in_guest_now)
         args.json_only.write_text(json.dumps(table, indent=1))
@@ -122,7 +136,7 @@ def run_table(args: argparse.Namespace, argv: list[str]) -> int:
         tables.append(_measure_here(args, guest=in_guest_now))
     if args.where in ("guest", "both"):
         stderr_log(f"[bench {args.bench}] measuring in the Linux 7.x QEMU guest (TCG; slow)")
-        tables.append(run_guest(_guest_argv(argv), args.bench, stderr_log))
+        tables.append(run_guest(_guest_argv(argv), tree, stderr_log))
     doc = report.document(args.bench, tables, ["pybpfuring", "bench", *argv])
     print(report.markdown(doc))
     if not args.no_write:

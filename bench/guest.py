@@ -16,11 +16,11 @@ from bench import cbuild
 GUEST_OUT = "/scratch/out/bench-table.json"
 GUEST_TIMEOUT = 3 * 3600.0
 C_SOURCES = ("cp/rw.c", "cp/uring.c", "nops/nops.c")
-REPO = Path(__file__).resolve().parents[1]
 
 
-def run_guest(argv: list[str], benchmark: str, log: Callable[[str], None]) -> dict[str, Any]:
-    """The guest's table, or {"environment": "guest", "unavailable": reason}."""
+def run_guest(argv: list[str], tree: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """The guest's table, or {"environment": "guest", "unavailable": reason}. `tree` is the code
+    snapshot the guest runs (bench/snapshot.py: the live tree gives ESTALE over virtio-fs)."""
     try:
         from pybpfuring.vm import run_in_guest
     except ImportError as exc:
@@ -31,7 +31,7 @@ def run_guest(argv: list[str], benchmark: str, log: Callable[[str], None]) -> di
         except cbuild.BuildUnavailable:
             pass  # the guest reports the row as unavailable itself
     try:
-        result = run_in_guest(argv, cwd=REPO, timeout=GUEST_TIMEOUT, on_line=lambda s: log(f"  guest| {s}"))
+        result = run_in_guest(argv, cwd=tree, timeout=GUEST_TIMEOUT, on_line=lambda s: log(f"  guest| {s}"))
     except Exception as exc:  # VmError, NoAptAccess, missing QEMU ...: the reason is the row
         return {"environment": "guest", "unavailable": f"{type(exc).__name__}: {exc}"}
     out = result.out_dir / Path(GUEST_OUT).name

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench import snapshot
+
 RUN_TIMEOUT = 1800.0
-REPO = Path(__file__).resolve().parents[1]
 _RESULT = re.compile(r"^ns=(\d+) (\w+)=(\d+)$", re.M)
 
 
@@ -46,16 +47,16 @@ class RowResult:
 
 
 def worker_env() -> dict[str, str]:
-    """The environment of a row's process: the repo importable (bench, examples, pybpfuring)."""
+    """The environment of a row's process: the code snapshot importable (bench, examples, pybpfuring)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(snapshot.current()), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
 def run_once(argv: list[str], timeout: float = RUN_TIMEOUT) -> tuple[int, int]:
     """Run one measurement; return (elapsed ns, amount) as the program reported them."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=worker_env(),
-                          cwd=REPO)
+                          cwd=snapshot.current())
     found = _RESULT.search(proc.stdout)
     if proc.returncode != 0 or found is None:
         tail = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}")
@@ -67,11 +68,13 @@ def check_worker(argv: list[str] | None) -> str | None:
     """None if the row can run here, else the reason its `--check` gave."""
     if argv is None:
         return None
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=worker_env(), cwd=REPO)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=worker_env(),
+                          cwd=snapshot.current())
     out = proc.stdout.strip().splitlines()
     if proc.returncode == 0 and out and out[-1] == "ok":
         return None
-    return (out[-1] if out else proc.stderr.strip()[-300:]).removeprefix("unavailable: ")
+    last = out[-1] if out else (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return last.removeprefix("unavailable: ")[:300]
 
 
 def interleaved(rows: list[RowResult], argv_of: Callable[[RowResult], list[str]], runs: int,
@@ -88,15 +91,19 @@ def interleaved(rows: list[RowResult], argv_of: Callable[[RowResult], list[str]]
             try:
                 ns, amount = run_once(argv_of(row))
             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-                row.status, row.reason = "failed", f"run {rnd + 1}: {exc}"
+                row.status, row.reason = "failed", f"{_round_name(rnd, runs)}: {exc}"
                 log(f"  {row.id}: FAILED {exc}")
                 continue
             if amount != row.amount:
-                row.status, row.reason = "failed", f"run {rnd + 1} moved {amount}, expected {row.amount}"
+                row.status, row.reason = "failed", f"{_round_name(rnd, runs)}: moved {amount}, not {row.amount}"
                 continue
             if rnd >= 0:
                 row.runs_s.append(ns / 1e9)
-            log(f"  {'warm-up' if rnd < 0 else f'round {rnd + 1}/{runs}'} {row.id:18s} {ns / 1e6:10.1f} ms")
+            log(f"  {_round_name(rnd, runs)} {row.id:18s} {ns / 1e6:10.1f} ms")
+
+
+def _round_name(rnd: int, runs: int) -> str:
+    return "warm-up" if rnd < 0 else f"round {rnd + 1}/{runs}"
 
 
 def environment_info() -> dict[str, object]:

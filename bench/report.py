@@ -47,7 +47,8 @@ def _row_cells(table: dict[str, Any], row: dict[str, Any], ratio: float | None) 
     unit = table["unit"]
     if row["status"] != "ok":
         what = "not available" if row["status"] == "unavailable" else "failed"
-        return [row["label"], _size(row["amount"], unit), "", f"{what}: {row['reason']}", "", "", "", "", ""]
+        reason = " ".join(row["reason"].split()).replace("|", "\\|")
+        return [row["label"], _size(row["amount"], unit), "", f"{what}: {reason}", "", "", "", "", ""]
     # ms per GiB copied, or ns per request
     norm = row["median_s"] / row["amount"] * (GiB * 1e3 if unit == "bytes" else 1e9)
     sys = row.get("syscalls_per_unit")

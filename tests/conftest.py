@@ -1,0 +1,32 @@
+"""Test-wide set-up: the public runtime API is checked by typeguard in every test run.
+
+The import hook must be installed before the first import of these modules, so it lives here, in the
+top-level conftest that pytest loads before any test module. Only the public API modules are
+instrumented: instrumenting the interpreter's hot loop would only measure typeguard.
+"""
+from __future__ import annotations
+
+import sys
+
+from typeguard import TypeCheckError, TypeCheckMemo, config, install_import_hook
+
+TYPECHECKED_MODULES = [
+    "pybpfuring.runtime.model",
+    "pybpfuring.runtime.ring.ring",
+    "pybpfuring.runtime.ring.prep",
+    "pybpfuring.runtime.bpf.object",
+    "pybpfuring.runtime.bpf.maps",
+]
+
+_already = [m for m in TYPECHECKED_MODULES if m in sys.modules]
+if _already:  # pragma: no cover - a plugin imported them first: say so rather than check nothing
+    raise RuntimeError(f"typeguard cannot instrument modules imported before tests/conftest.py: {_already}")
+
+
+def _raise_type_error(exc: TypeCheckError, memo: TypeCheckMemo) -> None:
+    # Users see a TypeError naming the argument, as a C extension's API would raise.
+    raise TypeError(str(exc)) from None
+
+
+config.typecheck_fail_callback = _raise_type_error
+install_import_hook(TYPECHECKED_MODULES)

@@ -56,9 +56,6 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
     version: int = MANIFEST_VERSION
 
-    def path(self, root: Path, rel: str) -> Path:
-        return root / rel
-
 
 def load_manifest(root: Path) -> Manifest | None:
     """The manifest if a complete fetch is cached and every file it names still exists."""

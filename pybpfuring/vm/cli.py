@@ -64,7 +64,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _info()
     if args.command == "shell":
         return guest_shell()
-    extra = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else list(args.args)
+    extra = args.args[1:] if args.args[:1] == ["--"] else list(args.args)  # only the separator
     config = MachineConfig(memory_mib=args.memory)
     if args.command == "run":
         if not extra:

@@ -231,6 +231,16 @@ def test_callbacks_run_natively_through_call_function(memory: Memory) -> None:
     assert interp == jit and jit[:2] == ("memory", 5)  # the callback's own slot
 
 
+def test_a_callback_slot_given_as_a_plain_number_is_compiled_on_first_use(memory: Memory) -> None:
+    def call_r1(jvm: Vm, target: int, *args: int) -> int:
+        return jvm.call_function(target, 20) + jvm.call_function(target, 1)
+    program = prog("mov %r1, 3\ncall 9\nexit\nmov %r0, %r1\nadd %r0, 1\nexit", helpers={9: call_r1})
+    assert both(memory, program) == (23, 23)
+    looping = prog("mov %r1, 3\ncall 9\nexit\nja +0\nja -2\nexit", helpers={9: call_r1})
+    interp, jit = both(memory, looping)
+    assert interp == jit and jit[0] == "budget"
+
+
 def _native_helper(ir_body: str, name: str) -> NativeHelper:
     """Compile a tiny native helper with llvmlite (the way native helpers are meant to be plugged in)."""
     module = llvm.parse_assembly(f"define i64 @{name}(ptr %ctx, i64 %r1, i64 %r2, i64 %r3, i64 %r4, "

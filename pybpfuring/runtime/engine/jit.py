@@ -110,11 +110,12 @@ class JitCode:
         self.entry = entry
 
     def budget_fault_pc(self, leader: int, index: int) -> int:
-        """The slot of the `index`-th instruction of the block starting at `leader`."""
-        for function in self.plan.functions.values():
-            if leader in function.blocks:
-                return function.blocks[leader][index]
-        return leader
+        """The slot of the `index`-th instruction of the block starting at `leader`. A block is a
+        fall-through run of slots, so walking from its leader is exact whichever function it is in."""
+        pc = leader
+        for _ in range(index):
+            pc += 2 if self.plan.insns[pc].opcode == isa.OP_LD_IMM64 else 1
+        return pc
 
 
 def _target_machine(opt: int) -> llvm.TargetMachine:
@@ -292,21 +293,19 @@ class JitVm(Vm):
             raise InsnFault("call_depth", f"callback exceeds {isa.MAX_CALL_FRAMES} frames")
         if not 0 <= target < len(binding.program.insns):
             raise self._fault(binding, "invalid", f"entry slot {target} is outside the program", target)
-        entry = binding.entries.get(target)
+        entry, callee = binding.entries.get(target), binding
         if entry is None:  # a callback slot the plan did not foresee: compile a function for it
             callee = self._bind(binding.program, target)
-            entry, consts = callee.entries[target], callee.consts
-        else:
-            consts = binding.consts
+            entry = callee.entries[target]
         saved_consts = ctx[J.CTX_CONSTS]
         try:
             self._sync_regions()
             r0 = entry(self._ctx_addr, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, ctx[J.CTX_BUDGET],
-                       depth + 1, ctypes.addressof(consts))
+                       depth + 1, callee.consts_addr)
         finally:
             ctx[J.CTX_DEPTH], ctx[J.CTX_CONSTS] = depth, saved_consts
         if ctx[J.CTX_STATUS]:
-            self._raise_fault(binding)  # as in the interpreter, the callback's fault propagates
+            self._raise_fault(callee)  # as in the interpreter, the callback's fault propagates
         return r0
 
     # --- binding and the region table ---

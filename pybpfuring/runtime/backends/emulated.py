@@ -138,6 +138,7 @@ class EmulatedBackend:
         self._tags: dict[int, _Tag] = {}
         self._next_tag = 1
         self._ready: deque[BpfRequest] = deque()
+        self._waiting_cqs: set[CompletionQueue] = set()  # CQs with parked requests
         self._link_in_run: list[_Entry] = []  # linked SQEs a running program submitted so far
         self._closed = False
 
@@ -214,8 +215,10 @@ class EmulatedBackend:
 
     def _wake_idle_waiters(self) -> bool:
         """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
-        for cq in self.cqs:
-            if cq._waiters and cq.entries:
+        for cq in list(self._waiting_cqs):
+            if not cq._waiters:
+                self._waiting_cqs.discard(cq)
+            elif cq.entries:
                 self._wake(cq)
         return bool(self._ready)
 
@@ -401,6 +404,7 @@ class EmulatedBackend:
             self._ready.append(request)
         else:
             cq.add_waiter(wait_nr, request)
+            self._waiting_cqs.add(cq)
 
     def _end_run_links(self) -> None:
         if self._link_in_run:
@@ -424,6 +428,7 @@ class EmulatedBackend:
         self._closed = True
         self._staged = []
         self._ready.clear()
+        self._waiting_cqs.clear()
         for cq in self.cqs:
             cq.clear_waiters()
         try:

@@ -192,7 +192,7 @@ class ModuleGen:
                      scope.arrays, True, scope.has_ctx, scope.maps, max_depth=1)
 
     def for_stmt(self, scope: Scope, depth: int) -> list[str]:
-        i = self.fresh("i")
+        i = self.fresh("it")
         r = self.rng.random()
         if r < 0.4:
             rng = f"range({self.rng.randint(0, 5)})"

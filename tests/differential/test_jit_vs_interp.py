@@ -223,7 +223,9 @@ def straight(draw: st.DrawFn) -> list[Insn]:
     if kind == "mem":
         return draw(memory_op())
     if kind == "lddw":
-        return list(isa.ld_imm64(draw(data_reg), draw(st.integers(0, M64))))
+        value = draw(st.one_of(st.sampled_from([1 << 63, M64, (1 << 63) - 1, 0xFFFF_FFFF, 0x8000_0000]),
+                               st.integers(0, M64)))  # LLONG_MIN and friends, for sdiv/smod/shifts
+        return list(isa.ld_imm64(draw(data_reg), value))
     return [Insn(isa.OP_CALL, 0, 0, 0, draw(st.sampled_from([1, 2, 3])))]  # 3 is missing: no_helper
 
 

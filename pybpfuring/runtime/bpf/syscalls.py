@@ -239,7 +239,8 @@ def _grow_log(cmd_log_true: int, size: int) -> int:
     return max(cmd_log_true + 1, size * 4)
 
 
-MAX_LOG = 16 << 20  # the largest verifier log we ask for (the kernel allows up to 1 GiB)
+MAX_LOG = 16 << 20
+PROG_LOAD_EAGAIN_RETRIES = 5  # the largest verifier log we ask for (the kernel allows up to 1 GiB)
 
 
 def btf_load(blob: bytes, log_level: int = 0) -> LoadResult:
@@ -299,10 +300,17 @@ def prog_load(req: ProgLoadRequest, log_level: int = 0, log_size: int = 1 << 16)
     holds the reason) and learn the outcome from one more load without a log."""
     bufs = _ProgBuffers(req)
     size = min(log_size, MAX_LOG) if log_level else 0
+    eagain = 0
     while True:
         fd, err, log, true_size = _prog_load_once(req, bufs, log_level if size else 0, size)
         if fd >= 0:
             return LoadResult(fd, 0, log)
+        if err == errno_mod.EAGAIN and eagain < PROG_LOAD_EAGAIN_RETRIES:
+            # The verifier gives up with EAGAIN when a signal looks pending; on 7.x io_uring's
+            # task work right after a ring closes does that (24 of 200 loads in the guest). libbpf
+            # retries too.
+            eagain += 1
+            continue
         if err == errno_mod.EPERM:
             raise _error(PROG_LOAD, err, f"program {req.name!r}")
         if err != errno_mod.ENOSPC or not size:

@@ -36,10 +36,10 @@ def plain_loop(src: int, dst: int, size: int) -> None:
         off += len(data)
 
 
-def emulated(src: int, dst: int, size: int) -> dict[str, float]:
+def emulated(src: int, dst: int, size: int, engine: str = "interp") -> dict[str, float]:
     import ctypes
     buf = ctypes.create_string_buffer(BLOCK)
-    with Ring(8, cqs=[8]) as ring:
+    with Ring(8, cqs=[8], engine=engine) as ring:
         ring.register_programs([cp.cp])
         cp.state[cp.BUF], cp.state[cp.IN_FD], cp.state[cp.OUT_FD] = ctypes.addressof(buf), src, dst
         impl = ring._backend()
@@ -81,15 +81,17 @@ def main() -> None:
                 pass
         for target in ("/dev/zero", os.path.join(tmp, "dst")):
             t_plain, _ = best(plain_loop, src, target, size, args.repeat)
-            t_emu, extra = best(emulated, src, target, size, args.repeat)
-            assert isinstance(extra, dict)
             print(f"{args.mib} MiB -> {target if target == '/dev/zero' else 'a file'} "
                   f"({blocks} blocks of {BLOCK} B, best of {args.repeat}):")
-            print(f"  os.pread/os.pwrite loop : {t_plain:7.3f} s = {t_plain / blocks * 1e6:7.2f} us/block")
-            print(f"  emulated IORING_OP_BPF  : {t_emu:7.3f} s = {t_emu / blocks * 1e6:7.2f} us/block "
-                  f"({extra['runs'] / blocks:.2f} runs, {extra['insns'] / blocks:.0f} BPF insns per block; "
-                  f"{t_emu / extra['runs'] * 1e6:.1f} us per run)")
-            print(f"  ratio emulated / plain  : {t_emu / t_plain:7.1f}x")
+            print(f"  os.pread/os.pwrite loop      : {t_plain:7.3f} s = {t_plain / blocks * 1e6:7.2f} us/block")
+            for engine in ("interp", "jit"):
+                t_emu, extra = best(lambda s, d, n: emulated(s, d, n, engine), src, target, size,
+                                    args.repeat)
+                assert isinstance(extra, dict)
+                print(f"  IORING_OP_BPF, {engine:>6} engine: {t_emu:7.3f} s = "
+                      f"{t_emu / blocks * 1e6:7.2f} us/block = {t_emu / t_plain:5.1f}x plain "
+                      f"({extra['runs'] / blocks:.2f} runs, {extra['insns'] / blocks:.0f} BPF insns "
+                      f"per block; {t_emu / extra['runs'] * 1e6:.1f} us per run)")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ on its private CQ 1: it submits a READ, waits for its CQE, submits a WRITE of wh
 and so on until a read returns 0 (end of file). User space only starts it and waits for it to finish:
 the LPC 2021 talk's "cp" benchmark shape.
 
-    pybpfuring run examples/cp.py SRC DST
-    python3 examples/cp.py SRC DST
+    pybpfuring run examples/cp.py [--jit] SRC DST
+    python3 examples/cp.py [--jit] SRC DST
 """
 from __future__ import annotations
 
@@ -74,11 +74,11 @@ class CopyStats:
     program_runs: int
 
 
-def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto") -> CopyStats:
+def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto", engine: str = "interp") -> CopyStats:
     """Copy src_fd (from offset 0) to dst_fd with the `cp` program; raises OSError on an I/O error."""
     from pybpfuring.runtime import Ring
     buf = ctypes.create_string_buffer(BLOCK)
-    with Ring(8, cqs=[8], backend=backend) as ring:
+    with Ring(8, cqs=[8], backend=backend, engine=engine) as ring:
         ring.register_programs([cp])
         state[BUF], state[IN_FD], state[OUT_FD] = ctypes.addressof(buf), src_fd, dst_fd
         ring.prep_bpf(cp, user_data=0xC0)
@@ -92,12 +92,12 @@ def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto") -> CopyStats:
         return CopyStats(state[OFFSET], runs)
 
 
-def copy_file(src: str, dst: str, backend: str = "auto") -> CopyStats:
+def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "interp") -> CopyStats:
     src_fd = os.open(src, os.O_RDONLY)
     try:
         dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            return copy_fds(src_fd, dst_fd, backend)
+            return copy_fds(src_fd, dst_fd, backend, engine)
         finally:
             os.close(dst_fd)
     finally:
@@ -105,11 +105,14 @@ def copy_file(src: str, dst: str, backend: str = "auto") -> CopyStats:
 
 
 def main(argv: list[str]) -> int:
+    engine = "interp"
+    if argv[:1] == ["--jit"]:
+        engine, argv = "jit", argv[1:]
     if len(argv) != 2:
-        print("usage: cp.py SRC DST", file=sys.stderr)
+        print("usage: cp.py [--jit] SRC DST", file=sys.stderr)
         return 2
     try:
-        stats = copy_file(argv[0], argv[1])
+        stats = copy_file(argv[0], argv[1], engine=engine)
     except OSError as exc:
         print(f"cp: {exc}", file=sys.stderr)
         return 1

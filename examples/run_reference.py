@@ -32,8 +32,8 @@ class Result:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def ring_prep(backend: str) -> Ring:
-    ring = Ring(8, cqs=EXTRA_CQS, backend=backend)
+def ring_prep(backend: str, engine: str = "interp") -> Ring:
+    ring = Ring(8, cqs=EXTRA_CQS, backend=backend, engine=engine)
     ring.register_programs(PROGRAMS)
     return ring
 
@@ -48,10 +48,10 @@ def _wait_for(ring: Ring, user_data: int) -> list[Cqe]:
             return seen
 
 
-def test1(backend: str = "auto") -> Result:
+def test1(backend: str = "auto", engine: str = "interp") -> Result:
     """Maps, emit/reap, a NOP submitted by BPF, user memory, a wait on the main CQ."""
     secret = ctypes.c_uint64(29)
-    with ring_prep(backend) as ring:
+    with ring_prep(backend, engine) as ring:
         addr = ctypes.addressof(secret)
         ring.prep_bpf(reference.test, user_data=addr)
         ring.submit_and_wait(1)
@@ -63,10 +63,10 @@ def test1(backend: str = "auto") -> Result:
         return Result("test", cq0, slots, {"secret": secret.value, "user_data": addr})
 
 
-def test2(backend: str = "auto") -> Result:
+def test2(backend: str = "auto", engine: str = "interp") -> Result:
     """Ticks 11 times on 200 ms timeouts that complete on CQ 1."""
     ts = Timespec(tv_sec=0, tv_nsec=200_000_000)  # CountingCtx: a Timespec at offset 0
-    with ring_prep(backend) as ring:
+    with ring_prep(backend, engine) as ring:
         addr = ctypes.addressof(ts)
         ring.prep_bpf(reference.counting, user_data=addr)
         ring.submit()
@@ -74,10 +74,10 @@ def test2(backend: str = "auto") -> Result:
         return Result("counting", cq0, [reference.arr[i] for i in range(2)])
 
 
-def test3(backend: str = "auto") -> Result:
+def test3(backend: str = "auto", engine: str = "interp") -> Result:
     """Two requests bounce a counter through CQs 1 and 2 until it reaches 20."""
     idx = (ctypes.c_int32 * 2)(0, 1)
-    with ring_prep(backend) as ring:
+    with ring_prep(backend, engine) as ring:
         ring.prep_bpf(reference.pingpong, user_data=ctypes.addressof(idx) + 0)
         ring.prep_bpf(reference.pingpong, user_data=ctypes.addressof(idx) + 4)
         sqe = ring.get_sqe(cq_idx=1)
@@ -93,13 +93,13 @@ FILL = 0xAE
 FILE_SIZE = reference.FILL_BLOCKS * reference.FILL_BLOCK_SIZE
 
 
-def test4(backend: str = "auto", directory: str | None = None) -> Result:
+def test4(backend: str = "auto", directory: str | None = None, engine: str = "interp") -> Result:
     """Writes 256 KiB of 0xae to fixed file 0 with 4 writes of 16 KiB in flight; reads it back."""
     buf = (ctypes.c_uint8 * FILE_SIZE).from_buffer(bytearray([FILL]) * FILE_SIZE)
     fd, path = tempfile.mkstemp(prefix="bpf_file_", dir=directory)
     os.unlink(path)
     try:
-        with ring_prep(backend) as ring:
+        with ring_prep(backend, engine) as ring:
             ring.register_files([fd])
             addr = ctypes.addressof(buf)
             ring.prep_bpf(reference.write_file, user_data=addr)

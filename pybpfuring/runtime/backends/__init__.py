@@ -1,6 +1,6 @@
 """Where a `Ring`'s programs run. One model (docs/runtime.md), several backends.
 
-A backend is created by `create_backend(name, entries, cq_capacities, budget)` and offers what
+A backend is created by `create_backend(name, entries, cq_capacities, budget, engine)` and offers what
 `Ring` calls (see `RingBackend`). Today there is `emulated` (any kernel with io_uring: programs run in
 the user-space engine). A kernel backend (Linux >= 7.1, io_uring_bpf_ops) registers itself in
 `BACKENDS` with a `probe()` that says whether this machine can run it; "auto" takes the first
@@ -34,24 +34,26 @@ class RingBackend(Protocol):
     def close(self) -> None: ...
 
 
-def _emulated(entries: int, cq_capacities: list[int], budget: int) -> RingBackend:
+def _emulated(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
     from .emulated import EmulatedBackend
-    return EmulatedBackend(entries, cq_capacities, budget)
+    return EmulatedBackend(entries, cq_capacities, budget, engine)
 
 
-# name -> (probe() -> reason it cannot run here or None, factory)
-BACKENDS: dict[str, tuple[Callable[[], str | None], Callable[[int, list[int], int], RingBackend]]] = {
+# name -> (probe() -> reason it cannot run here or None, factory(entries, cq_capacities, budget, engine))
+BACKENDS: dict[str, tuple[Callable[[], str | None],
+                          Callable[[int, list[int], int, str], RingBackend]]] = {
     "emulated": (lambda: None, _emulated),
 }
 AUTO_ORDER: list[str] = ["emulated"]
 
 
-def create_backend(name: str, entries: int, cq_capacities: list[int], budget: int) -> RingBackend:
+def create_backend(name: str, entries: int, cq_capacities: list[int], budget: int,
+                   engine: str = "interp") -> RingBackend:
     if name == "auto":
         for candidate in AUTO_ORDER:
             probe, factory = BACKENDS[candidate]
             if probe() is None:
-                return factory(entries, cq_capacities, budget)
+                return factory(entries, cq_capacities, budget, engine)
         raise RuntimeError("no backend can run on this machine")  # emulated always can
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose 'auto' or one of: {', '.join(BACKENDS)}")
@@ -59,7 +61,7 @@ def create_backend(name: str, entries: int, cq_capacities: list[int], budget: in
     reason = probe()
     if reason is not None:
         raise ValueError(f"backend {name!r} cannot run here: {reason}")
-    return factory(entries, cq_capacities, budget)
+    return factory(entries, cq_capacities, budget, engine)
 
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "ProgramFault", "RingBackend", "create_backend"]

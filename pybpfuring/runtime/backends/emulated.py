@@ -53,6 +53,19 @@ _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
 
 
+ENGINES = ("interp", "jit")
+
+
+def _vm_class(engine: str) -> type[Vm]:
+    """The interpreter (the semantic reference) or the LLVM JIT (same behaviour, faster)."""
+    if engine == "interp":
+        return Vm
+    if engine == "jit":
+        from pybpfuring.runtime.engine.jit import JitVm
+        return JitVm
+    raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+
+
 class RingStalledError(PyBpfUringError):
     """A wait can never end: nothing is in flight in the kernel and no BPF request can run."""
 
@@ -115,13 +128,15 @@ class EmulatedBackend:
 
     name = "emulated"
 
-    def __init__(self, entries: int, cq_capacities: list[int], budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, entries: int, cq_capacities: list[int], budget: int = DEFAULT_BUDGET,
+                 engine: str = "interp") -> None:
+        vm_class = _vm_class(engine)
         self.io = IoUring(entries)
         try:
             self.cqs = [CompletionQueue(0, self.io.cq_entries)]
             self.cqs += [CompletionQueue(i + 1, size) for i, size in enumerate(cq_capacities)]
             self.memory = Memory()
-            self.vm = Vm(self.memory, budget)
+            self.vm = vm_class(self.memory, budget)
         except BaseException:
             self.io.close()
             raise

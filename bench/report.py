@@ -128,6 +128,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return None
     panels = [(f"{t['info']['environment']} (Linux {t['info']['kernel']})",
@@ -139,12 +140,15 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
     if not panels:
         return None
     height = sum(len(bars) for _, bars in panels) * 0.38 + 1.2 * len(panels)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False, sharex=True)
+    every = [v for _, bars in panels for _, v in bars]
     for ax, (title, bars) in zip(axes[:, 0], panels):
         labels, values = [b[0] for b in bars][::-1], [b[1] for b in bars][::-1]
         ax.barh(labels, values, color=["tab:blue" if v <= 1.0 else "tab:orange" for v in values])
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
+        ax.set_xlim(min(every + [1.0]) * 0.7, max(every + [1.0]) * 3)  # room for the value labels
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.set_title(title, fontsize=10)
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)

@@ -5,7 +5,8 @@
 
 Like the C baselines, only the copy is timed. The program rows (emulated, kernel) copy to end of
 file, so the harness gives them a source file of their own size; their one-time costs (compiling,
-loading, registering) are taken out by timing the same call on an empty source (/dev/null) first.
+loading, registering, creating the ring) come before the clock starts, and a copy of an empty source
+(/dev/null) runs first to warm every cache.
 """
 from __future__ import annotations
 
@@ -83,15 +84,44 @@ def _kernel_backend() -> str:
                       "pybpfuring.runtime.backends.BACKENDS yet")
 
 
-def _program_copier(example: str, backend: Callable[[], str] | None) -> Callable[[int, int], object]:
+CP_NAMES = ("cp", "state", "BUF", "IN_FD", "OUT_FD", "OFFSET", "ERROR")
+
+
+def _cp_on_ring(module: ModuleType, backend: str) -> Callable[[str], tuple[int, int]]:
+    """examples/cp.py's program on a Ring, timed from the IORING_OP_BPF submission to its completion
+    (what copy_fds does, minus the ring's setup and the program's registration)."""
+    import ctypes
+
+    from pybpfuring.runtime import Ring
+    m = module
+
+    def copy(src_path: str) -> tuple[int, int]:
+        buf = ctypes.create_string_buffer(BLOCK)
+        src, dst = os.open(src_path, os.O_RDONLY), os.open(SINK, os.O_WRONLY)
+        try:
+            with Ring(8, cqs=[8], backend=backend) as ring:
+                ring.register_programs([m.cp])   # fresh, zeroed maps for every ring
+                m.state[m.BUF], m.state[m.IN_FD], m.state[m.OUT_FD] = ctypes.addressof(buf), src, dst
+                start = time.perf_counter_ns()
+                ring.prep_bpf(m.cp, user_data=0xC0)
+                ring.submit()
+                done = ring.wait_cqe(0)
+                elapsed = time.perf_counter_ns() - start
+                if done.res < 0 or m.state[m.ERROR]:
+                    raise OSError(f"the cp request failed: res {done.res}, I/O error {m.state[m.ERROR]}")
+                return elapsed, int(m.state[m.OFFSET])
+        finally:
+            os.close(src)
+            os.close(dst)
+    return copy
+
+
+def _program_copier(example: str, backend: Callable[[], str]) -> Callable[[str], tuple[int, int]]:
     module = _example(example)
-    copy_fds = getattr(module, "copy_fds", None)
-    if copy_fds is None:
-        raise LookupError(f"examples/{example}.py has no copy_fds(src_fd, dst_fd)")
-    if backend is None:
-        return copy_fds
-    name = backend()
-    return lambda src, dst: copy_fds(src, dst, backend=name)
+    missing = [n for n in CP_NAMES if not hasattr(module, n)]
+    if missing:
+        raise LookupError(f"examples/{example}.py lacks {', '.join(missing)} (the harness drives it)")
+    return _cp_on_ring(module, backend())
 
 
 def _loop_step_copier() -> Callable[[str], tuple[int, int]]:
@@ -124,8 +154,8 @@ def _loop_step_copier() -> Callable[[str], tuple[int, int]]:
     return copy
 
 
-# Program rows driven through examples/cp.py's copy_fds: (example, how to pick the Ring backend).
-PROGRAM_ROWS: dict[str, tuple[str, Callable[[], str] | None]] = {
+# Program rows driven through examples/cp.py's program: (example, how to pick the Ring backend).
+PROGRAM_ROWS: dict[str, tuple[str, Callable[[], str]]] = {
     "emulated": ("cp", lambda: "emulated"),
     "kernel_program": ("cp", _kernel_backend),
 }
@@ -133,26 +163,6 @@ PLAIN_ROWS: dict[str, Callable[[int, int, int], int]] = {
     "py_rw": copy_pread_write,
     "py_ring": copy_ring_qd1,
 }
-
-
-def _timed_program_copy(copier: Callable[[int, int], object], src_path: str) -> tuple[int, int]:
-    def once(path: str) -> tuple[int, object]:
-        src, dst = os.open(path, os.O_RDONLY), os.open(SINK, os.O_WRONLY)
-        try:
-            start = time.perf_counter_ns()
-            stats = copier(src, dst)
-            return time.perf_counter_ns() - start, stats
-        finally:
-            os.close(src)
-            os.close(dst)
-
-    once(os.devnull)                       # compile and warm every cache
-    fixed, _ = once(os.devnull)            # what a copy of nothing costs: setup and teardown
-    elapsed, stats = once(src_path)
-    copied = getattr(stats, "bytes_copied", None)
-    if copied is None:
-        copied = os.path.getsize(src_path)
-    return max(elapsed - fixed, 1), int(copied)
 
 
 def check(row: str) -> str:
@@ -189,7 +199,9 @@ def run(row: str, src_path: str, size: int) -> tuple[int, int]:
         copy(os.devnull)                   # compile and warm every cache
         return copy(src_path)
     example, backend = PROGRAM_ROWS[row]
-    return _timed_program_copy(_program_copier(example, backend), src_path)
+    copy = _program_copier(example, backend)
+    copy(os.devnull)                       # compile and warm every cache
+    return copy(src_path)
 
 
 def main(argv: list[str]) -> int:

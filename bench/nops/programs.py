@@ -4,6 +4,8 @@ next -- the shape of liburing's bpf_nops test in the talk's (2021) model, at que
 """
 from __future__ import annotations
 
+import time
+
 from pybpfuring import ArrayMap, Cqe, Ctx, OK, Sqe, WAIT, iouring_program, u64
 from pybpfuring.lang import prep_nop, reap_cqe, submit
 
@@ -41,15 +43,18 @@ def nop_chain(ctx: Ctx) -> int:
     return WAIT
 
 
-def run_chain(count: int, backend: str) -> int:
-    """Run the chain of `count` NOPs on a fresh Ring; return how many completed."""
+def run_chain(count: int, backend: str) -> tuple[int, int]:
+    """Run the chain of `count` NOPs on a fresh Ring; return (NOPs completed, ns from submitting the
+    BPF request to its completion -- the ring's setup and the program's registration not included)."""
     from pybpfuring.runtime import Ring
     with Ring(8, cqs=[8], backend=backend) as ring:
         ring.register_programs([nop_chain])
         chain_state[TARGET], chain_state[DONE], chain_state[STARTED], chain_state[ERROR] = count, 0, 0, 0
+        start = time.perf_counter_ns()
         ring.prep_bpf(nop_chain, user_data=0xB0)
         ring.submit()
         done = ring.wait_cqe(0)
+        elapsed = time.perf_counter_ns() - start
         if done.res < 0 or chain_state[ERROR]:
             raise OSError(f"the NOP chain failed: res {done.res}, NOP error {chain_state[ERROR]}")
-        return int(chain_state[DONE])
+        return int(chain_state[DONE]), elapsed

@@ -169,16 +169,15 @@ class _Binding:
     def __init__(self, vm: "JitVm", program: Program, code: JitCode):
         self.program = program
         self.code = code
-        self.calls: dict[int, HelperFn | None] = {}
-        self.callx: set[int] = set()
+        self.calls: dict[int, HelperFn] = {}  # slot -> the callable (callx slots are absent)
         self.ld_messages: dict[int, str] = {}
         plan = code.plan
         for pc, insn in enumerate(plan.insns):
             if pc in plan.invalid or not isa.is_call(insn):
                 continue
             if insn.opcode == isa.OP_CALLX:
-                self.callx.add(pc)
-            elif insn.src == isa.BPF_HELPER_CALL:
+                continue
+            if insn.src == isa.BPF_HELPER_CALL:
                 self.calls[pc] = program.helpers.get(insn.imm) or _missing("helper", insn.imm)
             elif insn.src == isa.BPF_PSEUDO_KFUNC_CALL:
                 fn = program.kfuncs.get(insn.imm)
@@ -335,17 +334,17 @@ class JitVm(Vm):
         binding = self._bound
         assert binding is not None
         try:
-            if pc in binding.callx:
+            fn = binding.calls.get(pc)
+            if fn is None:  # callx: the helper id is in the register
                 fn = binding.program.helpers.get(extra)
                 if fn is None:
                     raise InsnFault("no_helper", f"unknown helper {extra} (called through "
                                     f"r{binding.code.plan.insns[pc].dst})")
-            else:
-                fn = binding.calls[pc]
-            if isinstance(fn, NativeHelper):  # reached through callx: same context, no scratch one
-                return fn.call(ctx, r1, r2, r3, r4, r5)
+                if isinstance(fn, NativeHelper):  # same context, no scratch one
+                    return fn.call(ctx, r1, r2, r3, r4, r5)
             result = fn(self, r1, r2, r3, r4, r5) & M64
-            self._sync_regions()  # the helper may have added or removed regions
+            if self.memory._regions != self._table_key:  # the helper added or removed regions
+                self._sync_regions()
             return result
         except MemoryFault as exc:
             self._pending = self._fault(binding, "memory", str(exc), pc, access=exc)

@@ -42,12 +42,12 @@ def emulated(src: int, dst: int, size: int, engine: str = "interp") -> dict[str,
     with Ring(8, cqs=[8], engine=engine) as ring:
         ring.register_programs([cp.cp])
         cp.state[cp.BUF], cp.state[cp.IN_FD], cp.state[cp.OUT_FD] = ctypes.addressof(buf), src, dst
-        impl = ring._backend()
         ring.prep_bpf(cp.cp)
         ring.submit()
         cqe = ring.wait_cqe()
         assert cqe.res == 0 and cp.state[cp.OFFSET] == size, (cqe, cp.state[cp.OFFSET])
-        return {"runs": impl.runs, "insns": impl.insns}
+        stats = ring.stats()
+        return {"runs": stats.program_runs, "insns": stats.instructions}
 
 
 def best(fn, src: str, dst: str, size: int, repeat: int) -> tuple[float, object]:

@@ -84,7 +84,7 @@ def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto", engine: str = "int
         ring.prep_bpf(cp, user_data=0xC0)
         ring.submit()
         done = ring.wait_cqe(0)
-        runs = ring._backend().runs
+        runs = ring.stats().program_runs
         if done.res < 0:
             raise OSError(-done.res, f"the cp request failed: {os.strerror(-done.res)}")
         if state[ERROR]:

@@ -5,12 +5,12 @@ See docs/runtime.md.
 """
 from .backends.emulated import RingStalledError
 from .backends.programs import RegistrationError
-from .model import Ring
+from .model import Ring, RingStats
 from .ring import (Cqe, Sqe, Timespec, prep_cancel, prep_close, prep_fsync, prep_link_timeout,
                    prep_nop, prep_openat, prep_poll_add, prep_read, prep_readv, prep_recv,
                    prep_send, prep_timeout, prep_write, prep_writev)
 
-__all__ = ["Cqe", "RegistrationError", "Ring", "RingStalledError", "Sqe", "Timespec",
+__all__ = ["Cqe", "RegistrationError", "Ring", "RingStalledError", "RingStats", "Sqe", "Timespec",
            "prep_cancel", "prep_close", "prep_fsync", "prep_link_timeout", "prep_nop",
            "prep_openat", "prep_poll_add", "prep_read", "prep_readv", "prep_recv", "prep_send",
            "prep_timeout", "prep_write", "prep_writev"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,14 @@ from pybpfuring.runtime.ring.structs import Cqe, Sqe
 from .backends import RingBackend, create_backend
 from .backends.cqs import cq_capacity
 from .backends.programs import RegistrationError
+
+@dataclass(frozen=True)
+class RingStats:
+    program_runs: int   # program runs (a WAIT and its re-run count as two)
+    instructions: int   # BPF instructions those runs executed
+    faults: int
+    in_flight: int
+
 
 ProgramSource = bytes | str | os.PathLike[str] | Sequence[BpfFunction]
 ProgramRef = int | str | BpfFunction
@@ -270,6 +279,11 @@ class Ring:
     @property
     def fault_count(self) -> int:
         return self._backend().fault_count
+
+    def stats(self) -> RingStats:
+        """Counters since the ring was opened (for benchmarks and curiosity)."""
+        impl = self._backend()
+        return RingStats(impl.runs, impl.insns, impl.fault_count, impl.in_flight())
 
     def __repr__(self) -> str:
         if self._impl is None:

@@ -21,6 +21,8 @@ class RingBackend(Protocol):
     name: str
     faults: Any          # deque[ProgramFault], newest last
     fault_count: int
+    runs: int             # program runs so far
+    insns: int            # BPF instructions they executed
     maps: dict[str, Any]  # name -> live map (LiveMap protocol of pybpfuring.lang.maps)
     cqs: list[Any]        # CompletionQueue-like: ready, reap(), peek(), capacity, drops
 

@@ -117,3 +117,137 @@ def test_region_accesses_are_checked_against_the_region_size():
         sqes = ctypes.string_at(loop.ring.sqes_addr, size + 4)
         assert sqes[size - 4:size] == (0xA5A5A5A5).to_bytes(4, "little")
         assert sqes[size:] == bytes(4)
+
+
+# ---- interoperability: our ELF loaded by stock libbpf (sid's 1.7) -------------------------------
+# A small libbpf loader in C, like liburing's test/bpf_cp.c but setting variables by name through
+# the object's BTF (our code): open, set ring_fd and the .rodata/.bss/.data variables, load,
+# bpf_map__attach_struct_ops, one io_uring_enter(GETEVENTS), print the result variables.
+LIBBPF_CP_LOADER = r"""
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SETUP_FLAGS ((1U << 12) | (1U << 13) | (1U << 16) | (1U << 3) | (1U << 20))
+
+static struct bpf_map *map_of_section(struct bpf_object *obj, const char *sec)
+{
+    struct bpf_map *m;
+    bpf_object__for_each_map(m, obj) {
+        const char *n = bpf_map__name(m);
+        size_t ln = strlen(n), ls = strlen(sec);
+        if (ln >= ls && !strcmp(n + ln - ls, sec))
+            return m;
+    }
+    return NULL;
+}
+
+/* The address of variable `name` in the data of `map` (section `sec`), found through BTF. */
+static void *var(struct bpf_object *obj, const char *sec, const char *name)
+{
+    struct btf *btf = bpf_object__btf(obj);
+    int id = btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC);
+    struct bpf_map *m = map_of_section(obj, sec);
+    if (id < 0 || !m) { fprintf(stderr, "no section %s\n", sec); exit(2); }
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    const struct btf_var_secinfo *vs = btf_var_secinfos(t);
+    size_t size;
+    char *data = bpf_map__initial_value(m, &size);
+    for (int i = 0; i < btf_vlen(t); i++) {
+        const struct btf_type *v = btf__type_by_id(btf, vs[i].type);
+        if (!strcmp(btf__name_by_offset(btf, v->name_off), name))
+            return data + vs[i].offset;
+    }
+    fprintf(stderr, "no variable %s in %s\n", name, sec);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) return 2;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = SETUP_FLAGS;
+    p.cq_entries = 8;
+    int ring = syscall(__NR_io_uring_setup, 8, &p);
+    if (ring < 0) { perror("io_uring_setup"); return 3; }
+    int in = open(argv[3], O_RDONLY), out = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    void *buf = aligned_alloc(4096, 4096);
+    struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+    if (!obj) { fprintf(stderr, "libbpf cannot open the object\n"); return 4; }
+    struct bpf_map *ops = bpf_object__find_map_by_name(obj, argv[2]);
+    if (!ops) { fprintf(stderr, "no struct_ops map %s\n", argv[2]); return 4; }
+    size_t sz;
+    *(unsigned *)((char *)bpf_map__initial_value(ops, &sz) + 8) = ring;   /* ring_fd */
+    *(unsigned *)var(obj, ".rodata", "cq_head_offset") = p.cq_off.head;
+    *(unsigned *)var(obj, ".rodata", "cq_tail_offset") = p.cq_off.tail;
+    *(unsigned *)var(obj, ".rodata", "cqes_offset") = p.cq_off.cqes;
+    *(unsigned *)var(obj, ".rodata", "cq_entries") = p.cq_entries;
+    *(unsigned *)var(obj, ".rodata", "sq_entries") = p.sq_entries;
+    *(int *)var(obj, ".bss", "input_fd") = in;
+    *(int *)var(obj, ".bss", "output_fd") = out;
+    *(unsigned long long *)var(obj, ".bss", "buffer_uptr") = (unsigned long)buf;
+    *(unsigned *)var(obj, ".bss", "buffer_size") = 4096;
+    int err = bpf_object__load(obj);
+    if (err) { fprintf(stderr, "libbpf load failed: %d\n", err); return 5; }
+    struct bpf_link *link = bpf_map__attach_struct_ops(ops);
+    if (!link) { fprintf(stderr, "attach failed\n"); return 6; }
+    long ret = syscall(__NR_io_uring_enter, ring, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+    printf("libbpf %u.%u enter=%ld cp_result=%d copied=%llu\n", libbpf_major_version(),
+           libbpf_minor_version(), ret, *(int *)var(obj, ".data", "cp_result"),
+           *(unsigned long long *)var(obj, ".bss", "cur_offset"));
+    bpf_link__destroy(link);
+    bpf_object__close(obj);
+    return 0;
+}
+"""
+
+
+def _sid_root() -> Path:
+    cache = os.environ.get("PYBPFURING_CACHE")
+    sid = Path(cache) / "sid" if cache else None
+    if sid is None or not (sid / "usr" / "include" / "bpf" / "libbpf.h").is_file():
+        pytest.skip("sid's libbpf is not in the pybpfuring cache (run `pybpfuring vm fetch`)")
+    return sid
+
+
+def test_stock_libbpf_loads_and_runs_our_cp_object(tmp_path):
+    import shutil
+    import subprocess
+
+    from pybpfuring.compiler.driver import compile_functions
+    from pybpfuring.vm import sid_command
+    sid = _sid_root()
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: it builds the small libbpf loader")
+    cp = _example("bpf_cp")
+    obj = tmp_path / "bpf_cp.o"
+    obj.write_bytes(compile_functions([cp.cp_step], "bpf_ops"))
+    src = tmp_path / "loader.c"
+    src.write_text(LIBBPF_CP_LOADER)
+    exe = tmp_path / "loader"
+    libdir = sid / "usr" / "lib" / "x86_64-linux-gnu"
+    subprocess.run(["gcc", "-O1", f"-I{sid / 'usr' / 'include'}", str(src), "-o", str(exe),
+                    f"-L{libdir}", "-l:libbpf.so.1", "-Wl,--allow-shlib-undefined"],
+                   check=True, capture_output=True, timeout=300)
+    d = _scratch_dir(tmp_path)
+    data_in, data_out = d / "libbpf-src", d / "libbpf-dst"
+    data_in.write_bytes(os.urandom(1024 * 1024 + 99))
+    try:
+        run = [*sid_command(sid, "usr/sbin/bpftool")[:3], str(exe), str(obj), "cp_step_ops",
+               str(data_in), str(data_out)]
+        proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("libbpf 1.") and "enter=0 cp_result=0" in proc.stdout, proc.stdout
+        assert f"copied={1024 * 1024 + 99}" in proc.stdout
+        assert hashlib.sha256(data_out.read_bytes()).digest() == \
+            hashlib.sha256(data_in.read_bytes()).digest()
+    finally:
+        data_in.unlink(missing_ok=True)
+        data_out.unlink(missing_ok=True)

@@ -111,7 +111,11 @@ def report_speed(opt: int, repeat: int) -> None:
         count, t_interp = best_rate(interp, program, max(1, repeat // 2), region)
         _, t_jit = best_rate(jit, program, repeat, region)
         print(f"   {name:>16}: {count:>9,} insns: interpreter {count / t_interp / 1e6:8.2f} M/s, "
-              f"JIT {count / t_jit / 1e6:8.1f} M/s = {t_interp / t_jit:6.0f}x")
+              f"JIT {count / t_jit / 1e6:8.1f} M/s = {_ratio(t_interp / t_jit)}")
+
+
+def _ratio(x: float) -> str:
+    return f"{x:6.2f}x" if x < 10 else f"{x:6.0f}x"
 
 
 def per_call(run: object, calls: int) -> float:

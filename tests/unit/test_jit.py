@@ -263,6 +263,8 @@ def test_native_helpers_are_called_directly_and_can_fault() -> None:
     fault = fault_of(vm, prog("mov %r0, 0\ncall 1\nexit", helpers={1: refuse}))
     assert (fault.kind, fault.pc, fault.errno) == ("helper", 1, errno.EINVAL)
     assert add.call(ctypes.addressof(vm._ctx), 1, 2, 0, 0, 0) == 12
+    with pytest.raises(ValueError, match="not a code address"):
+        NativeHelper(0, "null")
 
 
 def test_a_native_helper_runs_the_same_on_the_interpreter(memory: Memory) -> None:

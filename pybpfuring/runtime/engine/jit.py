@@ -52,8 +52,14 @@ class NativeHelper:
     name: str = ""
     keepalive: object = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # The address is trusted (native code is), but a null or negative one is surely a mistake.
+        if not isinstance(self.address, int) or self.address <= 0:
+            raise ValueError(f"native helper {self.name or '?'}: {self.address!r} is not a code address")
+        object.__setattr__(self, "_fn", _NATIVE_HELPER_TYPE(self.address))
+
     def call(self, ctx: int, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        return _NATIVE_HELPER_TYPE(self.address)(ctx, r1, r2, r3, r4, r5)
+        return self._fn(ctx, r1, r2, r3, r4, r5)  # type: ignore[attr-defined]
 
     def __call__(self, vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         """As a Python helper (the interpreter's, or a JIT `callx`): a scratch context holding

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from diffharness import (UserBuffer, compile_source, randomize_maps, random_ctx,
                          reduce_mismatch, run_both, set_maps)
 from progen import generate
+from pybpfuring.errors import VerifierError
 from pybpfuring.runtime.bpf.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
@@ -265,6 +266,16 @@ def test_regression_modules_verify_and_agree(workdir, path):
                 randomize_maps(obj, res.typed, rng)
                 mismatches = run_both(obj, res.typed, prog.name, random_ctx(rng, None))
                 assert not mismatches, "\n".join(map(str, mismatches))
+
+
+@pytest.mark.xfail(strict=True, raises=VerifierError,
+                   reason="open: LLVM turns a two-trip while loop into a first-trip flag the verifier "
+                          "cannot follow ('infinite loop detected'); see docs/testing.md")
+def test_open_issue_two_trip_while_loop(workdir):
+    path = Path(__file__).parent / "regressions_open" / "while_two_trips.py"
+    res, _ = compile_source(path.read_text(), workdir, path.stem)
+    with BpfObject.open(res.elf) as obj:
+        obj.load()
 
 
 def test_range_bound_is_computed_once_as_in_python(workdir):

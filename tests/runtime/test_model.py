@@ -312,3 +312,32 @@ def test_programs_of_a_python_file(backend: str) -> None:
     with Ring(8, cqs=[128, 128], backend=backend) as ring:
         assert ring.register_programs(path) == ["test", "counting", "pingpong", "write_file"]
         assert ring.maps["arr"][0] == 0
+
+
+def test_cqe_skip_success(backend: str) -> None:
+    from pybpfuring.lang.constants import IOSQE_CQE_SKIP_SUCCESS
+    from pybpfuring.runtime import prep_read
+    with Ring(8, cqs=[4], backend=backend) as ring:
+        ring.register_programs([progs.record])
+        sqe = ring.get_sqe(cq_idx=1)
+        assert sqe is not None
+        prep_nop(sqe)
+        sqe.user_data, sqe.flags = 1, IOSQE_CQE_SKIP_SUCCESS
+        sqe = ring.get_sqe(cq_idx=1)
+        assert sqe is not None
+        prep_read(sqe, -1, bytearray(8), 0)  # fails: its CQE is posted after all
+        sqe.user_data, sqe.flags = 2, IOSQE_CQE_SKIP_SUCCESS
+        ring.prep_bpf(progs.record, user_data=3, flags=IOSQE_CQE_SKIP_SUCCESS)
+        ring.submit()
+        assert ring.wait_cqe(1) == (2, -errno.EBADF, 0)
+        with pytest.raises(RingStalledError):  # nothing else will come: no hang
+            ring.wait_cqe(1)
+        assert ring.cq_ready(0) == 0 and progs.results[10] == 3
+        # a skip-success member of a chain still starts the next one
+        sqe = ring.get_sqe()
+        assert sqe is not None
+        prep_nop(sqe)
+        sqe.user_data, sqe.flags = 4, IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_LINK
+        ring.prep_bpf(progs.record, user_data=5)
+        ring.submit_and_wait(1)
+        assert list(ring.cqes(0)) == [(5, 0, 0)]

@@ -51,6 +51,7 @@ _CTX = struct.Struct("<QII")               # io_uring_bpf_ctx: user_data, wait_n
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
+QUIET_TAGS_MAX = 1 << 20
 
 
 ENGINES = ("interp", "jit")
@@ -96,12 +97,14 @@ class _Continuation:
 class _Tag:
     """A kernel request in flight: whose it is and where its CQE goes."""
 
-    __slots__ = ("user_data", "cq_idx", "cont")
+    __slots__ = ("user_data", "cq_idx", "cont", "skip_success")
 
-    def __init__(self, user_data: int, cq_idx: int, cont: _Continuation | None) -> None:
+    def __init__(self, user_data: int, cq_idx: int, cont: _Continuation | None,
+                 skip_success: bool = False) -> None:
         self.user_data = user_data
         self.cq_idx = cq_idx
         self.cont = cont
+        self.skip_success = skip_success  # post no CQE for res >= 0 (IOSQE_CQE_SKIP_SUCCESS)
 
 
 class BpfRequest:
@@ -151,6 +154,9 @@ class EmulatedBackend:
         self.insns = 0
         self._staged: list[tuple[Sqe, int]] = []
         self._tags: dict[int, _Tag] = {}
+        # IOSQE_CQE_SKIP_SUCCESS requests: the kernel posts a CQE only if they fail, so they are not
+        # counted as in flight; the oldest are forgotten beyond QUIET_TAGS_MAX.
+        self._quiet_tags: dict[int, _Tag] = {}
         self._next_tag = 1
         self._ready: deque[BpfRequest] = deque()
         self._waiting_cqs: set[CompletionQueue] = set()  # CQs with parked requests
@@ -257,11 +263,15 @@ class EmulatedBackend:
         tag_id = cqe[0]
         tag = self._tags.get(tag_id)
         if tag is None:
-            return  # the ring's own quiesce cancel at close
+            quiet = self._quiet_tags.pop(tag_id, None)
+            if quiet is not None:  # a skip-success request that failed
+                self.post(quiet.cq_idx, quiet.user_data, cqe[1], cqe[2])
+            return  # else: the ring's own quiesce cancel at close
         more = cqe[2] & C.IORING_CQE_F_MORE
         if not more:
             del self._tags[tag_id]
-        self.post(tag.cq_idx, tag.user_data, cqe[1], cqe[2])
+        if not (tag.skip_success and cqe[1] >= 0):
+            self.post(tag.cq_idx, tag.user_data, cqe[1], cqe[2])
         if tag.cont is not None and not more:
             self._continue(tag.cont, cqe[1])
 
@@ -333,10 +343,20 @@ class EmulatedBackend:
         tag = self._next_tag
         self._next_tag = tag + 1
         sqe.user_data = tag
-        sqe.flags = flags
         if keep:
             sqe._keep = keep
-        self._tags[tag] = _Tag(user_data, cq_idx, cont)
+        if flags & C.IOSQE_CQE_SKIP_SUCCESS:
+            if cont is not None:  # its completion starts the rest of the chain: we need the CQE
+                flags &= ~C.IOSQE_CQE_SKIP_SUCCESS
+                self._tags[tag] = _Tag(user_data, cq_idx, cont, skip_success=True)
+            else:
+                quiet = self._quiet_tags
+                quiet[tag] = _Tag(user_data, cq_idx, None)
+                if len(quiet) > QUIET_TAGS_MAX:
+                    del quiet[next(iter(quiet))]
+        else:
+            self._tags[tag] = _Tag(user_data, cq_idx, cont)
+        sqe.flags = flags
 
     def submit_from_program(self, raw: bytes) -> int:
         """The `submit` helper: a program's SQE joins a chain or is dispatched at once."""
@@ -450,4 +470,5 @@ class EmulatedBackend:
             self.io.close()
         finally:
             self._tags.clear()
+            self._quiet_tags.clear()
             self.vm.close()

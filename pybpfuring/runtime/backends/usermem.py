@@ -5,10 +5,15 @@ knows nothing about: they are plain addresses of this process, possibly wrong. `
 `process_vm_writev` on our own pid copy through the kernel, which checks the remote range and reports
 EFAULT instead of delivering SIGSEGV, exactly what the kernel's copy_{from,to}_user do for BPF.
 The engine-side buffer (the program's stack or a map value) is checked against the region table first.
+
+Where a seccomp policy forbids those two syscalls (EPERM/ENOSYS), the fallback checks the range
+against /proc/self/maps (mapped, readable or writable as needed) and then copies with memmove. It is
+slower and, unlike the syscalls, not atomic with respect to another thread unmapping the range.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -24,25 +29,60 @@ for _fn in (_readv, _writev):
     _fn.restype = ctypes.c_ssize_t
     _fn.argtypes = [ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.POINTER(_Iovec),
                     ctypes.c_ulong, ctypes.c_ulong]
+_BLOCKED = (errno.EPERM, errno.ENOSYS, errno.EACCES)
+
+
+def mapped_with(addr: int, size: int, perm: str) -> bool:
+    """True if [addr, addr+size) is covered by mappings of this process that have `perm` ('r'/'w')."""
+    end = addr + size
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, perms = line.split(None, 2)[:2]
+            lo_text, hi_text = span.split("-")
+            lo, hi = int(lo_text, 16), int(hi_text, 16)
+            if hi <= addr:
+                continue
+            if lo > addr or perm not in perms:
+                return False
+            addr = hi  # covered up to hi: the rest must follow contiguously
+            if addr >= end:
+                return True
+    return False
 
 
 class UserMemory:
     """Checked copies between engine memory (known-valid addresses) and user addresses."""
 
-    def __init__(self) -> None:
+    def __init__(self, use_maps: bool = False) -> None:
         self._pid = os.getpid()
         self._local = _Iovec()
         self._remote = _Iovec()
+        self.use_maps = use_maps  # the /proc/self/maps fallback (set on the first blocked syscall)
 
     def _copy(self, fn: object, local: int, remote: int, size: int) -> bool:
-        if os.getpid() != self._pid:  # after fork() the pid changes; our own pid is what we want
-            self._pid = os.getpid()
         if remote <= 0 or remote + size > 1 << 64:
             return False
+        if self.use_maps:
+            return self._copy_checked(fn is _writev, local, remote, size)
+        if os.getpid() != self._pid:  # after fork() the pid changes; our own pid is what we want
+            self._pid = os.getpid()
         self._local.base, self._local.len = local, size
         self._remote.base, self._remote.len = remote, size
         done = fn(self._pid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)  # type: ignore[operator]
+        if done < 0 and ctypes.get_errno() in _BLOCKED:
+            self.use_maps = True
+            return self._copy_checked(fn is _writev, local, remote, size)
         return done == size
+
+    @staticmethod
+    def _copy_checked(to_user: bool, local: int, remote: int, size: int) -> bool:
+        if not mapped_with(remote, size, "w" if to_user else "r"):
+            return False
+        if to_user:
+            ctypes.memmove(remote, local, size)
+        else:
+            ctypes.memmove(local, remote, size)
+        return True
 
     def read_into(self, local: int, user_ptr: int, size: int) -> bool:
         """Copy `size` bytes at user address `user_ptr` to the valid address `local`."""

@@ -251,3 +251,32 @@ def test_stock_libbpf_loads_and_runs_our_cp_object(tmp_path):
     finally:
         data_in.unlink(missing_ok=True)
         data_out.unlink(missing_ok=True)
+
+
+# Helpers the language offers on target bpf_ops (struct_ops programs get bpf_base_func_proto).
+from pybpfuring.lang import copy_from_user, ktime_get_ns, u64  # noqa: E402
+
+user_word = Global(u64)         # address of a u64 in user memory, set by the test
+copied_word = Global(u64)
+clock_ran = Global(u32)
+
+
+@loop_step
+def helpers_step(ctx: IoRingCtx, lp: LoopParams) -> int:
+    global copied_word, clock_ran
+    x: u64 = 0
+    if copy_from_user(x, user_word) == 0:
+        copied_word = x
+    clock_ran = 1 if ktime_get_ns() > 0 else 0
+    return IOU_LOOP_STOP
+
+
+def test_helpers_run_in_a_loop_step_program():
+    import ctypes
+
+    from pybpfuring.runtime.backends.bpf_ops import LoopRing
+    word = ctypes.c_uint64(0x1122334455667788)
+    with LoopRing(helpers_step, bss={"user_word": ctypes.addressof(word)}) as loop:
+        assert loop.run() == 0
+        assert copied_word.value == 0x1122334455667788
+        assert clock_ran.value == 1

@@ -255,11 +255,7 @@ class Ring:
         """Consume and yield every CQE of CQ `cq` that is ready (after running what is ready)."""
         queue = self._cq(cq)
         self._backend().pump()
-        while True:
-            cqe = queue.reap()
-            if cqe is None:
-                return
-            yield cqe
+        return _drain(queue)
 
     def cq_drops(self, cq: int) -> int:
         """CQEs an extra CQ dropped because it was full (CQ 0 never drops)."""
@@ -290,6 +286,14 @@ class Ring:
             return "<Ring closed>"
         sizes = [cq.capacity for cq in self._impl.cqs]
         return f"<Ring backend={self._impl.name} cqs={sizes} programs={self.programs}>"
+
+
+def _drain(queue: Any) -> Iterator[Cqe]:
+    while True:
+        cqe = queue.reap()
+        if cqe is None:
+            return
+        yield cqe
 
 
 def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], list[str] | None]:

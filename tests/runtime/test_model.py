@@ -341,3 +341,15 @@ def test_cqe_skip_success(backend: str) -> None:
         ring.prep_bpf(progs.record, user_data=5)
         ring.submit_and_wait(1)
         assert list(ring.cqes(0)) == [(5, 0, 0)]
+
+
+def test_a_long_hard_linked_chain_of_refused_requests(backend: str) -> None:
+    n = 3000
+    with Ring(4096, backend=backend) as ring:
+        for i in range(n):
+            sqe = ring.get_sqe(cq_idx=9)  # no CQ 9: each fails with -EINVAL on CQ 0
+            assert sqe is not None
+            prep_nop(sqe)
+            sqe.user_data, sqe.flags = i, IOSQE_IO_HARDLINK
+        ring.submit_and_wait(n)
+        assert [c.user_data for c in ring.cqes()] == list(range(n))

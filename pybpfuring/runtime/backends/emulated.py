@@ -110,7 +110,8 @@ class _Tag:
 class BpfRequest:
     """An IORING_OP_BPF request: which program, its SQE's user_data/cq_idx/flags, how often it ran."""
 
-    __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs", "claim_cq", "claim_nr")
+    __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs", "claim_cq", "claim_nr",
+                 "fail")
 
     def __init__(self, prog: int, entry: _Entry, cont: _Continuation | None) -> None:
         self.prog = prog
@@ -121,6 +122,7 @@ class BpfRequest:
         self.runs = 0
         self.claim_cq: CompletionQueue | None = None  # the CQ whose CQEs woke it, and how many
         self.claim_nr = 0
+        self.fail = 0  # < 0: complete with this instead of running (a request refused at start)
 
     def __repr__(self) -> str:
         return f"<BpfRequest prog={self.prog} user_data={self.user_data:#x} cq_idx={self.cq_idx}>"
@@ -293,8 +295,11 @@ class EmulatedBackend:
     def _start_stage(self, chain: list[_Entry], i: int) -> None:
         entry, ncq = chain[i], len(self.cqs)
         if entry.cq_idx >= ncq:
-            self.post(0, entry.user_data, -errno.EINVAL, 0)
-            self._continue(_Continuation(chain, i + 1), -errno.EINVAL)
+            # Fails with -EINVAL on CQ 0. Completed from the ready queue, not from here, so a long
+            # hard-linked chain of such entries cannot recurse deeply.
+            refused = BpfRequest(-1, entry, _Continuation(chain, i + 1))
+            refused.cq_idx, refused.fail = 0, -errno.EINVAL
+            self._ready.append(refused)
             return
         if entry.opcode == IORING_OP_BPF_2021:
             self._start_bpf(entry, _Continuation(chain, i + 1) if i + 1 < len(chain) else None)
@@ -378,11 +383,10 @@ class EmulatedBackend:
         programs = self.programs
         request = BpfRequest(off, entry, cont)
         if addr or length or ioprio or rw_flags or entry.flags & _BPF_BAD_FLAGS:
-            self._complete(request, -errno.EINVAL)
+            request.fail = -errno.EINVAL
         elif programs is None or off >= len(programs):
-            self._complete(request, -errno.EFAULT)  # an empty slot of the program table
-        else:
-            self._ready.append(request)
+            request.fail = -errno.EFAULT  # an empty slot of the program table
+        self._ready.append(request)  # refused ones complete from there (no deep recursion)
 
     def _complete(self, request: BpfRequest, res: int) -> None:
         if res < 0 or not request.flags & C.IOSQE_CQE_SKIP_SUCCESS:
@@ -396,6 +400,9 @@ class EmulatedBackend:
             self._run(ready.popleft())
 
     def _run(self, request: BpfRequest) -> None:
+        if request.fail:
+            self._complete(request, request.fail)
+            return
         assert self.programs is not None
         program = self.programs[request.prog].program
         claim = request.claim_cq

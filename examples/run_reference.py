@@ -71,7 +71,8 @@ def test2(backend: str = "auto", engine: str = "interp") -> Result:
         ring.prep_bpf(reference.counting, user_data=addr)
         ring.submit()
         cq0 = _wait_for(ring, addr)
-        return Result("counting", cq0, [reference.arr[i] for i in range(2)])
+        return Result("counting", cq0, [reference.arr[i] for i in range(2)],
+                      {"runs": ring.stats().program_runs})
 
 
 def test3(backend: str = "auto", engine: str = "interp") -> Result:
@@ -106,11 +107,12 @@ def test4(backend: str = "auto", directory: str | None = None, engine: str = "in
             ring.submit()
             cq0 = _wait_for(ring, addr)
             slots = [reference.arr[i] for i in range(2)]
+            runs = ring.stats().program_runs
         data = os.pread(fd, FILE_SIZE + 1, 0)
     finally:
         os.close(fd)
     return Result("write_file", cq0, slots,
-                  {"size": len(data), "all_0xae": data == bytes([FILL]) * FILE_SIZE})
+                  {"size": len(data), "all_0xae": data == bytes([FILL]) * FILE_SIZE, "runs": runs})
 
 
 def main(argv: list[str]) -> int:

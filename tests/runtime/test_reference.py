@@ -22,6 +22,7 @@ def test_test2_counting_ticks_eleven_times(backend: str, no_fd_leak: None) -> No
     r = run_reference.test2(backend)
     assert r.slots[0] == 11
     assert r.slots[1] == 5  # user_data of the last reaped timeout CQE
+    assert r.extra["runs"] == 12  # 11 ticks, then the run that sees arr[0] > 10
     assert r.cq0[-1].res == 0
 
 
@@ -37,6 +38,7 @@ def test_test4_write_file_writes_256k_of_0xae(backend: str, tmp_path: object, no
     assert r.extra["size"] == run_reference.FILE_SIZE == 256 * 1024
     assert r.extra["all_0xae"]
     assert r.slots == [0, 16]  # nothing in flight, 16 blocks written
+    assert r.extra["runs"] == 5  # 4 batches of 4 writes in flight (each wait is for all 4), then OK
     assert r.cq0[-1].res == 0
 
 

@@ -142,3 +142,16 @@ def spawn(ctx: Ctx) -> int:
     sqe.cq_idx = 1
     results[32] = submit(ctx, sqe)
     return OK
+
+
+@iouring_program
+def flood(ctx: Ctx) -> int:
+    # 256 NOPs to CQ 1 in one run: on a small ring the SQ fills and the kernel's CQ overflows.
+    sqe = Sqe()
+    for i in range(256):
+        prep_nop(sqe)
+        sqe.user_data = i
+        sqe.cq_idx = 1
+        if submit(ctx, sqe) != 0:
+            results[33] = results[33] + 1
+    return OK

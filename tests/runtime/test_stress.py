@@ -110,3 +110,15 @@ def test_cqs_that_overflow(backend: str, no_fd_leak: None) -> None:
             ring.peek_cqe()
         assert [c.user_data for c in ring.cqes(1)] == [100, 101]
         assert ring.cq_drops(1) == 2
+
+
+def test_one_run_floods_a_small_ring(backend: str, no_fd_leak: None) -> None:
+    with Ring(4, cqs=[512], backend=backend) as ring:
+        ring.register_programs([progs.flood])
+        ring.prep_bpf(progs.flood, user_data=1)
+        ring.submit_and_wait(1)
+        assert ring.wait_cqe() == (1, 0, 0)
+        while ring.in_flight():
+            ring.peek_cqe(1)
+        assert progs.results[33] == 0
+        assert [c.user_data for c in ring.cqes(1)] == list(range(256))

@@ -162,7 +162,7 @@ class FunctionLowering:
             if self.fn.return_type is None:
                 self.b.ret_void()
             else:
-                self.b.ret(ll.Constant(llty(self.fn.return_type), 0))
+                self.b.ret(self.returned(ll.Constant(llty(self.fn.return_type), 0)))
 
     def at(self, loc: SourceLocation) -> None:
         self.b.debug_metadata = self.ml.di.location(loc, self.sp)
@@ -247,6 +247,14 @@ class FunctionLowering:
         phi.add_incoming(scratch, bad_end)
         return phi
 
+    def returned(self, v: ll.Value) -> ll.Value:
+        """A BPF-to-BPF callee's result, opaque: when LLVM can tell what it returns it drops the
+        value (`ret undef`) and R0 keeps whatever it held, e.g. a stack address, which the verifier
+        refuses ("cannot return stack pointer to the caller"; found by the differential tier)."""
+        if self.fn.kind == "function" and not self.fn.inline:
+            return self.barrier(v)
+        return v
+
     def barrier(self, v: ll.Value) -> ll.Value:
         asm = ll.InlineAsm(ll.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
         return self.b.call(asm, [v])
@@ -288,7 +296,7 @@ class FunctionLowering:
             if s.value is None:
                 self.b.ret_void()
             else:
-                self.b.ret(self.expr(s.value))
+                self.b.ret(self.returned(self.expr(s.value)))
         else:
             raise InternalCompilerError(f"unknown statement {s!r}", s.loc)
 

@@ -1,6 +1,7 @@
 """Small @iouring_program functions that exercise one part of the model each (used by the tests)."""
 from pybpfuring import ArrayMap, Cqe, Ctx, HashMap, OK, Sqe, WAIT, i64, iouring_program, u64
-from pybpfuring.lang import IOSQE_IO_LINK, copy_from_user, copy_to_user, emit_cqe, prep_nop, reap_cqe, submit
+from pybpfuring.lang import (IOSQE_IO_LINK, copy_from_user, copy_to_user, emit_cqe, get_prandom_u32,
+                             ktime_get_ns, prep_nop, printk, reap_cqe, submit)
 
 results = ArrayMap(i64, 64)
 phase = HashMap(u64, u64, 16384)
@@ -154,4 +155,14 @@ def flood(ctx: Ctx) -> int:
         sqe.cq_idx = 1
         if submit(ctx, sqe) != 0:
             results[33] = results[33] + 1
+    return OK
+
+
+@iouring_program
+def tracer(ctx: Ctx) -> int:
+    # printk, ktime and prandom reach the program.
+    t0 = ktime_get_ns()
+    r = get_prandom_u32()
+    results[34] = i64(ktime_get_ns() >= t0)
+    printk("request %d: %x-%u\n", ctx.user_data, 255, r & 0)
     return OK

@@ -353,3 +353,14 @@ def test_a_long_hard_linked_chain_of_refused_requests(backend: str) -> None:
             sqe.user_data, sqe.flags = i, IOSQE_IO_HARDLINK
         ring.submit_and_wait(n)
         assert [c.user_data for c in ring.cqes()] == list(range(n))
+
+
+def test_printk_ktime_and_prandom(backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    with Ring(8, backend=backend) as ring:
+        ring.register_programs([progs.tracer])
+        ring.prep_bpf(progs.tracer, user_data=42)
+        with caplog.at_level(logging.INFO, logger="pybpfuring.trace"):
+            ring.submit_and_wait(1)
+        assert ring.wait_cqe() == (42, 0, 0)
+        assert progs.results[34] == 1
+        assert "request 42: ff-0" in caplog.text

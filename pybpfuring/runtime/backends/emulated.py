@@ -456,8 +456,13 @@ class EmulatedBackend:
     def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
         self.faults.append(fault)
         self.fault_count += 1
-        log.warning("BPF request %#x (program %d) failed with -%s: %s", request.user_data,
-                    request.prog, errno.errorcode.get(fault.errno, fault.errno), fault.render())
+        count = self.fault_count
+        # Logged like the kernel's ratelimited warnings: the first 10, then every 1000th.
+        if count <= 10 or count % 1000 == 0:
+            more = f" ({count} faults on this ring so far)" if count > 10 else ""
+            log.warning("BPF request %#x (program %d) failed with -%s%s: %s", request.user_data,
+                        request.prog, errno.errorcode.get(fault.errno, fault.errno), more,
+                        fault.render())
 
     # --- state for users and tests ------------------------------------------------------------
     def in_flight(self) -> int:

@@ -60,6 +60,12 @@ class Mismatch:
 def run_both(obj: BpfObject, typed: ir.TypedModule, program: str, ctx: bytes,
              user: UserBuffer | None = None) -> list[Mismatch]:
     """One run on each side from the kernel's current map state; the differences found."""
+    return run_once(obj, typed, program, ctx, user)[1]
+
+
+def run_once(obj: BpfObject, typed: ir.TypedModule, program: str, ctx: bytes,
+             user: UserBuffer | None = None) -> tuple[int, list[Mismatch]]:
+    """(the kernel's retval, the differences from the evaluator) of one run on each side."""
     before = kernel_maps(obj, typed)
     regions = user.regions() if user is not None else {}
     k_ret, k_ctx = obj.programs[program].test_run(ctx)
@@ -67,7 +73,7 @@ def run_both(obj: BpfObject, typed: ir.TypedModule, program: str, ctx: bytes,
     try:
         r = evaluate(typed, program, ctx, maps=before, user_memory=regions)
     except EvaluationError as exc:
-        return [Mismatch(program, ctx, "evaluation", (k_ret, k_ctx.hex()), str(exc), before)]
+        return k_ret, [Mismatch(program, ctx, "evaluation", (k_ret, k_ctx.hex()), str(exc), before)]
     out = []
     if r.retval != k_ret:
         out.append(Mismatch(program, ctx, "retval", k_ret, r.retval, before))
@@ -76,7 +82,7 @@ def run_both(obj: BpfObject, typed: ir.TypedModule, program: str, ctx: bytes,
     for name in k_maps:
         if k_maps[name] != r.maps[name]:
             out.append(Mismatch(program, ctx, f"map {name}", k_maps[name], r.maps[name], before))
-    return out
+    return k_ret, out
 
 
 def random_ctx(rng: random.Random, user: UserBuffer | None) -> bytes:

@@ -442,7 +442,9 @@ class FunctionBuilder(ExprTyper):
     def check_writable(self, place: ir.Place, node: ast.AST) -> None:
         if isinstance(place, ir.FieldPlace):
             base_t = place.base.type
-            if isinstance(base_t, StructType) and base_t.fields[place.name].readonly:
+            # The bpf_ops model scheduler (a loop_step) builds the contexts programs then read.
+            if isinstance(base_t, StructType) and base_t.fields[place.name].readonly \
+                    and self.bfn.kind != "loop_step":
                 raise self.error(node, f"{ast.unparse(node)} is read-only ({tname(base_t)}.{place.name})",
                                  "a program may set ctx.wait_idx and ctx.wait_nr only")
 

@@ -61,6 +61,10 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         return call_function(b, node, obj)
     if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
         return frontend_loop.loop_call(b, node, obj.name)
+    if isinstance(obj, Intrinsic) and b.target.name == frontend_loop.LOOP_TARGET:
+        model = frontend_loop.model_helper(obj.name)
+        if model is not None:   # submit/emit_cqe/reap_cqe: the model's functions on this target
+            return call_function(b, node, model)
     if isinstance(obj, Intrinsic):
         return helper(b, node, obj.name)
     if obj is min or obj is max:

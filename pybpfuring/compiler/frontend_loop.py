@@ -136,3 +136,9 @@ def region_method(b: "FunctionBuilder", node: ast.Call, func: ast.Attribute) -> 
 
 def region_annotation(obj: object) -> RegionType | None:
     return Region if obj is Region or obj is RegionType else None
+
+
+def model_helper(name: str):
+    """The language-level implementation of a model helper on target bpf_ops, or None."""
+    from ..lang.loop_model import MODEL_HELPERS
+    return MODEL_HELPERS.get(name)

@@ -280,3 +280,44 @@ def test_helpers_run_in_a_loop_step_program():
         assert loop.run() == 0
         assert copied_word.value == 0x1122334455667788
         assert clock_ran.value == 1
+
+
+# ---- step 2 (first version): @iouring_programs run by a generated loop_step scheduler ---------
+from pybpfuring.lang import (OK, WAIT, ArrayMap, Cqe, Ctx, Sqe, iouring_program,  # noqa: E402
+                             prep_nop, reap_cqe, submit)
+
+ticks = ArrayMap(u64, 4)
+
+
+@iouring_program
+def counting(ctx: Ctx) -> int:
+    """The 2021 `counting` program's shape: 10 rounds of submit (to CQ 1), WAIT, reap."""
+    n = ticks[0]
+    if n > 0:
+        cqe = Cqe()
+        if reap_cqe(ctx, 1, cqe) == 0:
+            ticks[1] = cqe.user_data
+            ticks[2] += 1
+    if n >= 10:
+        return OK
+    ticks[0] = n + 1
+    sqe = Sqe()
+    prep_nop(sqe)
+    sqe.user_data = 100 + n
+    sqe.cq_idx = 1
+    if submit(ctx, sqe) != 0:
+        ticks[3] += 1
+        return OK
+    ctx.wait_idx = 1
+    ctx.wait_nr = 1
+    return WAIT
+
+
+def test_model_program_waits_reaps_and_completes_in_the_kernel_loop():
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+    with ModelRing([counting]) as ring:
+        ring.start(0, user_data=7, cq_idx=0)
+        assert ring.run(min_complete=1) == 0
+        assert ring.reap(0) == [(7, 0, 0)]          # the request completed on its CQ
+        assert [ticks[i] for i in range(4)] == [10, 109, 10, 0]
+        assert ring.reap(1) == []                   # every routed NOP CQE was reaped by the program

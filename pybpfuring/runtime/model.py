@@ -29,6 +29,7 @@ from pybpfuring.runtime.ring.structs import Cqe, Sqe
 from .backends import RingBackend, create_backend
 from .backends.cqs import cq_capacity
 from .backends.programs import RegistrationError
+from .native.conditions import CqAtLeast
 
 @dataclass(frozen=True)
 class RingStats:
@@ -49,12 +50,15 @@ class Ring:
     cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
     backend: "auto" (today: "emulated"), or a backend name. `ring.backend` names the one in use.
     budget: instructions one program run may execute before its request fails (-ELOOP).
-    engine: how the emulated backend runs programs: "interp" (the reference interpreter) or "jit"
-        (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py).
+    engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
+        (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
+        the Python event loop (the reference); "native" (JIT'd programs driven by the native event
+        loop of runtime/native, with native helpers; needs a C compiler at first use); "auto" (the
+        default): "native" where it can be built, else "jit".
     """
 
     def __init__(self, entries: int = 64, cqs: Sequence[int] = (), backend: str = "auto", *,
-                 budget: int = DEFAULT_BUDGET, engine: str = "interp") -> None:
+                 budget: int = DEFAULT_BUDGET, engine: str = "auto") -> None:
         self._impl: RingBackend | None = None
         if not isinstance(entries, int) or isinstance(entries, bool) or not 1 <= entries <= 32768:
             raise ValueError(f"entries must be an int in 1..32768, not {entries!r}")
@@ -205,8 +209,7 @@ class Ring:
         impl = self._backend()
         submitted = impl.submit()
         if wait_nr > 0:
-            main = impl.cqs[0]
-            impl.pump(lambda: main.ready >= wait_nr)
+            impl.pump(CqAtLeast(impl.cqs[0], wait_nr))
         return submitted
 
     def register_files(self, fds: Sequence[int]) -> None:
@@ -230,7 +233,7 @@ class Ring:
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout}")
         if not queue.ready:
-            self._backend().pump(lambda: queue.ready > 0, timeout)
+            self._backend().pump(CqAtLeast(queue, 1), timeout)
         cqe: Cqe = queue.reap()
         return cqe
 

@@ -37,6 +37,16 @@ class RingBackend(Protocol):
 
 
 def _emulated(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
+    if engine in ("auto", "native"):
+        # The native event loop (runtime/native) where it can be built, else the Python loop + JIT.
+        from pybpfuring.runtime.native import unavailable_reason
+        reason = unavailable_reason()
+        if reason is None:
+            from pybpfuring.runtime.native.backend import NativeBackend
+            return NativeBackend(entries, cq_capacities, budget)
+        if engine == "native":
+            raise ValueError(f"engine 'native' cannot run here: {reason}")
+        engine = "jit"
     from .emulated import EmulatedBackend
     return EmulatedBackend(entries, cq_capacities, budget, engine)
 

@@ -54,7 +54,7 @@ RUN_OK, RUN_WAIT = 0, 1
 QUIET_TAGS_MAX = 1 << 20
 
 
-ENGINES = ("interp", "jit")
+ENGINES = ("interp", "jit")  # + "native" and "auto": runtime/native, chosen in backends/__init__.py
 
 
 def _vm_class(engine: str) -> type[Vm]:
@@ -64,7 +64,7 @@ def _vm_class(engine: str) -> type[Vm]:
     if engine == "jit":
         from pybpfuring.runtime.engine.jit import JitVm
         return JitVm
-    raise ValueError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    raise ValueError(f"unknown engine {engine!r}; choose one of: auto, native, {', '.join(ENGINES)}")
 
 
 class RingStalledError(PyBpfUringError):

@@ -1,0 +1,162 @@
+"""Build `loop.c` with the system C compiler at first use and load it with ctypes.
+
+The shared object goes to a cache directory outside the repository (`$PYBPFURING_CACHE_DIR`, else
+`$XDG_CACHE_HOME/pybpfuring/native`, else `~/.cache/pybpfuring/native`), named by a hash of the
+source, the compiler and its flags, so an edit or another compiler builds a new one and concurrent
+processes never see a half-written file (compile to a temporary name, then rename).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pybpfuring.errors import PyBpfUringError
+from pybpfuring.runtime.engine import jit_abi as J
+
+SOURCE = Path(__file__).with_name("loop.c")
+CFLAGS = ["-O2", "-std=gnu11", "-shared", "-fPIC", "-fno-strict-aliasing", "-Wall"]
+_U64, _U32, _I32, _I64, _P = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+
+# The C file hard-codes the JIT's context layout: refuse to load it if the ABI moved.
+_ABI = (J.CTX_STATUS, J.CTX_PC, J.CTX_ADDR, J.CTX_SIZE, J.CTX_MODE, J.CTX_BUDGET, J.CTX_REGIONS,
+        J.CTX_NREGIONS, J.CTX_AUX, J.ST_MEMORY, J.ST_HELPER, J.MODE_READ, J.MODE_WRITE)
+_ABI_EXPECTED = (0, 1, 2, 3, 4, 5, 8, 9, 14, 1, 6, 0, 1)
+
+
+class NativeUnavailable(PyBpfUringError):
+    """The native event loop cannot be built or loaded here (the message says why)."""
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("PYBPFURING_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "native"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pybpfuring" / "native"
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    raise NativeUnavailable("no C compiler found (set CC, or install gcc: apt-get install gcc)")
+
+
+def _compiler_id(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NativeUnavailable(f"the C compiler {cc!r} does not run: {exc}") from None
+    return out.stdout.splitlines()[0] if out.stdout else cc
+
+
+def build() -> Path:
+    """The path of the built shared object (compiling it if this source/compiler has none yet)."""
+    if _ABI != _ABI_EXPECTED:
+        raise NativeUnavailable("the JIT's context layout changed; update loop.c's CTX_* constants")
+    source = SOURCE.read_bytes()
+    cc = _compiler()
+    key = hashlib.sha256(source + _compiler_id(cc).encode() + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    directory = cache_dir()
+    target = directory / f"loop-{key}.so"
+    if target.is_file():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NativeUnavailable(f"cannot create the cache directory {directory}: {exc.strerror}") from None
+    fd, tmp = tempfile.mkstemp(prefix=".loop-", suffix=".so", dir=directory)
+    os.close(fd)
+    try:
+        result = subprocess.run([cc, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode:
+            raise NativeUnavailable(f"{cc} failed to build {SOURCE.name}:\n{result.stderr.strip()}")
+        os.replace(tmp, target)
+    except subprocess.TimeoutExpired:
+        raise NativeUnavailable(f"{cc} took over 120 s to build {SOURCE.name}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    sig = {
+        "nl_new": (_P, [ctypes.c_int, _U64, _U64, _U64, _U32, _U32, _U64, _U64, _U64, _U32, _U64, _P, _U32]),
+        "nl_free": (None, [_P]),
+        "nl_set_engine": (None, [_P, _P, _U64, _U64, _P]),
+        "nl_set_programs": (None, [_P, _P, _P, _U32]),
+        "nl_set_maps": (None, [_P, _P, _U32]),
+        "nl_helper": (_U64, [_U32]),
+        "nl_run": (ctypes.c_int, [_P, _I32, _U64, _I64]),
+        "nl_pop_event": (ctypes.c_int, [_P, _P]),
+        "nl_deferred": (_U32, [_P, ctypes.POINTER(_P)]),
+        "nl_error": (ctypes.c_int, [_P]),
+        "nl_kernel_sqe": (ctypes.c_int, [_P, ctypes.c_char_p, _U32, _U64, _U32, _U64, ctypes.c_int, _P]),
+        "nl_post": (ctypes.c_int, [_P, _U32, _U64, _I32, _U32]),
+        "nl_add_request": (_U32, [_P, _U32, _U64, _U32, _U32, _U64, _I32]),
+        "nl_complete": (None, [_P, _U32, _I32]),
+        "nl_wait": (None, [_P, _U32, _U32, _U32]),
+        "nl_request": (None, [_P, _U32, _P]),
+        "nl_cq_ready": (_U64, [_P, _U32]),
+        "nl_cq_take": (ctypes.c_int, [_P, _U32, _P, ctypes.c_int]),
+        "nl_cq_info": (None, [_P, _U32, _P]),
+        "nl_cq_waiters": (_U32, [_P, _U32, _P, _U32]),
+        "nl_counters": (None, [_P, _P]),
+        "nl_pinned_tags": (_U32, [_P, _P, _U32]),
+        "nl_current_prog": (_U32, [_P]),
+        "nl_flush": (ctypes.c_int, [_P]),
+    }
+    for name, (restype, argtypes) in sig.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+_LIB: ctypes.CDLL | None = None
+_REASON: str | None = None
+
+
+def load() -> ctypes.CDLL:
+    """The loaded library (built on first use); NativeUnavailable says why it cannot be."""
+    global _LIB, _REASON
+    if _LIB is not None:
+        return _LIB
+    if _REASON is not None:
+        raise NativeUnavailable(_REASON)
+    try:
+        _check_process_vm()
+        lib = ctypes.CDLL(str(build()))
+        _declare(lib)
+    except NativeUnavailable as exc:
+        _REASON = str(exc)
+        raise
+    except OSError as exc:
+        _REASON = f"cannot load the native event loop: {exc}"
+        raise NativeUnavailable(_REASON) from None
+    _LIB = lib
+    return lib
+
+
+def _check_process_vm() -> None:
+    """copy_{from,to}_user use process_vm_readv/writev; a seccomp policy may forbid them (the Python
+    helpers then fall back to /proc/self/maps, the native ones cannot)."""
+    from pybpfuring.runtime.backends.usermem import UserMemory
+    src, dst = ctypes.c_uint64(0x5EED), ctypes.c_uint64(0)
+    user = UserMemory()
+    if not user.read_into(ctypes.addressof(dst), ctypes.addressof(src), 8) or user.use_maps:
+        raise NativeUnavailable("process_vm_readv on this process is not permitted here")
+
+
+def unavailable_reason() -> str | None:
+    """None if the native loop can run here, else why not."""
+    try:
+        load()
+    except NativeUnavailable as exc:
+        return str(exc)
+    return None

@@ -31,7 +31,7 @@ INTERESTING = [0, 1, 2, 3, 5, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 127, 12
                (1 << 63) - 1, 1 << 63, (1 << 64) - 1, 0x123456789ABCDEF]
 
 STRUCT_FIELDS = [("a", "u8"), ("b", "i16"), ("c", "u32"), ("d", "i64"), ("f", "u64"), ("g", "i8"),
-                 ("h", "u16")]
+                 ("h", "u16"), ("z", "bool")]
 STRUCT_ARRAY = ("e", "i32", 4)
 LOCAL_ARRAY = ("u16", 5)
 USER_BUFFER_SIZE = 96  # copy_from_user reads at most 48 + 16 bytes from ctx.user_data
@@ -54,6 +54,7 @@ ai = ArrayMap(i32, 4)
 hm = HashMap(u32, i64, 8)
 hk = HashMap(i16, u8, 3)
 sm = ArrayMap(S, 2)
+hs = HashMap(u16, S, 4)
 '''
 
 # name -> (key type, value type, kind, entries)
@@ -292,8 +293,15 @@ class ModuleGen:
                 return f"{target} = 0 if {self.key_in(scope)} else 1"
         if r < 0.7:
             return f"del {m}[{self.expr(scope, 1)}]"
-        if r < 0.85 and scope.structs:
-            return f"sm[{self.expr(scope, 1)}] = {self.rng.choice(scope.structs)}"
+        if r < 0.8 and scope.structs:
+            return f"{self.rng.choice(['sm', 'hs'])}[{self.expr(scope, 1)}] = {self.rng.choice(scope.structs)}"
+        if r < 0.85:
+            r2 = self.rng.random()
+            if r2 < 0.3:
+                return f"del hs[{self.expr(scope, 1)}]"
+            if r2 < 0.45:
+                return f"hs[{self.expr(scope, 1)}] = S()"
+            return f"hs[{self.expr(scope, 1)}].{self.rng.choice(STRUCT_FIELDS)[0]} = {self.expr(scope, 2)}"
         return f"{self.rng.choice(['am', 'ai'])}[{self.expr(scope, 1)}] = {self.expr(scope, 2)}"
 
     def key_in(self, scope: Scope) -> str:
@@ -376,9 +384,12 @@ class ModuleGen:
             return f"{self.rng.choice(['hm', 'hk'])}[{k}]"
         if r < 0.8:
             return self.key_in(scope)
+        m = self.rng.choice(["sm", "hs"])
+        if r < 0.85:
+            return f"{m}[{k}].{STRUCT_ARRAY[0]}[{self.index(scope, STRUCT_ARRAY[2])}]"
         if r < 0.9:
-            return f"sm[{k}].{STRUCT_ARRAY[0]}[{self.index(scope, STRUCT_ARRAY[2])}]"
-        return f"sm[{k}].{self.rng.choice(STRUCT_FIELDS)[0]}"
+            return f"(({k}) in hs)"
+        return f"{m}[{k}].{self.rng.choice(STRUCT_FIELDS)[0]}"
 
     def call(self, scope: Scope, depth: int) -> str:
         name, ptypes, takes_struct = self.rng.choice(self.funcs)

@@ -283,7 +283,7 @@ def test_helpers_run_in_a_loop_step_program():
 
 
 # ---- step 2 (first version): @iouring_programs run by a generated loop_step scheduler ---------
-from pybpfuring.lang import (OK, WAIT, ArrayMap, Cqe, Ctx, Sqe, iouring_program,  # noqa: E402
+from pybpfuring.lang import (OK, WAIT, ArrayMap, Cqe, Ctx, Sqe, emit_cqe, iouring_program,  # noqa: E402
                              prep_nop, reap_cqe, submit)
 
 ticks = ArrayMap(u64, 4)
@@ -321,3 +321,41 @@ def test_model_program_waits_reaps_and_completes_in_the_kernel_loop():
         assert ring.reap(0) == [(7, 0, 0)]          # the request completed on its CQ
         assert [ticks[i] for i in range(4)] == [10, 109, 10, 0]
         assert ring.reap(1) == []                   # every routed NOP CQE was reaped by the program
+
+
+pong = ArrayMap(u64, 8)
+
+
+@iouring_program
+def pingpong(ctx: Ctx) -> int:
+    """The 2021 `pingpong`'s shape: two instances pass a counter through CQs 1 and 2."""
+    idx = u32(ctx.user_data & 1)
+    if pong[idx] == 0:                    # first run: arm, wait on our CQ
+        pong[idx] = 1
+        ctx.wait_idx = idx + 1
+        ctx.wait_nr = 1
+        return WAIT
+    cqe = Cqe()
+    if reap_cqe(ctx, idx + 1, cqe) != 0:
+        pong[7] += 1
+        return OK
+    it = cqe.user_data
+    emit_cqe(ctx, (idx ^ 1) + 1, it + 1, 0, 0)
+    if it >= 20:
+        pong[5 + idx] = it
+        return OK
+    ctx.wait_idx = idx + 1
+    ctx.wait_nr = 1
+    return WAIT
+
+
+def test_model_programs_talk_through_cqs_in_the_kernel_loop():
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+    with ModelRing([pingpong]) as ring:
+        ring.start(0, user_data=0x100, cq_idx=0)     # instance 0 waits on CQ 1
+        ring.start(0, user_data=0x101, cq_idx=0)     # instance 1 waits on CQ 2
+        ring.submit_nop(user_data=0, cq_idx=1)       # a user NOP starts the game on CQ 1
+        assert ring.run(min_complete=2) == 0
+        assert sorted(ud for ud, _res, _fl in ring.reap(0)) == [0x100, 0x101]
+        assert (pong[5], pong[6], pong[7]) == (20, 21, 0)
+        assert ring.reap(1) == [(22, 0, 0)]          # the last emit, to a finished instance

@@ -359,3 +359,36 @@ def test_model_programs_talk_through_cqs_in_the_kernel_loop():
         assert sorted(ud for ud, _res, _fl in ring.reap(0)) == [0x100, 0x101]
         assert (pong[5], pong[6], pong[7]) == (20, 21, 0)
         assert ring.reap(1) == [(22, 0, 0)]          # the last emit, to a finished instance
+
+
+def test_model_gives_the_emulated_backends_results():
+    """One model, two backends: the same pingpong source on the emulated engine and in the kernel
+    (each ring creates its maps afresh, zeroed)."""
+    from pybpfuring.runtime import Ring
+    from pybpfuring.runtime import prep_nop as user_prep_nop
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+
+    def emulated():
+        with Ring(8, cqs=[128, 128], backend="emulated") as ring:
+            ring.register_programs([pingpong])
+            ring.prep_bpf(pingpong, user_data=0x100)
+            ring.prep_bpf(pingpong, user_data=0x101)
+            sqe = ring.get_sqe(1)
+            user_prep_nop(sqe)
+            sqe.user_data = 0
+            ring.submit_and_wait(2)
+            done = sorted(ring.wait_cqe(0).user_data for _ in range(2))
+            state = (pong[5], pong[6], pong[7])
+            orphan = [(c.user_data, c.res, c.flags) for c in ring.cqes(1)]
+            return done, state, orphan
+
+    def kernel():
+        with ModelRing([pingpong]) as ring:
+            ring.start(0, user_data=0x100)
+            ring.start(0, user_data=0x101)
+            ring.submit_nop(user_data=0, cq_idx=1)
+            ring.run(min_complete=2)
+            done = sorted(ud for ud, _r, _f in ring.reap(0))
+            return done, (pong[5], pong[6], pong[7]), ring.reap(1)
+
+    assert emulated() == kernel() == ([0x100, 0x101], (20, 21, 0), [(22, 0, 0)])

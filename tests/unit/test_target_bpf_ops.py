@@ -257,3 +257,47 @@ def test_globals_behave_as_declared_in_the_kernel(tmp_path):
         obj.bss["total"] = 1                          # user space writes the live variable
         prog.test_run(ctx)
         assert obj.bss["total"] == 1 + 35
+
+
+# ---- step 2: the generated scheduler ---------------------------------------------------------------
+MODEL_PROGRAM = """\
+from pybpfuring.lang import *
+
+hits = ArrayMap(u64, 2)
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    sqe = Sqe()
+    prep_nop(sqe)
+    sqe.cq_idx = 1
+    submit(ctx, sqe)
+    hits[0] += 1
+    return OK
+"""
+
+
+def test_scheduler_inlines_programs_and_uses_the_model_state(tmp_path):
+    from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler, scheduler_source
+    assert scheduler_source(3).count("return _program_") == 3
+    path = tmp_path / "model_prog.py"
+    path.write_text(MODEL_PROGRAM)
+    mod = _load(path, "pybpfuring_test_model_prog")
+    step = build_scheduler([mod.prog])
+    raw = compile_full([step], "bpf_ops").elf
+    obj = BpfObject.open(raw)
+    assert list(obj.programs) == ["model_step"]
+    assert obj.struct_ops["model_step_ops"].programs == {"loop_step": "model_step"}
+    assert {"model_cqes", "model_reqs", "model_staged", "model_insts", "model_starts", "model_ctl",
+            "hits"} <= set(obj.maps)
+    calls = {r.name for r in obj.programs["model_step"].linked.extern_refs}
+    assert calls == {"bpf_io_uring_get_region", "bpf_io_uring_submit_sqes"}
+    obj.close()
+
+
+def test_scheduler_takes_iouring_programs_only(nops):
+    from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler
+    with pytest.raises(TypeError, match="runs @iouring_program functions"):
+        build_scheduler([nops.nops_step])
+    with pytest.raises(ValueError, match="1 to 100 programs"):
+        build_scheduler([])

@@ -75,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
     _common(nops, 5)
     comp = sub.add_parser("compile", help="the compiler benchmark (bench/compile.py)")
     comp.add_argument("args", nargs=argparse.REMAINDER)
+    rend = sub.add_parser("report", help="re-render the markdown and PNG of a results JSON")
+    rend.add_argument("json", type=Path)
     al = sub.add_parser("all", help="cp, nops and compile with their defaults")
     _common(al, 5)
     return p
@@ -157,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
+        if args.bench == "report":
+            doc = json.loads(args.json.read_text())
+            print(report.markdown(doc))
+            for path in report.write_outputs(doc, args.json.parent):
+                stderr_log(f"[bench report] wrote {path}")
+            return 0
         if args.bench == "compile":
             return run_compile([a for a in args.args if a != "--"])
         if args.bench == "all":

@@ -74,6 +74,10 @@ def test_cp_end_to_end_writes_table_json_and_png(bench_env: Path, tmp_path: Path
             if rows[rid]["status"] == "ok":
                 assert rows[rid]["syscalls_per_unit"] == pytest.approx(512, abs=8), rid
     assert (out / "cp.md").read_text() == report.markdown(doc)
+    # The files can be re-rendered from the JSON alone (e.g. after editing a label).
+    (out / "cp.md").unlink()
+    assert main(["report", str(out / "cp.json")]) == 0
+    assert (out / "cp.md").read_text() == report.markdown(doc)
     assert "| read/write loop (Python: os.pread+os.write) | 1 MiB | 2 |" in table_md
     assert "1630" in table_md  # the talk's numbers are printed beside ours
     pytest.importorskip("matplotlib")

@@ -44,6 +44,7 @@ NL_DONE, NL_NEED_PY, NL_STALLED, NL_TIMEOUT, NL_ERROR, NL_INTR = range(6)
 EV_CONT, EV_RELEASE, EV_RUN = 1, 2, 3
 QUIET_BIT = 1 << 63
 _M32 = 0xFFFF_FFFF
+NATIVE_OPT = 2  # JIT level: with Python out of the loop the programs' own code shows; 2 is ~2x level 1
 NATIVE_HELPER_IDS = (1, 2, 3, 5, 7, 148, HELPER_SUBMIT, HELPER_EMIT_CQE, HELPER_REAP_CQE,
                      HELPER_COPY_TO_USER)
 _MAP_CB = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
@@ -145,7 +146,7 @@ class NativeBackend(EmulatedBackend):
         self.io = IoUring(entries)
         try:
             self.memory = Memory()
-            self.vm = JitVm(self.memory, budget)
+            self.vm = JitVm(self.memory, budget, opt=NATIVE_OPT)
             self._loop = self._new_loop([self.io.cq_entries, *cq_capacities])
         except BaseException:
             self.io.close()

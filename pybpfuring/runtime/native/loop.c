@@ -361,14 +361,22 @@ static long enter(struct loop *l, uint32_t to_submit, uint32_t min_complete, uin
     return syscall(__NR_io_uring_enter, l->fd, to_submit, min_complete, flags, arg, argsz);
 }
 
+/* Publish the SQEs written so far (release: their bytes before the tail); how many the kernel has
+ * not taken yet. */
+static uint32_t publish(struct loop *l)
+{
+    if (l->sq_local_tail != l->sq_flushed) {
+        __atomic_store_n(l->sq_tail, l->sq_local_tail, __ATOMIC_RELEASE);
+        l->sq_flushed = l->sq_local_tail;
+    }
+    return l->sq_local_tail - __atomic_load_n(l->sq_head, __ATOMIC_ACQUIRE);
+}
+
 /* Publish the SQEs written so far and let the kernel take them. 0 or -errno. */
 static int flush(struct loop *l)
 {
-    uint32_t n = l->sq_local_tail - l->sq_flushed;
-    if (!n)
+    if (!publish(l))
         return 0;
-    __atomic_store_n(l->sq_tail, l->sq_local_tail, __ATOMIC_RELEASE);
-    l->sq_flushed = l->sq_local_tail;
     for (;;) {
         uint32_t pending = l->sq_local_tail - __atomic_load_n(l->sq_head, __ATOMIC_ACQUIRE);
         if (!pending)
@@ -838,9 +846,9 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         while (l->ready_len && !l->need_py)
             run(l, ready_pop(l));
         if (l->need_py) { rc = NL_NEED_PY; break; }
-        int err = flush(l);
-        if (!err)
-            err = drain(l);
+        /* The SQEs the runs queued reach the kernel with the next blocking wait (one io_uring_enter
+         * submits and waits, as liburing's submit_and_wait), or before returning. */
+        int err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
         if (l->ready_len || wake_idle(l))
@@ -849,8 +857,9 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             (cond_cq >= 0 && cq_ready(&l->cqs[cond_cq]) >= cond_n)) { rc = NL_DONE; break; }
         if (!l->tags_live) { rc = NL_STALLED; break; }
         long ret;
+        uint32_t to_submit = publish(l);
         if (deadline_ns < 0) {
-            ret = enter(l, 0, 1, ENTER_GETEVENTS, NULL, 0);
+            ret = enter(l, to_submit, 1, ENTER_GETEVENTS, NULL, 0);
         } else {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
@@ -860,7 +869,7 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             struct { uint64_t ts_sec; int64_t ts_nsec; } ts = { (uint64_t)left / 1000000000ull, left % 1000000000ll };
             struct { uint64_t sigmask; uint32_t sigmask_sz, min_wait_usec; uint64_t ts; } arg =
                 { 0, 0, 0, (uint64_t)(uintptr_t)&ts };
-            ret = enter(l, 0, 1, ENTER_GETEVENTS | ENTER_EXT_ARG, &arg, sizeof arg);
+            ret = enter(l, to_submit, 1, ENTER_GETEVENTS | ENTER_EXT_ARG, &arg, sizeof arg);
             if (ret < 0 && errno == ETIME && *l->cq_head == __atomic_load_n(l->cq_tail, __ATOMIC_ACQUIRE)) {
                 rc = NL_TIMEOUT;
                 break;
@@ -869,6 +878,11 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (ret < 0 && errno == EINTR) { rc = NL_INTR; break; } /* let Python run its signal handlers */
         if (ret < 0 && errno != ETIME) { l->err = errno; rc = NL_ERROR; break; }
         blocked = 1;
+    }
+    int err = flush(l);
+    if (err && rc != NL_ERROR) {
+        l->err = -err;
+        rc = NL_ERROR;
     }
     cur_loop = saved;
     return rc;

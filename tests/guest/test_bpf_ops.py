@@ -392,3 +392,18 @@ def test_model_gives_the_emulated_backends_results():
             return done, (pong[5], pong[6], pong[7]), ring.reap(1)
 
     assert emulated() == kernel() == ([0x100, 0x101], (20, 21, 0), [(22, 0, 0)])
+
+
+@iouring_program
+def waits_forever(ctx: Ctx) -> int:
+    ctx.wait_idx = 3                       # nothing ever posts to CQ 3
+    ctx.wait_nr = 1
+    return WAIT
+
+
+def test_model_reports_a_stall_instead_of_sleeping_forever():
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing, ModelStalled
+    with ModelRing([waits_forever]) as ring:
+        ring.start(0, user_data=1)
+        with pytest.raises(ModelStalled, match="1 program instance"):
+            ring.run(min_complete=1)

@@ -170,7 +170,7 @@ class ModuleGen:
             return [f"if {self.expr(scope, 1)}:", f"    {self.rng.choice(['break', 'continue'])}"]
         if r < 0.31 and scope.has_ctx:
             return [f"if {self.expr(scope, 1)}:", f"    return {self.expr(scope, 2)}"]
-        if r < 0.36 and self.funcs and scope.has_ctx:
+        if r < 0.36 and self.funcs and scope.has_ctx and not scope.in_loop:
             return [self.call_stmt(scope)]
         if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars):
             return [self.copy_from_user(scope)]
@@ -432,7 +432,9 @@ class ModuleGen:
         if r < 0.93:
             (a, ca), (b, cb) = self._expr(scope, depth - 1), self._expr(scope, depth - 1)
             return f"{self.rng.choice(['min', 'max'])}({a}, {b})", ca and cb
-        if r < 0.97 and self.funcs and scope.has_ctx:
+        if r < 0.97 and self.funcs and scope.has_ctx and not scope.in_loop:
+            # (not in loops: an inlined body per trip of nested loops can exceed the verifier's
+            # 1M-instruction budget, a limit of the verifier, not a semantic difference)
             return self.call(scope, depth - 1), False
         return self.leaf(scope)
 

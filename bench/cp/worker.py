@@ -85,79 +85,117 @@ def _kernel_backend() -> str:
 
 
 CP_NAMES = ("cp", "state", "BUF", "IN_FD", "OUT_FD", "OFFSET", "ERROR")
+Copier = Callable[[str], tuple[int, int]]   # source path -> (ns of the copy, bytes copied)
 
 
-def _cp_on_ring(module: ModuleType, backend: str) -> Callable[[str], tuple[int, int]]:
-    """examples/cp.py's program on a Ring, timed from the IORING_OP_BPF submission to its completion
-    (what copy_fds does, minus the ring's setup and the program's registration)."""
-    import ctypes
-
-    from pybpfuring.runtime import Ring
-    m = module
-
-    def copy(src_path: str) -> tuple[int, int]:
-        buf = ctypes.create_string_buffer(BLOCK)
-        src, dst = os.open(src_path, os.O_RDONLY), os.open(SINK, os.O_WRONLY)
-        try:
-            with Ring(8, cqs=[8], backend=backend) as ring:
-                ring.register_programs([m.cp])   # fresh, zeroed maps for every ring
-                m.state[m.BUF], m.state[m.IN_FD], m.state[m.OUT_FD] = ctypes.addressof(buf), src, dst
-                start = time.perf_counter_ns()
-                ring.prep_bpf(m.cp, user_data=0xC0)
-                ring.submit()
-                done = ring.wait_cqe(0)
-                elapsed = time.perf_counter_ns() - start
-                if done.res < 0 or m.state[m.ERROR]:
-                    raise OSError(f"the cp request failed: res {done.res}, I/O error {m.state[m.ERROR]}")
-                return elapsed, int(m.state[m.OFFSET])
-        finally:
-            os.close(src)
-            os.close(dst)
-    return copy
-
-
-def _program_copier(example: str, backend: Callable[[], str]) -> Callable[[str], tuple[int, int]]:
-    module = _example(example)
+def _cp_module() -> ModuleType:
+    module = _example("cp")
     missing = [n for n in CP_NAMES if not hasattr(module, n)]
     if missing:
-        raise LookupError(f"examples/{example}.py lacks {', '.join(missing)} (the harness drives it)")
-    return _cp_on_ring(module, backend())
+        raise LookupError(f"examples/cp.py lacks {', '.join(missing)} (the harness drives its program)")
+    return module
 
 
-def _loop_step_copier() -> Callable[[str], tuple[int, int]]:
+def _with_fds(src_path: str, body: Callable[[int, int, int], tuple[int, int]]) -> tuple[int, int]:
+    """Open the source and the sink, give `body` them and a 4 KiB buffer's address, close them."""
+    import ctypes
+    buf = ctypes.create_string_buffer(BLOCK)   # user memory the kernel reads into: alive until the end
+    src, dst = os.open(src_path, os.O_RDONLY), os.open(SINK, os.O_WRONLY)
+    try:
+        return body(src, dst, ctypes.addressof(buf))
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
+def _cp_on_ring(backend: str, engine: str) -> Copier:
+    """examples/cp.py's program on a Ring, timed from the IORING_OP_BPF submission to its completion
+    (what copy_fds does, minus the ring's setup and the program's registration)."""
+    from pybpfuring.runtime import Ring
+    m = _cp_module()
+
+    def body(src: int, dst: int, buf: int) -> tuple[int, int]:
+        with Ring(8, cqs=[8], backend=backend, engine=engine) as ring:
+            ring.register_programs([m.cp])   # fresh, zeroed maps for every ring
+            m.state[m.BUF], m.state[m.IN_FD], m.state[m.OUT_FD] = buf, src, dst
+            start = time.perf_counter_ns()
+            ring.prep_bpf(m.cp, user_data=0xC0)
+            ring.submit()
+            done = ring.wait_cqe(0)
+            elapsed = time.perf_counter_ns() - start
+            if done.res < 0 or m.state[m.ERROR]:
+                raise OSError(f"the cp request failed: res {done.res}, I/O error {m.state[m.ERROR]}")
+            return elapsed, int(m.state[m.OFFSET])
+    return lambda src_path: _with_fds(src_path, body)
+
+
+def _cp_in_kernel_loop() -> Copier:
+    """examples/cp.py's program in the kernel (Linux >= 7.1): through a registered in-kernel Ring
+    backend if there is one, else the generated loop_step scheduler (bpf_ops_model.ModelRing).
+    Timed from starting the request to its completion; compiling, verifying, attaching come first."""
+    from pybpfuring.runtime.backends.bpf_ops import kernel_has_loop_ops
+    try:
+        return _cp_on_ring(_kernel_backend(), "auto")
+    except LookupError:
+        pass
+    if not kernel_has_loop_ops():
+        raise LookupError("this kernel has no io_uring_bpf_ops (needs Linux >= 7.1, CONFIG_IO_URING_BPF_OPS)")
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+    m = _cp_module()
+
+    def body(src: int, dst: int, buf: int) -> tuple[int, int]:
+        with ModelRing([m.cp]) as ring:
+            m.state[m.BUF], m.state[m.IN_FD], m.state[m.OUT_FD] = buf, src, dst
+            start = time.perf_counter_ns()
+            ring.start(0, user_data=0xC0)
+            ring.run(min_complete=1)
+            elapsed = time.perf_counter_ns() - start
+            done = ring.reap(0)
+            if len(done) != 1 or done[0][1] < 0 or m.state[m.ERROR]:
+                raise OSError(f"the cp request failed: {done}, I/O error {m.state[m.ERROR]}")
+            return elapsed, int(m.state[m.OFFSET])
+    return lambda src_path: _with_fds(src_path, body)
+
+
+def _loop_step_copier() -> Copier:
     """examples/bpf_cp.py's cp_step on a LoopRing; only the io_uring_enter that runs the loop is timed
     (loading, verifying and attaching happen before, in LoopRing())."""
-    import ctypes
-
     from pybpfuring.runtime.backends.bpf_ops import LoopRing, kernel_has_loop_ops
     module = _example("bpf_cp")
     if not kernel_has_loop_ops():
         raise LookupError("this kernel has no io_uring_bpf_ops (needs Linux >= 7.1, CONFIG_IO_URING_BPF_OPS)")
 
-    def copy(src_path: str) -> tuple[int, int]:
-        buf = ctypes.create_string_buffer(BLOCK)
-        src, dst = os.open(src_path, os.O_RDONLY), os.open(SINK, os.O_WRONLY)
-        try:
-            bss = {"input_fd": src, "output_fd": dst, "buffer_uptr": ctypes.addressof(buf),
-                   "buffer_size": BLOCK}
-            with LoopRing(module.cp_step, bss=bss) as loop:
-                start = time.perf_counter_ns()
-                loop.run()
-                elapsed = time.perf_counter_ns() - start
-                result, copied = module.cp_result.value, module.cur_offset.value
-        finally:
-            os.close(src)
-            os.close(dst)
+    def body(src: int, dst: int, buf: int) -> tuple[int, int]:
+        bss = {"input_fd": src, "output_fd": dst, "buffer_uptr": buf, "buffer_size": BLOCK}
+        with LoopRing(module.cp_step, bss=bss) as loop:
+            start = time.perf_counter_ns()
+            loop.run()
+            elapsed = time.perf_counter_ns() - start
+            result, copied = module.cp_result.value, module.cur_offset.value
         if result != 0:
             raise OSError(-result, f"the in-kernel copy failed: {os.strerror(-result)}")
         return elapsed, int(copied)
-    return copy
+    return lambda src_path: _with_fds(src_path, body)
 
 
-# Program rows driven through examples/cp.py's program: (example, how to pick the Ring backend).
-PROGRAM_ROWS: dict[str, tuple[str, Callable[[], str]]] = {
-    "emulated": ("cp", lambda: "emulated"),
-    "kernel_program": ("cp", _kernel_backend),
+def _emulated(engine: str) -> Callable[[], Copier]:
+    def make() -> Copier:
+        if engine == "native":
+            from pybpfuring.runtime.native import unavailable_reason
+            reason = unavailable_reason()
+            if reason is not None:
+                raise LookupError(f"the native event loop cannot be built here: {reason}")
+        return _cp_on_ring("emulated", engine)
+    return make
+
+
+# Program rows: id -> a factory of the copier (raises LookupError with the reason it cannot run).
+PROGRAM_ROWS: dict[str, Callable[[], Copier]] = {
+    "emulated_native": _emulated("native"),
+    "emulated_jit": _emulated("jit"),
+    "emulated_interp": _emulated("interp"),
+    "kernel_program": _cp_in_kernel_loop,
+    "kernel_loop_step": _loop_step_copier,
 }
 PLAIN_ROWS: dict[str, Callable[[int, int, int], int]] = {
     "py_rw": copy_pread_write,
@@ -172,11 +210,7 @@ def check(row: str) -> str:
             if row == "py_ring":
                 IoUring(2).close()
             return "ok"
-        if row == "kernel_loop_step":
-            _loop_step_copier()(os.devnull)
-            return "ok"
-        example, backend = PROGRAM_ROWS[row]
-        _program_copier(example, backend)
+        PROGRAM_ROWS[row]()(os.devnull)   # compile, load and run it on an empty source
         return "ok"
     except KeyError:
         return f"unavailable: unknown row {row!r}"
@@ -194,12 +228,7 @@ def run(row: str, src_path: str, size: int) -> tuple[int, int]:
         finally:
             os.close(src)
             os.close(dst)
-    if row == "kernel_loop_step":
-        copy = _loop_step_copier()
-        copy(os.devnull)                   # compile and warm every cache
-        return copy(src_path)
-    example, backend = PROGRAM_ROWS[row]
-    copy = _program_copier(example, backend)
+    copy = PROGRAM_ROWS[row]()
     copy(os.devnull)                       # compile and warm every cache
     return copy(src_path)
 

@@ -43,11 +43,11 @@ def nop_chain(ctx: Ctx) -> int:
     return WAIT
 
 
-def run_chain(count: int, backend: str) -> tuple[int, int]:
+def run_chain(count: int, backend: str, engine: str = "auto") -> tuple[int, int]:
     """Run the chain of `count` NOPs on a fresh Ring; return (NOPs completed, ns from submitting the
     BPF request to its completion -- the ring's setup and the program's registration not included)."""
     from pybpfuring.runtime import Ring
-    with Ring(8, cqs=[8], backend=backend) as ring:
+    with Ring(8, cqs=[8], backend=backend, engine=engine) as ring:
         ring.register_programs([nop_chain])
         chain_state[TARGET], chain_state[DONE], chain_state[STARTED], chain_state[ERROR] = count, 0, 0, 0
         start = time.perf_counter_ns()
@@ -57,4 +57,20 @@ def run_chain(count: int, backend: str) -> tuple[int, int]:
         elapsed = time.perf_counter_ns() - start
         if done.res < 0 or chain_state[ERROR]:
             raise OSError(f"the NOP chain failed: res {done.res}, NOP error {chain_state[ERROR]}")
+        return int(chain_state[DONE]), elapsed
+
+
+def run_chain_in_kernel_loop(count: int) -> tuple[int, int]:
+    """The same chain with the program in the kernel (Linux >= 7.1): the generated loop_step
+    scheduler (bpf_ops_model.ModelRing) runs it within one io_uring_enter."""
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+    with ModelRing([nop_chain]) as ring:
+        chain_state[TARGET], chain_state[DONE], chain_state[STARTED], chain_state[ERROR] = count, 0, 0, 0
+        start = time.perf_counter_ns()
+        ring.start(0, user_data=0xB0)
+        ring.run(min_complete=1)
+        elapsed = time.perf_counter_ns() - start
+        done = ring.reap(0)
+        if len(done) != 1 or done[0][1] < 0 or chain_state[ERROR]:
+            raise OSError(f"the NOP chain failed: {done}, NOP error {chain_state[ERROR]}")
         return int(chain_state[DONE]), elapsed

@@ -39,9 +39,14 @@ def all_rows(emulated_count: int) -> list[NopRow]:
     return [
         NopRow(BASELINE, "user space, C (liburing): NOP, wait, reap, repeat"),
         NopRow("py_nops", "user space, Python (runtime.ring.IoUring): NOP, wait, reap, repeat"),
-        NopRow("emulated_nops", "BPF-driven, emulated (@iouring_program chains NOPs on CQ 1)",
+        NopRow("emulated_native_nops", "BPF-driven, emulated, native event loop (@iouring_program "
+               "chains NOPs on CQ 1)"),
+        NopRow("emulated_jit_nops", "BPF-driven, emulated, JIT engine (same program)",
                max_count=emulated_count),
-        NopRow("kernel_program_nops", "BPF-driven in the kernel (same @iouring_program, Ring on bpf_ops)"),
+        NopRow("emulated_interp_nops", "BPF-driven, emulated, interpreter (same program)",
+               max_count=emulated_count),
+        NopRow("kernel_program_nops", "BPF-driven in the kernel (same @iouring_program, "
+               "loop_step scheduler)"),
         NopRow("kernel_loop_step_nops", "BPF-driven in the kernel loop (examples/bpf_nops.py, "
                "loop_step, up to 8 in flight)"),
     ]

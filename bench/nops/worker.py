@@ -30,15 +30,31 @@ def user_space_chain(count: int) -> tuple[int, int]:
         return count, time.perf_counter_ns() - begin
 
 
-def emulated_chain(count: int) -> tuple[int, int]:
-    from bench.nops.programs import run_chain
-    return run_chain(count, "emulated")
+def emulated_chain(engine: str) -> Callable[[int], tuple[int, int]]:
+    def chain(count: int) -> tuple[int, int]:
+        from bench.nops.programs import run_chain
+        if engine == "native":
+            from pybpfuring.runtime.native import unavailable_reason
+            reason = unavailable_reason()
+            if reason is not None:
+                raise LookupError(f"the native event loop cannot be built here: {reason}")
+        return run_chain(count, "emulated", engine)
+    return chain
 
 
 def kernel_program_chain(count: int) -> tuple[int, int]:
+    """The @iouring_program chain in the kernel: a registered in-kernel Ring backend if there is
+    one, else the generated loop_step scheduler (ModelRing)."""
     from bench.cp.worker import _kernel_backend
-    from bench.nops.programs import run_chain
-    return run_chain(count, _kernel_backend())
+    from bench.nops.programs import run_chain, run_chain_in_kernel_loop
+    from pybpfuring.runtime.backends.bpf_ops import kernel_has_loop_ops
+    try:
+        return run_chain(count, _kernel_backend())
+    except LookupError:
+        pass
+    if not kernel_has_loop_ops():
+        raise LookupError("this kernel has no io_uring_bpf_ops (Linux >= 7.1 with CONFIG_IO_URING_BPF_OPS)")
+    return run_chain_in_kernel_loop(count)
 
 
 def kernel_loop_step(count: int) -> tuple[int, int]:
@@ -66,7 +82,9 @@ def kernel_loop_step(count: int) -> tuple[int, int]:
 # id -> a chain of COUNT NOPs returning (completed, ns of the chain alone)
 ROWS: dict[str, Callable[[int], tuple[int, int]]] = {
     "py_nops": user_space_chain,
-    "emulated_nops": emulated_chain,
+    "emulated_native_nops": emulated_chain("native"),
+    "emulated_jit_nops": emulated_chain("jit"),
+    "emulated_interp_nops": emulated_chain("interp"),
     "kernel_program_nops": kernel_program_chain,
     "kernel_loop_step_nops": kernel_loop_step,
 }

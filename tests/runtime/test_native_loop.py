@@ -242,3 +242,38 @@ def test_wait_on_a_python_condition_and_a_stall() -> None:
         assert [c.user_data for c in ring.cqes(1)] == [0, 1, 2]
         with pytest.raises(RingStalledError, match="never end"):
             ring.wait_cqe(1)
+
+
+class _Woken(Exception):
+    pass
+
+
+@needs_native
+def test_a_signal_interrupts_a_blocking_wait() -> None:
+    # The loop blocks in io_uring_enter without the GIL; a signal must still reach Python's handler
+    # (Ctrl-C works), and the ring stays usable after.
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Woken()
+
+    r, w = os.pipe()
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        with Ring(4, engine="native") as ring:
+            buf = bytearray(8)
+            sqe = ring.get_sqe()
+            assert sqe is not None
+            prep_read(sqe, r, buf, 0)
+            sqe.user_data = 5
+            ring.submit()
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            with pytest.raises(_Woken):
+                ring.wait_cqe()
+            os.write(w, b"data")
+            assert ring.wait_cqe() == (5, 4, 0) and bytes(buf[:4]) == b"data"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(r)
+        os.close(w)

@@ -277,3 +277,49 @@ def test_a_signal_interrupts_a_blocking_wait() -> None:
         signal.signal(signal.SIGALRM, previous)
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize("engine", ["native", "jit"])
+def test_a_python_helper_refusing_its_arguments_is_a_located_fault(engine: str) -> None:
+    # trace_printk stays a Python helper: during a native run it is reached through the JIT's
+    # trampoline, bound to the running program; its HelperFault must fail the request as on the
+    # Python loop, with the call's Python line.
+    if engine == "native" and REASON is not None:
+        pytest.skip(f"native loop unavailable: {REASON}")
+    with Ring(8, engine=engine) as ring:
+        impl = ring._impl
+        assert impl is not None
+
+        def refuse(*args: object) -> int:
+            from pybpfuring.runtime.engine.faults import HelperFault
+            raise HelperFault("no tracing today", errno.EPERM)
+
+        impl.helpers.trace_printk = refuse  # type: ignore[attr-defined]
+        ring.register_programs([progs.tracer])
+        ring.prep_bpf(progs.tracer, user_data=42)
+        ring.submit_and_wait(1)
+        assert ring.wait_cqe() == (42, -errno.EPERM, 0)
+        [fault] = ring.faults
+        assert fault.kind == "helper" and "no tracing today" in str(fault)
+        assert fault.loc is not None and "printk" in fault.loc.source_line()
+
+
+@needs_native
+def test_a_hash_map_helper_fault_in_a_native_run_is_located() -> None:
+    # Hash-map helpers are Python callbacks of the native code: their faults are the run's faults.
+    with Ring(8, cqs=[8], engine="native") as ring:
+        impl = ring._impl
+        assert impl is not None
+        ring.register_programs([progs.nop_then_reap])
+
+        def refuse(*args: object) -> int:
+            from pybpfuring.runtime.engine.faults import HelperFault
+            raise HelperFault("map is busy", errno.EBUSY)
+
+        impl.helpers.map_lookup_elem = refuse  # type: ignore[attr-defined]
+        ring.prep_bpf(progs.nop_then_reap, user_data=7)
+        ring.submit_and_wait(1)
+        assert ring.wait_cqe() == (7, -errno.EBUSY, 0)
+        [fault] = ring.faults
+        assert fault.kind == "helper" and "map is busy" in str(fault) and fault.loc is not None
+        assert "phase.get" in fault.loc.source_line()

@@ -175,6 +175,13 @@ def select(fl: "FunctionLowering", e: ir.Select) -> ll.Value:
         # (`range(min(n, 4))`) was tested on one copy and used on the other, which the verifier
         # cannot relate (found by the differential tier).
         values = {id(c.left): lower_expr(fl, c.left), id(c.right): lower_expr(fl, c.right)}
+        if isinstance(c.left, ir.Const) != isinstance(c.right, ir.Const):
+            # min(n, C) is how a loop gets its bound: n is made opaque, else LLVM moves n's
+            # arithmetic out (`min(-a, 131) - 127` for `min(-127 - a, 4)`), and the verifier, which
+            # does not know a's range, loses the bound ("8193 jumps is too complex"; found by the
+            # differential tier).
+            n = c.right if isinstance(c.left, ir.Const) else c.left
+            values[id(n)] = fl.barrier(values[id(n)])
         test = compare(fl, c.op, values[id(c.left)], values[id(c.right)], c.left.type)
         return b.select(test, values[id(e.then)], values[id(e.orelse)])
     cond = lower_expr(fl, e.cond)

@@ -42,6 +42,7 @@ CTL_INFLIGHT = 4
 CTL_SUBMIT_ERR = 5
 CTL_ACTIVE = 6            # program instances started and not completed
 CTL_READY = 7             # set during a step when an instance can run again at once
+CTL_WANT_CQ = 8           # the CQ whose CTL_WANT CQEs end io_uring_enter (written by user space)
 
 INST_FREE = 0
 INST_RUNNABLE = 1
@@ -80,7 +81,7 @@ model_reqs = ArrayMap(ReqSlot, MAX_REQS)
 model_staged = ArrayMap(Sqe, MAX_STAGED)
 model_starts = ArrayMap(StartRec, MAX_STARTS)
 model_insts = ArrayMap(Instance, MAX_INST)
-model_ctl = ArrayMap(u32, 8)
+model_ctl = ArrayMap(u32, 16)
 
 
 @bpf_function
@@ -171,4 +172,4 @@ __all__ = ["MODEL_HELPERS", "NCQ", "CQ_SLOTS", "MAX_REQS", "MAX_STAGED", "MAX_IN
            "model_cq_tail", "model_reqs", "model_staged", "model_starts", "model_insts", "model_ctl",
            "model_copy_sqe", "model_emit_cqe", "model_reap_cqe", "model_submit", "INST_FREE",
            "INST_RUNNABLE", "INST_WAITING", "CTL_NSTAGED", "CTL_START_HEAD", "CTL_START_TAIL",
-           "CTL_WANT", "CTL_INFLIGHT", "CTL_SUBMIT_ERR", "CTL_ACTIVE", "CTL_READY"]
+           "CTL_WANT", "CTL_INFLIGHT", "CTL_SUBMIT_ERR", "CTL_ACTIVE", "CTL_READY", "CTL_WANT_CQ"]

@@ -407,3 +407,28 @@ def test_model_reports_a_stall_instead_of_sleeping_forever():
         ring.start(0, user_data=1)
         with pytest.raises(ModelStalled, match="1 program instance"):
             ring.run(min_complete=1)
+
+
+def test_ring_backend_bpf_ops_runs_the_model_in_the_kernel():
+    """The public Ring API on backend bpf_ops, written exactly as for the emulated backend."""
+    from pybpfuring.runtime import Ring
+    from pybpfuring.runtime import prep_nop as user_prep_nop
+    from pybpfuring.runtime.backends.bpf_ops_ring import BpfOpsBackend
+    with Ring(8, cqs=[128, 128], backend="bpf_ops") as ring:
+        assert ring.backend == "bpf_ops"
+        assert ring.register_programs([pingpong]) == ["pingpong"]
+        ring.prep_bpf(pingpong, user_data=0x100)
+        ring.prep_bpf(pingpong, user_data=0x101)
+        sqe = ring.get_sqe(1)
+        user_prep_nop(sqe)
+        sqe.user_data = 0
+        ring.submit_and_wait(2)
+        assert sorted(ring.wait_cqe(0).user_data for _ in range(2)) == [0x100, 0x101]
+        assert (pong[5], pong[6]) == (20, 21)
+        assert isinstance(ring._backend(), BpfOpsBackend)
+    with Ring(8, cqs=[16, 16], backend="bpf_ops") as ring:   # counting's NOPs use CQ 1
+        ring.register_programs([counting])
+        ring.prep_bpf(counting, user_data=7, cq_idx=2)
+        ring.submit()
+        assert ring.wait_cqe(2).user_data == 7                # completed on its own CQ
+        assert ticks[0] == 10 and ring.cq_ready(1) == 0

@@ -301,3 +301,15 @@ def test_scheduler_takes_iouring_programs_only(nops):
         build_scheduler([nops.nops_step])
     with pytest.raises(ValueError, match="1 to 100 programs"):
         build_scheduler([])
+
+
+def test_ring_backend_bpf_ops_says_why_it_cannot_run_here():
+    from pybpfuring.runtime import Ring
+    from pybpfuring.runtime.backends.bpf_ops import kernel_has_loop_ops
+    if kernel_has_loop_ops():
+        pytest.skip("this kernel has io_uring_bpf_ops: tests/guest/test_bpf_ops.py runs the backend")
+    with pytest.raises(ValueError, match="backend 'bpf_ops' cannot run here: the kernel has no "
+                                         "io_uring_bpf_ops"):
+        Ring(8, backend="bpf_ops")
+    with Ring(8) as ring:                      # "auto" keeps the emulated backend
+        assert ring.backend == "emulated"

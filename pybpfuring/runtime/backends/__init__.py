@@ -56,6 +56,21 @@ BACKENDS: dict[str, tuple[Callable[[], str | None],
                           Callable[[int, list[int], int, str], RingBackend]]] = {
     "emulated": (lambda: None, _emulated),
 }
+
+
+def _bpf_ops_probe() -> str | None:
+    from .bpf_ops_ring import probe
+    return probe()
+
+
+def _bpf_ops(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
+    from .bpf_ops_ring import BpfOpsBackend
+    return BpfOpsBackend(entries, cq_capacities, budget, engine)  # type: ignore[return-value]
+
+
+# Linux >= 7.1: programs in the kernel's io_uring loop (bpf_ops_ring.py); not in AUTO_ORDER until it
+# covers the whole model (docs/kernel.md, step 2).
+BACKENDS["bpf_ops"] = (_bpf_ops_probe, _bpf_ops)
 AUTO_ORDER: list[str] = ["emulated"]
 
 

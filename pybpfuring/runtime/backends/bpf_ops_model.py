@@ -133,7 +133,8 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
             model_ctl[CTL_SUBMIT_ERR] = u32(got)
             return IOU_LOOP_STOP
 
-    if model_cq_tail[0] - model_cq_head[0] >= model_ctl[CTL_WANT]:
+    w = model_ctl[CTL_WANT_CQ]
+    if model_cq_tail[w] - model_cq_head[w] >= model_ctl[CTL_WANT]:
         return IOU_LOOP_STOP
     if model_ctl[CTL_ACTIVE] == 0 and model_ctl[CTL_INFLIGHT] == 0:
         return IOU_LOOP_STOP
@@ -231,22 +232,25 @@ class ModelRing:
         sqe[32:40] = user_data.to_bytes(8, "little")
         self.submit_sqe(bytes(sqe), cq_idx)
 
-    def run(self, min_complete: int = 1) -> int:
-        """io_uring_enter once: the loop runs until CQ 0 holds min_complete CQEs. ModelStalled if
+    def run(self, min_complete: int = 1, cq: int = 0) -> int:
+        """io_uring_enter once: the loop runs until CQ `cq` holds min_complete CQEs. ModelStalled if
         it stopped before: every program waits for CQEs that nothing in flight will post."""
+        if not 0 <= cq < M.NCQ:
+            raise ValueError(f"CQ {cq} does not exist (CQs 0..{M.NCQ - 1})")
         ctl = self.maps["model_ctl"]
         ctl[M.CTL_WANT] = min_complete
+        ctl[M.CTL_WANT_CQ] = cq
         ret = self.loop.run()
         err = ctl[M.CTL_SUBMIT_ERR]
         if err:
             ctl[M.CTL_SUBMIT_ERR] = 0
             got = err - (1 << 32) if err >= 1 << 31 else err
             raise ModelStalled(f"submit_sqes in the kernel loop submitted {got} of the staged SQEs")
-        ready = self.maps["model_cq_tail"][0] - self.maps["model_cq_head"][0]
+        ready = self.maps["model_cq_tail"][cq] - self.maps["model_cq_head"][cq]
         if ready < min_complete:
             waiting = [i for i in range(M.MAX_INST)
                        if _INST.unpack(bytes(self.maps["model_insts"][i]))[3] == M.INST_WAITING]
-            raise ModelStalled(f"the loop stopped with {ready} of {min_complete} CQEs on CQ 0: "
+            raise ModelStalled(f"the loop stopped with {ready} of {min_complete} CQEs on CQ {cq}: "
                                f"{len(waiting)} program instance(s) wait for CQEs that nothing "
                                "in flight will post")
         return ret
@@ -261,6 +265,16 @@ class ModelRing:
             out.append(_CQE.unpack(bytes(raw)))
         head_map[cq_idx] = tail
         return out
+
+    def program_runs(self) -> int:
+        """Program runs so far (a WAIT and its re-run count as two)."""
+        insts = self.maps["model_insts"]
+        return sum(_INST.unpack(bytes(insts[i]))[6] for i in range(M.MAX_INST))
+
+    def in_flight(self) -> int:
+        """Requests in the kernel plus program instances not completed."""
+        ctl = self.maps["model_ctl"]
+        return ctl[M.CTL_INFLIGHT] + ctl[M.CTL_ACTIVE]
 
     def close(self) -> None:
         for p in self.programs:

@@ -4,6 +4,7 @@
     python -m bench nops [--count 100000] [--where ...]
     python -m bench compile
     python -m bench all
+    python -m bench report docs/results/cp.json      # re-render the markdown and PNG from a JSON
 
 Every row of a table is measured in the same invocation, its runs interleaved with the other rows',
 so the ratios compare like with like. Results go to stdout (markdown) and to docs/results/ (JSON, PNG).

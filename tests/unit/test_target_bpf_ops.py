@@ -313,3 +313,27 @@ def test_ring_backend_bpf_ops_says_why_it_cannot_run_here():
         Ring(8, backend="bpf_ops")
     with Ring(8) as ring:                      # "auto" keeps the emulated backend
         assert ring.backend == "emulated"
+
+
+def test_stock_bpftool_generates_a_skeleton_for_our_object(cp, tmp_path):
+    """bpftool (Debian sid's 7.8, from the guest cache) reads our ELF as a libbpf object: the
+    skeleton has the struct_ops with ring_fd, the program and the .rodata/.bss/.data variables."""
+    import subprocess
+
+    from pybpfuring.vm import sid_command
+    from pybpfuring.vm.cache import cache_dir
+    sid = cache_dir() / "sid"
+    if not (sid / "usr" / "sbin" / "bpftool").is_file():
+        pytest.skip("sid's bpftool is not in the pybpfuring cache (run `python3 -m pybpfuring.vm fetch`)")
+    obj = tmp_path / "bpf_cp.o"
+    obj.write_bytes(compile_full([cp.cp_step], "bpf_ops").elf)
+    proc = subprocess.run([*sid_command(sid, "usr/sbin/bpftool"), "gen", "skeleton", str(obj),
+                           "name", "bpf_cp"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    skel = proc.stdout
+    assert "struct bpf_cp__cp_step_ops__io_uring_bpf_ops {" in skel
+    assert "unsigned int ring_fd;" in skel and "struct bpf_program *loop_step;" in skel
+    assert "struct bpf_program *cp_step;" in skel
+    for decl in ("u32 cq_head_offset;", "u32 sq_entries;", "i32 input_fd;", "u64 cur_offset;",
+                 "i32 cp_result;"):
+        assert decl in skel, decl

@@ -165,7 +165,7 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
     if not 1 <= len(programs) <= 100:
         raise ValueError("a ring has 1 to 100 programs (IORING_MAX_BPF_PROGS)")
     src = scheduler_source(len(programs))
-    path = cache_dir().parent / "bpf_ops_model" / f"sched_{hashlib.sha1(src.encode()).hexdigest()[:12]}.py"
+    path = cache_dir() / "bpf_ops_model" / f"sched_{hashlib.sha1(src.encode()).hexdigest()[:12]}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         path.write_text(src)

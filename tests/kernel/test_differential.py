@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from diffharness import (UserBuffer, compile_source, randomize_maps, random_ctx,
-                         reduce_mismatch, run_both, set_maps)
+                         reduce_mismatch, run_both)
 from progen import generate
 from pybpfuring.errors import VerifierError
 from pybpfuring.runtime.bpf.object import BpfObject

@@ -172,8 +172,8 @@ class ModuleGen:
             return [f"if {self.expr(scope, 1)}:", f"    return {self.expr(scope, 2)}"]
         if r < 0.36 and self.funcs and scope.has_ctx and not scope.in_loop:
             return [self.call_stmt(scope)]
-        if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars):
-            return [self.copy_from_user(scope)]
+        if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars) and not scope.in_loop:
+            return [self.copy_from_user(scope)]  # (not in loops: an open issue, docs/testing.md)
         if r < 0.55:
             return [self.aug_assign(scope)]
         if r < 0.62 and scope.maps:

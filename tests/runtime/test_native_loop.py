@@ -307,12 +307,24 @@ def test_a_python_helper_refusing_its_arguments_is_a_located_fault(engine: str) 
 
 
 @needs_native
-def test_a_hash_map_helper_fault_in_a_native_run_is_located() -> None:
-    # Hash-map helpers are Python callbacks of the native code: their faults are the run's faults.
+def test_map_helpers_on_maps_without_a_native_index_call_python() -> None:
+    # Maps the native code does not index go to the Python helpers through a ctypes callback; their
+    # faults are the run's faults. (Every map kind has a native index today: mark the hash map as
+    # foreign to reach the path.)
+    from pybpfuring.runtime.native.maps import map_descriptors
     with Ring(8, cqs=[8], engine="native") as ring:
         impl = ring._impl
         assert impl is not None
         ring.register_programs([progs.nop_then_reap])
+        desc = map_descriptors(impl.maps)
+        for i in range(0, len(desc), 7):
+            if desc[i + 5] == 3:
+                desc[i + 5], desc[i + 6] = 2, 0
+        table = (ctypes.c_uint64 * len(desc))(*desc)
+        impl._lib.nl_set_maps(impl._loop, table, len(impl.maps))
+        ring.prep_bpf(progs.nop_then_reap, user_data=6)
+        ring.submit_and_wait(1)
+        assert ring.wait_cqe() == (6, 0, 0) and len(ring.maps["phase"]) == 0
 
         def refuse(*args: object) -> int:
             from pybpfuring.runtime.engine.faults import HelperFault
@@ -325,3 +337,36 @@ def test_a_hash_map_helper_fault_in_a_native_run_is_located() -> None:
         [fault] = ring.faults
         assert fault.kind == "helper" and "map is busy" in str(fault) and fault.loc is not None
         assert "phase.get" in fault.loc.source_line()
+
+
+@needs_native
+def test_hash_maps_behave_as_on_the_python_loop() -> None:
+    # The native index against the Python dict: same keys in the same (insertion) order, same
+    # values, same errors, also after deletes and re-inserts and when full.
+    from pybpfuring.runtime.bpf.maps import MapError
+    seen = {}
+    for engine in ("native", "jit"):
+        with Ring(8, cqs=[64], engine=engine) as ring:
+            ring.register_programs([progs.nop_then_reap])
+            phase = ring.maps["phase"]
+            for k in range(1, 41):
+                phase[k] = k * k
+            for k in range(1, 41, 3):
+                del phase[k]
+            for k in (4, 100, 1):
+                phase[k] = 7
+            with pytest.raises(MapError):
+                del phase[999]
+            for key in range(200, 231):            # requests that park with a key in the map
+                ring.prep_bpf(progs.nop_then_reap, user_data=key)
+            ring.submit_and_wait(31)
+            done = sorted(c.user_data for c in ring.cqes(0))
+            seen[engine] = (list(phase.keys()), phase.items(), done, 5 in phase, 4 in phase)
+            full = 0
+            with pytest.raises(MapError, match="full"):
+                for k in range(1000, 1000 + 20000):
+                    phase[k] = 1
+                    full += 1
+            seen[engine] += (full,)
+    assert seen["native"] == seen["jit"]
+    assert seen["native"][0][-3:] == [4, 100, 1] and seen["native"][2] == list(range(200, 231))

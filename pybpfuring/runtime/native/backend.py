@@ -21,11 +21,10 @@ from typing import Any
 from pybpfuring.errors import ProgramFault
 from pybpfuring.runtime.backends.emulated import (_CTX, RUN_OK, RUN_WAIT, BpfRequest, EmulatedBackend,
                                                   RingStalledError, _Continuation)
-from pybpfuring.runtime.backends.engine_maps import EngineArrayMap, EngineMap
+from pybpfuring.runtime.backends.engine_maps import EngineMap
 from pybpfuring.runtime.backends.helpers_2021 import (HELPER_COPY_TO_USER, HELPER_EMIT_CQE,
                                                       HELPER_REAP_CQE, HELPER_SUBMIT, Helpers2021)
-from pybpfuring.runtime.backends.programs import (build_programs, create_maps, open_object,
-                                                  select_programs)
+from pybpfuring.runtime.backends.programs import build_programs, open_object, select_programs
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64
@@ -38,6 +37,7 @@ from pybpfuring.runtime.ring.syscalls import IoUringEnterError
 
 from .build import load
 from .conditions import CqAtLeast
+from .maps import create_native_maps, map_descriptors
 
 log = logging.getLogger("pybpfuring.runtime")
 NL_DONE, NL_NEED_PY, NL_STALLED, NL_TIMEOUT, NL_ERROR, NL_INTR = range(6)
@@ -214,7 +214,8 @@ class NativeBackend(EmulatedBackend):
     def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
         obj = open_object(elf)
         chosen = select_programs(obj, names)
-        maps = create_maps(obj, self.memory)
+        images = {name: bytes(gd.image) for name, gd in obj.global_data.items()}
+        maps = create_native_maps(obj.maps, images, self.memory, self._lib)
         table: dict[int, Any] = dict(self.helpers.table())
         for hid in NATIVE_HELPER_IDS:
             table[hid] = NativeHelper(int(self._lib.nl_helper(hid)), f"native helper {hid}", self._lib)
@@ -226,10 +227,7 @@ class NativeBackend(EmulatedBackend):
         fns = (ctypes.c_uint64 * max(n, 1))(*[b.code.entries[0] for b in self._bindings])
         consts = (ctypes.c_uint64 * max(n, 1))(*[b.consts_addr for b in self._bindings])
         self._lib.nl_set_programs(self._loop, fns, consts, n)
-        desc = []
-        for m in maps.values():
-            kind = 1 if type(m) is EngineArrayMap else 2
-            desc += [m.base, m.stride, m.max_entries, m.key_size, m.value_size, kind]
+        desc = map_descriptors(maps)
         table_arr = (ctypes.c_uint64 * max(len(desc), 1))(*desc)
         self._lib.nl_set_maps(self._loop, table_arr, len(maps))
         return [p.name for p in self.programs]

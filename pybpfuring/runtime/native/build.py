@@ -112,6 +112,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nl_pinned_tags": (_U32, [_P, _P, _U32]),
         "nl_current_prog": (_U32, [_P]),
         "nl_flush": (ctypes.c_int, [_P]),
+        "nl_hmap_new": (_P, [_U32, _U32, _U32, _U64, _U64]),
+        "nl_hmap_free": (None, [_P]),
+        "nl_hmap_lookup": (_U64, [_P, ctypes.c_char_p]),
+        "nl_hmap_update": (_I64, [_P, ctypes.c_char_p, ctypes.c_char_p, _U64]),
+        "nl_hmap_delete": (_I64, [_P, ctypes.c_char_p]),
+        "nl_hmap_slots": (_U32, [_P, _P, _U32]),
+        "nl_hmap_key": (_P, [_P, _U32]),
+        "nl_hmap_count": (_U32, [_P]),
     }
     for name, (restype, argtypes) in sig.items():
         fn = getattr(lib, name)

@@ -82,7 +82,9 @@ struct req {
 };
 
 struct prog { entry_fn fn; void *consts; };
-struct emap { uint64_t base, stride, max_entries, key_size, value_size; int kind; /* 1 array, 2 other */ };
+struct hmap;
+struct emap { uint64_t base, stride, max_entries, key_size, value_size; int kind; /* 1 array, 2 Python, 3 hash */
+              struct hmap *hash; };
 struct event { uint64_t kind, a, b, c; };
 
 struct loop {
@@ -134,6 +136,17 @@ struct loop {
 };
 
 static __thread struct loop *cur_loop;
+
+/* Helpers that reach the loop run only inside nl_run; called elsewhere (a scratch context from
+ * Python), they refuse instead of dereferencing nothing. */
+#define NEED_LOOP(l, ctx)                      \
+    do {                                       \
+        if (!(l)) {                            \
+            (ctx)[CTX_STATUS] = ST_HELPER;     \
+            (ctx)[CTX_AUX] = EINVAL;           \
+            return 0;                          \
+        }                                      \
+    } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
 static void *grow(void *p, uint32_t *alloc, uint32_t need, size_t elem)
@@ -556,12 +569,183 @@ static void run(struct loop *l, uint32_t r)
     }
 }
 
+/* --- hash maps: the kernel's BPF_MAP_TYPE_HASH semantics over preallocated value slots ---
+ * Values live in the engine region at base + slot * stride (so programs get real pointers); keys and
+ * the index are here. Slots are handed out as EngineHashMap does (a stack: slot 0 first, the last
+ * freed reused first) and each remembers when its key was inserted, so user space iterates in
+ * insertion order, as over the Python dict. */
+struct hmap {
+    uint32_t max_entries, key_size, value_size, count;
+    uint64_t base, stride, next_seq;
+    uint8_t *keys;                /* max_entries * key_size */
+    uint64_t *seq;                /* per slot: insertion number, 0 = free */
+    uint32_t *free_stack, nfree;
+    int32_t *index;               /* open addressing: slot, -1 empty, -2 deleted */
+    uint32_t index_mask, tombstones;
+};
+
+static uint64_t hm_hash(const uint8_t *key, uint32_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+/* The index position holding `key`, or where it would go (*found says which). */
+static uint32_t hm_find(const struct hmap *m, const uint8_t *key, int *found)
+{
+    uint32_t pos = (uint32_t)hm_hash(key, m->key_size) & m->index_mask, first_free = UINT32_MAX;
+    for (;;) {
+        int32_t e = m->index[pos];
+        if (e == -1) {
+            *found = 0;
+            return first_free != UINT32_MAX ? first_free : pos;
+        }
+        if (e == -2) {
+            if (first_free == UINT32_MAX)
+                first_free = pos;
+        } else if (!memcmp(m->keys + (size_t)e * m->key_size, key, m->key_size)) {
+            *found = 1;
+            return pos;
+        }
+        pos = (pos + 1) & m->index_mask;
+    }
+}
+
+static void hm_rebuild(struct hmap *m)
+{
+    for (uint32_t i = 0; i <= m->index_mask; i++)
+        m->index[i] = -1;
+    for (uint32_t slot = 0; slot < m->max_entries; slot++) {
+        if (!m->seq[slot])
+            continue;
+        uint32_t pos = (uint32_t)hm_hash(m->keys + (size_t)slot * m->key_size, m->key_size) & m->index_mask;
+        while (m->index[pos] != -1)
+            pos = (pos + 1) & m->index_mask;
+        m->index[pos] = (int32_t)slot;
+    }
+    m->tombstones = 0;
+}
+
+struct hmap *nl_hmap_new(uint32_t max_entries, uint32_t key_size, uint32_t value_size, uint64_t base,
+                         uint64_t stride)
+{
+    struct hmap *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->max_entries = max_entries, m->key_size = key_size, m->value_size = value_size;
+    m->base = base, m->stride = stride;
+    uint32_t cap = 8;
+    while (cap < 2 * (uint64_t)max_entries)
+        cap *= 2;
+    m->index_mask = cap - 1;
+    m->keys = calloc((size_t)max_entries ? max_entries : 1, key_size ? key_size : 1);
+    m->seq = calloc((size_t)max_entries ? max_entries : 1, sizeof *m->seq);
+    m->free_stack = malloc(((size_t)max_entries ? max_entries : 1) * sizeof *m->free_stack);
+    m->index = malloc((size_t)cap * sizeof *m->index);
+    if (!m->keys || !m->seq || !m->free_stack || !m->index) {
+        free(m->keys), free(m->seq), free(m->free_stack), free(m->index), free(m);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < max_entries; i++)
+        m->free_stack[i] = max_entries - 1 - i; /* popped from the end: slot 0 first */
+    m->nfree = max_entries;
+    hm_rebuild(m);
+    return m;
+}
+
+void nl_hmap_free(struct hmap *m)
+{
+    if (m) {
+        free(m->keys), free(m->seq), free(m->free_stack), free(m->index);
+        free(m);
+    }
+}
+
+/* The value address of `key`, or 0. */
+uint64_t nl_hmap_lookup(const struct hmap *m, const uint8_t *key)
+{
+    int found;
+    uint32_t pos = hm_find(m, key, &found);
+    return found ? m->base + (uint64_t)m->index[pos] * m->stride : 0;
+}
+
+/* BPF_ANY/NOEXIST/EXIST as the kernel: 0 or -errno. */
+int64_t nl_hmap_update(struct hmap *m, const uint8_t *key, const uint8_t *value, uint64_t flags)
+{
+    if (flags > 2)
+        return -EINVAL;
+    int found;
+    uint32_t pos = hm_find(m, key, &found);
+    uint32_t slot;
+    if (found) {
+        if (flags == 1)
+            return -EEXIST;
+        slot = (uint32_t)m->index[pos];
+    } else {
+        if (flags == 2)
+            return -ENOENT;
+        if (!m->nfree)
+            return -E2BIG;
+        slot = m->free_stack[--m->nfree];
+        if (m->index[pos] == -2)
+            m->tombstones--;
+        m->index[pos] = (int32_t)slot;
+        memcpy(m->keys + (size_t)slot * m->key_size, key, m->key_size);
+        m->seq[slot] = ++m->next_seq;
+        m->count++;
+    }
+    memmove((void *)(m->base + slot * m->stride), value, m->value_size);
+    return 0;
+}
+
+int64_t nl_hmap_delete(struct hmap *m, const uint8_t *key)
+{
+    int found;
+    uint32_t pos = hm_find(m, key, &found);
+    if (!found)
+        return -ENOENT;
+    uint32_t slot = (uint32_t)m->index[pos];
+    m->index[pos] = -2;
+    m->seq[slot] = 0;
+    memset((void *)(m->base + slot * m->stride), 0, m->value_size);
+    m->free_stack[m->nfree++] = slot;
+    m->count--;
+    if (++m->tombstones > (m->index_mask + 1) / 4)
+        hm_rebuild(m);
+    return 0;
+}
+
+/* The live slots in insertion order (at most max); their keys are at keys + slot * key_size. */
+uint32_t nl_hmap_slots(const struct hmap *m, uint32_t *out, uint32_t max)
+{
+    uint32_t n = 0;
+    for (uint32_t slot = 0; slot < m->max_entries && n < max; slot++)
+        if (m->seq[slot])
+            out[n++] = slot;
+    /* insertion order: a simple insertion sort by seq (user-space iteration only) */
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t v = out[i], j = i;
+        while (j && m->seq[out[j - 1]] > m->seq[v]) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = v;
+    }
+    return n;
+}
+
+const uint8_t *nl_hmap_key(const struct hmap *m, uint32_t slot) { return m->keys + (size_t)slot * m->key_size; }
+uint32_t nl_hmap_count(const struct hmap *m) { return m->count; }
+
 /* --- helpers --- */
 static int32_t s32(uint64_t v) { return (int32_t)(uint32_t)v; }
 
 static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t len, uint64_t r4, uint64_t r5)
 {
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     (void)bctx, (void)r4, (void)r5;
     if (len != 64)
         return (uint64_t)-EINVAL;
@@ -588,7 +772,8 @@ static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64
                            uint64_t flags)
 {
     struct loop *l = cur_loop;
-    (void)ctx, (void)bctx;
+    NEED_LOOP(l, ctx);
+    (void)bctx;
     cq_idx &= 0xffffffffu;
     if (cq_idx >= l->ncq)
         return (uint64_t)-EINVAL;
@@ -598,6 +783,7 @@ static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64
 static uint64_t h_reap_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t out, uint64_t len, uint64_t r5)
 {
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     (void)bctx, (void)r5;
     cq_idx &= 0xffffffffu;
     if (len != 16 || cq_idx >= l->ncq) {
@@ -642,6 +828,7 @@ static uint64_t h_copy_from_user(uint64_t *ctx, uint64_t dst, uint64_t size, uin
         return 0;
     if (!check(ctx, dst, size, 1))
         return 0;
+    NEED_LOOP(cur_loop, ctx);
     if (!user_copy(cur_loop, dst, uptr, size, 0)) {
         memset((void *)dst, 0, size);
         return (uint64_t)-EFAULT;
@@ -657,6 +844,7 @@ static uint64_t h_copy_to_user(uint64_t *ctx, uint64_t uptr, uint64_t src, uint6
         return 0;
     if (!check(ctx, src, size, 0))
         return 0;
+    NEED_LOOP(cur_loop, ctx);
     return user_copy(cur_loop, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
 }
 
@@ -672,7 +860,13 @@ static struct emap *find_map(struct loop *l, uint64_t handle)
 static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
 {
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
+    if (m && m->kind == 3) {
+        if (!check(ctx, key, m->key_size, 0))
+            return 0;
+        return nl_hmap_lookup(m->hash, (const uint8_t *)key);
+    }
     if (!m || m->kind != 1)
         return l->py_map(ctx, 1, handle, key, r3, r4);
     (void)r5;
@@ -686,12 +880,15 @@ static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint6
 static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t value, uint64_t flags, uint64_t r5)
 {
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
-    if (!m || m->kind != 1)
+    if (!m || (m->kind != 1 && m->kind != 3))
         return l->py_map(ctx, 2, handle, key, value, flags);
     (void)r5;
     if (!check(ctx, key, m->key_size, 0) || !check(ctx, value, m->value_size, 0))
         return 0;
+    if (m->kind == 3)
+        return (uint64_t)nl_hmap_update(m->hash, (const uint8_t *)key, (const uint8_t *)value, flags);
     uint32_t idx;
     memcpy(&idx, (void *)key, 4);
     if (flags > 2)
@@ -707,12 +904,15 @@ static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint6
 static uint64_t h_map_delete(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
 {
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
-    if (!m || m->kind != 1)
+    if (!m || (m->kind != 1 && m->kind != 3))
         return l->py_map(ctx, 3, handle, key, r3, r4);
     (void)r5;
     if (!check(ctx, key, m->key_size, 0))
         return 0;
+    if (m->kind == 3)
+        return (uint64_t)nl_hmap_delete(m->hash, (const uint8_t *)key);
     return (uint64_t)-EINVAL;
 }
 
@@ -726,8 +926,9 @@ static uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint6
 
 static uint64_t h_prandom(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
-    (void)ctx, (void)a, (void)b, (void)c, (void)d, (void)e;
+    (void)a, (void)b, (void)c, (void)d, (void)e;
     struct loop *l = cur_loop;
+    NEED_LOOP(l, ctx);
     uint64_t x = l->rand_state; /* xorshift64*: not cryptographic, as bpf_get_prandom_u32 */
     x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
     l->rand_state = x;
@@ -800,17 +1001,18 @@ void nl_set_programs(struct loop *l, const uint64_t *fns, const uint64_t *consts
     l->nprogs = n;
 }
 
-/* (base, stride, max_entries, key_size, value_size, kind) per map */
+/* (base, stride, max_entries, key_size, value_size, kind, hash table) per map */
 void nl_set_maps(struct loop *l, const uint64_t *desc, uint32_t n)
 {
     l->maps = calloc(n ? n : 1, sizeof *l->maps);
     if (!l->maps)
         abort();
     for (uint32_t i = 0; i < n; i++) {
-        const uint64_t *d = desc + 6 * i;
+        const uint64_t *d = desc + 7 * i;
         struct emap *m = &l->maps[i];
         m->base = d[0], m->stride = d[1], m->max_entries = d[2], m->key_size = d[3], m->value_size = d[4];
         m->kind = (int)d[5];
+        m->hash = (struct hmap *)d[6];
     }
     l->nmaps = n;
 }

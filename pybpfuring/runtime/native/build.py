@@ -144,7 +144,7 @@ def load() -> ctypes.CDLL:
     except NativeUnavailable as exc:
         _REASON = str(exc)
         raise
-    except OSError as exc:
+    except (OSError, AttributeError) as exc:  # AttributeError: a symbol missing from the library
         _REASON = f"cannot load the native event loop: {exc}"
         raise NativeUnavailable(_REASON) from None
     _LIB = lib

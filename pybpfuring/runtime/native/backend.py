@@ -45,6 +45,7 @@ EV_CONT, EV_RELEASE, EV_RUN = 1, 2, 3
 QUIET_BIT = 1 << 63
 _M32 = 0xFFFF_FFFF
 NATIVE_OPT = 2  # JIT level: with Python out of the loop the programs' own code shows; 2 is ~2x level 1
+NATIVE_OPT_MAX_SLOTS = 2000  # larger programs are compiled at level 1 (level 2: ~2 s at this size)
 NATIVE_HELPER_IDS = (1, 2, 3, 5, 7, 148, HELPER_SUBMIT, HELPER_EMIT_CQE, HELPER_REAP_CQE,
                      HELPER_COPY_TO_USER)
 _MAP_CB = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
@@ -222,7 +223,11 @@ class NativeBackend(EmulatedBackend):
         self.programs = build_programs(chosen, maps, table)
         self.maps = maps
         self.helpers.maps_by_handle = {m.handle: m for m in maps.values()}
-        self._bindings = [self.vm._bind(p.program, 0) for p in self.programs]
+        self._bindings = []
+        for p in self.programs:
+            # Level 2 costs ~2.5x level 1's compile time, which grows with size: big programs get 1.
+            self.vm.opt = NATIVE_OPT if len(p.program.insns) <= NATIVE_OPT_MAX_SLOTS else 1
+            self._bindings.append(self.vm._bind(p.program, 0))
         n = len(self._bindings)
         fns = (ctypes.c_uint64 * max(n, 1))(*[b.code.entries[0] for b in self._bindings])
         consts = (ctypes.c_uint64 * max(n, 1))(*[b.consts_addr for b in self._bindings])

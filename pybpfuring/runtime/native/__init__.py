@@ -1,5 +1,6 @@
 """The native event loop of the emulated backend (`Ring(engine="native")`; docs/runtime.md,
-"Native event loop"): `loop.c`, built at first use by `build.py`, driven by `backend.NativeBackend`."""
+"Native event loop"): C sources (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) built at first use
+by `build.py`, driven by `backend.NativeBackend`."""
 from __future__ import annotations
 
 from .build import NativeUnavailable, unavailable_reason

@@ -1,8 +1,9 @@
-"""Build `loop.c` with the system C compiler at first use and load it with ctypes.
+"""Build the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with the system C compiler
+at first use and load it with ctypes.
 
 The shared object goes to a cache directory outside the repository (`$PYBPFURING_CACHE_DIR`, else
 `$XDG_CACHE_HOME/pybpfuring/native`, else `~/.cache/pybpfuring/native`), named by a hash of the
-source, the compiler and its flags, so an edit or another compiler builds a new one and concurrent
+sources, the compiler and its flags, so an edit or another compiler builds a new one and concurrent
 processes never see a half-written file (compile to a temporary name, then rename).
 """
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.runtime.engine import jit_abi as J
 
-SOURCE = Path(__file__).with_name("loop.c")
+HERE = Path(__file__).resolve().parent
+SOURCES = [HERE / name for name in ("core.c", "helpers.c", "hmap.c", "api.c")]
+HEADERS = [HERE / "nl.h"]
 CFLAGS = ["-O2", "-std=gnu11", "-shared", "-fPIC", "-fno-strict-aliasing", "-Wall"]
 _U64, _U32, _I32, _I64, _P = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
 
-# The C file hard-codes the JIT's context layout: refuse to load it if the ABI moved.
+# The C files hard-code the JIT's context layout: refuse to load it if the ABI moved.
 _ABI = (J.CTX_STATUS, J.CTX_PC, J.CTX_ADDR, J.CTX_SIZE, J.CTX_MODE, J.CTX_BUDGET, J.CTX_REGIONS,
         J.CTX_NREGIONS, J.CTX_AUX, J.ST_MEMORY, J.ST_HELPER, J.MODE_READ, J.MODE_WRITE)
 _ABI_EXPECTED = (0, 1, 2, 3, 4, 5, 8, 9, 14, 1, 6, 0, 1)
@@ -58,8 +61,8 @@ def _compiler_id(cc: str) -> str:
 def build() -> Path:
     """The path of the built shared object (compiling it if this source/compiler has none yet)."""
     if _ABI != _ABI_EXPECTED:
-        raise NativeUnavailable("the JIT's context layout changed; update loop.c's CTX_* constants")
-    source = SOURCE.read_bytes()
+        raise NativeUnavailable("the JIT's context layout changed; update nl.h's CTX_* constants")
+    source = b"".join(p.name.encode() + p.read_bytes() for p in SOURCES + HEADERS)
     cc = _compiler()
     key = hashlib.sha256(source + _compiler_id(cc).encode() + " ".join(CFLAGS).encode()).hexdigest()[:16]
     directory = cache_dir()
@@ -73,13 +76,13 @@ def build() -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".loop-", suffix=".so", dir=directory)
     os.close(fd)
     try:
-        result = subprocess.run([cc, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run([cc, *CFLAGS, "-o", tmp, *map(str, SOURCES)], capture_output=True,
+                                text=True, timeout=120)
         if result.returncode:
-            raise NativeUnavailable(f"{cc} failed to build {SOURCE.name}:\n{result.stderr.strip()}")
+            raise NativeUnavailable(f"{cc} failed to build the native loop:\n{result.stderr.strip()}")
         os.replace(tmp, target)
     except subprocess.TimeoutExpired:
-        raise NativeUnavailable(f"{cc} took over 120 s to build {SOURCE.name}") from None
+        raise NativeUnavailable(f"{cc} took over 120 s to build the native loop") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -2,7 +2,7 @@
 
 `NativeHashMap` is an `EngineHashMap` with the same behaviour seen from user space and from programs
 (values in engine memory at fixed addresses, slots handed out in the same order, iteration in insertion
-order, the kernel's flags and errors); only the key index moved into `loop.c` (`nl_hmap_*`).
+order, the kernel's flags and errors); only the key index moved into `hmap.c` (`nl_hmap_*`).
 """
 from __future__ import annotations
 

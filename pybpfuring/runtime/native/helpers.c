@@ -1,0 +1,216 @@
+/* helpers.c: the io_uring and map helpers as JIT NativeHelpers (ABI: pybpfuring/runtime/engine/jit_abi.py). */
+#include "nl.h"
+
+/* --- helpers --- */
+static int32_t s32(uint64_t v) { return (int32_t)(uint32_t)v; }
+
+static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t len, uint64_t r4, uint64_t r5)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    (void)bctx, (void)r4, (void)r5;
+    if (len != 64)
+        return (uint64_t)-EINVAL;
+    if (!check(ctx, sqe, 64, 0))
+        return 0;
+    const uint8_t *raw = (const uint8_t *)sqe;
+    uint8_t opcode = raw[0], flags = raw[1];
+    uint16_t cq_idx;
+    uint64_t user_data;
+    memcpy(&cq_idx, raw + 48, 2);
+    memcpy(&user_data, raw + 32, 8);
+    if (!l->run_defers && opcode != OP_BPF_2021 && !(flags & (SQE_LINK | SQE_HARDLINK)) && cq_idx < l->ncq) {
+        uint64_t tag;
+        return (uint64_t)(int64_t)kernel_sqe(l, raw, flags, user_data, cq_idx, 0, 0, &tag);
+    }
+    /* a chain, a BPF request or a bad cq_idx: Python's dispatch, in submission order */
+    l->run_defers = 1;
+    l->deferred = grow(l->deferred, &l->deferred_alloc, (l->ndeferred + 1) * 64, 1);
+    memcpy(l->deferred + (size_t)l->ndeferred++ * 64, raw, 64);
+    return 0;
+}
+
+static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t user_data, uint64_t res,
+                           uint64_t flags)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    (void)bctx;
+    cq_idx &= 0xffffffffu;
+    if (cq_idx >= l->ncq)
+        return (uint64_t)-EINVAL;
+    return post(l, (uint32_t)cq_idx, user_data, s32(res), (uint32_t)flags) ? 0 : (uint64_t)-ENOMEM;
+}
+
+static uint64_t h_reap_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t out, uint64_t len, uint64_t r5)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    (void)bctx, (void)r5;
+    cq_idx &= 0xffffffffu;
+    if (len != 16 || cq_idx >= l->ncq) {
+        if (len) {
+            uint64_t n = len & 0xffffffffu;
+            n = n < 16 ? n : 16;
+            if (!check(ctx, out, n, 1))
+                return 0;
+            memset((void *)out, 0, n);
+        }
+        return (uint64_t)-EINVAL;
+    }
+    if (!check(ctx, out, 16, 1))
+        return 0;
+    struct cq *q = &l->cqs[cq_idx];
+    if (!cq_ready(q)) {
+        memset((void *)out, 0, 16);
+        return (uint64_t)-ENOENT;
+    }
+    memcpy((void *)out, &q->buf[q->head & (q->alloc - 1)], 16);
+    q->head++;
+    return 0;
+}
+
+static int user_copy(struct loop *l, uint64_t local, uint64_t remote, uint64_t size, int to_user)
+{
+    if (remote == 0 || remote + size < remote)
+        return 0;
+    struct iovec li = { (void *)local, size }, ri = { (void *)remote, size };
+    if (l->pid != getpid())
+        l->pid = getpid();
+    ssize_t done = to_user ? process_vm_writev(l->pid, &li, 1, &ri, 1, 0)
+                           : process_vm_readv(l->pid, &li, 1, &ri, 1, 0);
+    return done == (ssize_t)size;
+}
+
+static uint64_t h_copy_from_user(uint64_t *ctx, uint64_t dst, uint64_t size, uint64_t uptr, uint64_t r4, uint64_t r5)
+{
+    (void)r4, (void)r5;
+    size &= 0xffffffffu;
+    if (!size)
+        return 0;
+    if (!check(ctx, dst, size, 1))
+        return 0;
+    NEED_LOOP(nl_cur_loop, ctx);
+    if (!user_copy(nl_cur_loop, dst, uptr, size, 0)) {
+        memset((void *)dst, 0, size);
+        return (uint64_t)-EFAULT;
+    }
+    return 0;
+}
+
+static uint64_t h_copy_to_user(uint64_t *ctx, uint64_t uptr, uint64_t src, uint64_t size, uint64_t r4, uint64_t r5)
+{
+    (void)r4, (void)r5;
+    size &= 0xffffffffu;
+    if (!size)
+        return 0;
+    if (!check(ctx, src, size, 0))
+        return 0;
+    NEED_LOOP(nl_cur_loop, ctx);
+    return user_copy(nl_cur_loop, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
+}
+
+static struct emap *find_map(struct loop *l, uint64_t handle)
+{
+    for (uint32_t i = 0; i < l->nmaps; i++)
+        if (l->maps[i].base == handle)
+            return &l->maps[i];
+    return NULL;
+}
+
+/* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. */
+static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    struct emap *m = find_map(l, handle);
+    if (m && m->kind == 3) {
+        if (!check(ctx, key, m->key_size, 0))
+            return 0;
+        return nl_hmap_lookup(m->hash, (const uint8_t *)key);
+    }
+    if (!m || m->kind != 1)
+        return l->py_map(ctx, 1, handle, key, r3, r4);
+    (void)r5;
+    if (!check(ctx, key, 4, 0))
+        return 0;
+    uint32_t idx;
+    memcpy(&idx, (void *)key, 4);
+    return idx < m->max_entries ? m->base + idx * m->stride : 0;
+}
+
+static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t value, uint64_t flags, uint64_t r5)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    struct emap *m = find_map(l, handle);
+    if (!m || (m->kind != 1 && m->kind != 3))
+        return l->py_map(ctx, 2, handle, key, value, flags);
+    (void)r5;
+    if (!check(ctx, key, m->key_size, 0) || !check(ctx, value, m->value_size, 0))
+        return 0;
+    if (m->kind == 3)
+        return (uint64_t)nl_hmap_update(m->hash, (const uint8_t *)key, (const uint8_t *)value, flags);
+    uint32_t idx;
+    memcpy(&idx, (void *)key, 4);
+    if (flags > 2)
+        return (uint64_t)-EINVAL;
+    if (idx >= m->max_entries)
+        return (uint64_t)-E2BIG;
+    if (flags == 1)
+        return (uint64_t)-EEXIST; /* BPF_NOEXIST: every element of an array exists */
+    memmove((void *)(m->base + idx * m->stride), (void *)value, m->value_size);
+    return 0;
+}
+
+static uint64_t h_map_delete(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    struct emap *m = find_map(l, handle);
+    if (!m || (m->kind != 1 && m->kind != 3))
+        return l->py_map(ctx, 3, handle, key, r3, r4);
+    (void)r5;
+    if (!check(ctx, key, m->key_size, 0))
+        return 0;
+    if (m->kind == 3)
+        return (uint64_t)nl_hmap_delete(m->hash, (const uint8_t *)key);
+    return (uint64_t)-EINVAL;
+}
+
+NL_HIDDEN uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)ctx, (void)a, (void)b, (void)c, (void)d, (void)e;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t h_prandom(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)a, (void)b, (void)c, (void)d, (void)e;
+    struct loop *l = nl_cur_loop;
+    NEED_LOOP(l, ctx);
+    uint64_t x = l->rand_state; /* xorshift64*: not cryptographic, as bpf_get_prandom_u32 */
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    l->rand_state = x;
+    return (x * 0x2545F4914F6CDD1Dull) >> 32;
+}
+
+/* The helpers' addresses, by id, for the JIT's NativeHelper table. */
+uint64_t nl_helper(uint32_t id)
+{
+    switch (id) {
+    case 1: return (uint64_t)h_map_lookup;
+    case 2: return (uint64_t)h_map_update;
+    case 3: return (uint64_t)h_map_delete;
+    case 5: return (uint64_t)h_ktime;
+    case 7: return (uint64_t)h_prandom;
+    case 148: return (uint64_t)h_copy_from_user;
+    case 164: return (uint64_t)h_submit;
+    case 165: return (uint64_t)h_emit_cqe;
+    case 166: return (uint64_t)h_reap_cqe;
+    case 167: return (uint64_t)h_copy_to_user;
+    default: return 0;
+    }
+}

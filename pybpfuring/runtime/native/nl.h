@@ -1,0 +1,169 @@
+/* Shared definitions of the native event loop (core.c, helpers.c, hmap.c, api.c). */
+#ifndef PYBPFURING_NL_H
+#define PYBPFURING_NL_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- the JIT's context (must match jit_abi.py; checked from Python at load) --- */
+enum { CTX_STATUS = 0, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE,
+       CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX };
+enum { ST_OK = 0, ST_MEMORY = 1, ST_HELPER = 6 };
+enum { MODE_READ = 0, MODE_WRITE = 1 };
+
+/* --- io_uring uapi bits we use --- */
+#define OP_BPF_2021 37
+#define SQE_LINK 4u
+#define SQE_HARDLINK 8u
+#define SQE_SKIP_SUCCESS 64u
+#define CQE_F_MORE 2u
+#define SQ_CQ_OVERFLOW 2u
+#define SQ_TASKRUN 4u
+#define ENTER_GETEVENTS 1u
+#define ENTER_EXT_ARG 8u
+#define RUN_OK 0
+#define RUN_WAIT 1
+
+/* nl_run results */
+enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4, NL_INTR = 5 };
+/* events for Python */
+enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3 };
+/* tag flags */
+enum { TAG_SKIP = 1, TAG_PINNED = 2 };
+
+#define QUIET_BIT (1ull << 63)
+#define QUIET_SLOTS (1u << 20)
+
+typedef uint64_t (*helper_fn)(uint64_t *, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+typedef uint64_t (*entry_fn)(uint64_t *, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                             uint64_t, void *);
+typedef uint64_t (*map_cb)(uint64_t *, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+struct cqe { uint64_t user_data; int32_t res; uint32_t flags; };
+struct waiter { uint32_t wait_nr; uint32_t req; uint64_t seq; };
+
+struct cq {
+    struct cqe *buf;
+    uint32_t alloc;               /* power of two >= capacity (CQ 0 grows: it never drops) */
+    uint32_t capacity;
+    uint64_t head, tail;          /* free-running: ready = tail - head */
+    uint64_t drops, overflowed;
+    int64_t promised;             /* CQEs counted for woken waiters that have not run yet */
+    struct waiter *heap;          /* min-heap by (wait_nr, seq) */
+    uint32_t nwait, heap_alloc;
+    uint64_t seq;
+    int in_waiting_set;
+};
+
+struct tag { uint64_t user_data; uint64_t cont; uint32_t cq_idx; uint32_t flags; uint32_t next_free; uint32_t live; };
+struct quiet { uint64_t seq; uint64_t user_data; uint32_t cq_idx; uint32_t live; };
+
+struct req {
+    uint64_t user_data, cont;
+    uint32_t prog, cq_idx, flags, runs;
+    int32_t claim_cq, fail;       /* fail < 0: complete with it instead of running (refused at start) */
+    uint32_t claim_nr, next_free, live;
+};
+
+struct prog { entry_fn fn; void *consts; };
+struct hmap;
+struct emap { uint64_t base, stride, max_entries, key_size, value_size; int kind; /* 1 array, 2 Python, 3 hash */
+              struct hmap *hash; };
+struct event { uint64_t kind, a, b, c; };
+
+struct loop {
+    /* kernel ring */
+    int fd;
+    uint32_t *sq_head, *sq_tail, *sq_flags, sq_mask, sq_entries;
+    uint8_t *sqes;
+    uint32_t sq_local_tail, sq_flushed;
+    uint32_t *cq_head, *cq_tail, cq_mask;
+    struct cqe *kcqes;
+    /* CQs */
+    struct cq *cqs;
+    uint32_t ncq;
+    uint32_t *waiting_cqs, nwaiting_cqs;
+    /* tags */
+    struct tag *tags;
+    uint32_t ntag_alloc, tag_free, tags_live;
+    struct quiet *quiet;
+    uint64_t quiet_seq;
+    /* requests and the ready queue */
+    struct req *reqs;
+    uint32_t nreq_alloc, req_free;
+    uint32_t *ready;
+    uint32_t ready_alloc, ready_head, ready_len;
+    /* programs */
+    struct prog *progs;
+    uint32_t nprogs;
+    uint64_t *vctx;               /* the JitVm's context */
+    uint64_t bpf_ctx;             /* address of io_uring_bpf_ctx {u64 user_data; u32 wait_nr, wait_idx} */
+    uint64_t budget;
+    uint32_t cur_prog;
+    /* maps */
+    struct emap *maps;
+    uint32_t nmaps;
+    map_cb py_map;
+    /* SQEs a run handed to Python (chains, BPF requests, bad cq_idx), in order */
+    uint8_t *deferred;
+    uint32_t ndeferred, deferred_alloc;
+    int run_defers;
+    /* events for Python */
+    struct event *events;
+    uint32_t ev_head, ev_len, ev_alloc;
+    int need_py;
+    /* counters */
+    uint64_t runs, insns;
+    int err;                      /* errno of a failed io_uring_enter */
+    pid_t pid;
+    uint64_t rand_state;
+};
+
+/* --- shared between the files (hidden: not part of the library's API) --- */
+#define NL_HIDDEN __attribute__((visibility("hidden")))
+extern __thread struct loop *nl_cur_loop;
+NL_HIDDEN void *grow(void *p, uint32_t *alloc, uint32_t need, size_t elem);
+NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b, uint64_t c);
+NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write);
+NL_HIDDEN uint64_t cq_ready(const struct cq *q);
+NL_HIDDEN int post(struct loop *l, uint32_t idx, uint64_t user_data, int32_t res, uint32_t flags);
+NL_HIDDEN int wake_idle(struct loop *l);
+NL_HIDDEN uint32_t ready_pop(struct loop *l);
+NL_HIDDEN void ready_push(struct loop *l, uint32_t req);
+NL_HIDDEN void complete(struct loop *l, uint32_t r, int32_t res);
+NL_HIDDEN void wait_req(struct loop *l, uint32_t r, uint32_t wait_nr, uint32_t wait_idx);
+NL_HIDDEN long enter(struct loop *l, uint32_t to_submit, uint32_t min_complete, uint32_t flags, void *arg,
+                     size_t argsz);
+NL_HIDDEN uint32_t publish(struct loop *l);
+NL_HIDDEN int flush(struct loop *l);
+NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uint64_t user_data,
+                         uint32_t cq_idx, uint64_t cont, int pinned, uint64_t *tag_out);
+NL_HIDDEN int drain(struct loop *l);
+NL_HIDDEN void run(struct loop *l, uint32_t r);
+NL_HIDDEN uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e);
+
+/* hash maps (hmap.c; also called from Python) */
+uint64_t nl_hmap_lookup(const struct hmap *m, const uint8_t *key);
+int64_t nl_hmap_update(struct hmap *m, const uint8_t *key, const uint8_t *value, uint64_t flags);
+int64_t nl_hmap_delete(struct hmap *m, const uint8_t *key);
+
+/* Helpers that reach the loop run only inside nl_run; called elsewhere (a scratch context from
+ * Python), they refuse instead of dereferencing nothing. */
+#define NEED_LOOP(l, ctx)                      \
+    do {                                       \
+        if (!(l)) {                            \
+            (ctx)[CTX_STATUS] = ST_HELPER;     \
+            (ctx)[CTX_AUX] = EINVAL;           \
+            return 0;                          \
+        }                                      \
+    } while (0)
+
+#endif

@@ -114,8 +114,11 @@ def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
     src: ll.Value | None = None
     if aggregate:
         src = fl.addr(s.value) if s.value is not None else None  # type: ignore[arg-type]
-    elif not is_pure(s.value):
-        value = fl.expr(s.value)  # type: ignore[arg-type]  # its effects happen, key or no key
+    elif not (is_pure(s.value) and is_pure(root[0].key)):
+        # Its effects happen, key or no key; and the value comes before the key when computing
+        # the key can change what the value reads (`m[f()] = k in h` where f updates h: Python
+        # and the language compute the value first; found by the differential tier).
+        value = fl.expr(s.value)  # type: ignore[arg-type]
     addr, _, _, done = _lookup_branch(fl, *root)
     if aggregate:
         if src is None:

@@ -224,6 +224,20 @@ def prog(ctx: Ctx) -> int:
         n += 1
     return n
 ''',
+    # m[f()] = v: the key's lookup (calling f, which updates hm) came before the value that reads
+    # hm; the language, as Python, computes the value first.
+    "map_store_value_first": '''
+@bpf_function
+def bump(k: u32) -> u32:
+    hm[k] = 5
+    return 0
+
+
+@iouring_program
+def prog(ctx: Ctx) -> int:
+    am[bump(ctx.wait_nr)] = ctx.wait_nr in hm
+    return 0
+''',
     # range() bounds are computed once, as in Python (before: re-read every trip).
     "range_stop_once": '''
 @iouring_program

@@ -62,6 +62,8 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
         return frontend_loop.loop_call(b, node, obj.name)
     if isinstance(obj, Intrinsic) and b.target.name == frontend_loop.LOOP_TARGET:
+        if obj.name == "copy_to_user":
+            return frontend_loop.model_copy_to_user(b, node)
         model = frontend_loop.model_helper(obj.name)
         if model is not None:   # submit/emit_cqe/reap_cqe: the model's functions on this target
             return call_function(b, node, model)

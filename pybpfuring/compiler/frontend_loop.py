@@ -142,3 +142,32 @@ def model_helper(name: str):
     """The language-level implementation of a model helper on target bpf_ops, or None."""
     from ..lang.loop_model import MODEL_HELPERS
     return MODEL_HELPERS.get(name)
+
+
+def model_copy_to_user(b: "FunctionBuilder", node: ast.Call) -> ir.Expr:
+    """`copy_to_user(uptr, x)` on bpf_ops: x's bytes staged in words for the scheduler to write
+    into the MEM region (docs/kernel.md); nonzero if any word could not be staged."""
+    from ..lang.loop_model import model_put_user
+    loc = b.loc(node)
+    if len(node.args) != 2 or node.keywords:
+        raise b.error(node, "copy_to_user() takes 2 arguments: copy_to_user(uptr, x)")
+    uptr = b.coerce(b.scalar(node.args[0]), u64, node.args[0])
+    place = b.place(node.args[1])
+    size = place.type.size  # type: ignore[union-attr]
+    callee = b.module.function(model_put_user, loc)
+    if callee not in b.callees:
+        b.callees.append(callee)
+    b.inline_calls.append((callee, loc))
+    result: ir.Expr | None = None
+    off = 0
+    while off < size:
+        width = next(w for w in (8, 4, 2, 1) if size - off >= w)
+        t = INT_TYPES[f"u{width * 8}"]
+        word = ir.Load(ir.DerefPlace(ir.ByteRef(place, off, ir.RefType(t), loc), loc), t, loc)
+        addr = ir.Binary("+", uptr, ir.Const(off, u64, loc), u64, loc)
+        args: list[ir.Expr] = [addr, b.coerce(word, u64, node), ir.Const(width, u32, loc)]
+        call = ir.Call(callee, args, callee.return_type, loc)
+        result = call if result is None else ir.Binary("|", result, call, callee.return_type, loc)  # type: ignore[arg-type]
+        off += width
+    assert result is not None
+    return result

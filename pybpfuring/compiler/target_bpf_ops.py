@@ -35,7 +35,7 @@ REGION_T = ll.LiteralStructType([PTR, I64])        # (address or NULL, checked s
 OPS_T = ll.LiteralStructType([PTR, I32, PTR])       # struct io_uring_bpf_ops
 STRUCT_OPS_SECTION = ".struct_ops.link"
 KSYMS_SECTION = ".ksyms"
-LOOP_NODES = (ir.GlobalRef, ir.KfuncCall, ir.RegionView, ir.RegionValid, ir.StoreExpr)
+LOOP_NODES = (ir.GlobalRef, ir.KfuncCall, ir.RegionView, ir.RegionValid, ir.StoreExpr, ir.ByteRef)
 
 # kfunc name -> (LLVM return type, LLVM parameter types); the C prototypes are in debuginfo.py.
 KFUNCS: dict[str, tuple[ll.Type, tuple[ll.Type, ...]]] = {
@@ -134,6 +134,9 @@ def lower_loop_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value | None:
         return b.icmp_unsigned("!=", ptr, ll.Constant(PTR, None))
     if isinstance(e, ir.RegionView):
         return region_view(fl, e)
+    if isinstance(e, ir.ByteRef):
+        base = fl.addr(e.place)
+        return b.gep(base, [ll.Constant(I64, e.offset)], source_etype=I8) if e.offset else base
     if isinstance(e, ir.StoreExpr):
         value = lower_expr(fl, e.value)
         b.store(fl.to_mem(value, e.place.type), fl.addr(e.place))

@@ -284,6 +284,16 @@ class RegionValid:
 
 
 @dataclass(eq=False)
+class ByteRef:
+    """A reference to the `type.pointee` at byte `offset` of a place (its bytes read as an int)."""
+
+    place: "Place"
+    offset: int
+    type: RefType
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
 class StoreExpr:
     """A store used as a call statement (`r.store_u32(off, v)`); it has no value."""
 
@@ -295,7 +305,7 @@ class StoreExpr:
 
 Expr = Union[Const, Load, Cast, Binary, Unary, Compare, Logical, Not, Truth, Select, RefOf,
              NewAggregate, MapRef, MapGet, MapUpdate, Call, HelperCall,
-             GlobalRef, KfuncCall, RegionView, RegionValid, StoreExpr]
+             GlobalRef, KfuncCall, RegionView, RegionValid, StoreExpr, ByteRef]
 
 
 # ---- statements ------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ flight, MAX_INST program instances.
 """
 from __future__ import annotations
 
-from .constants import EBUSY, EINVAL, ENOENT, ENOMEM
+from .constants import EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM
+from .globals import ReadOnly
 from .decorators import bpf_function
 from .maps import ArrayMap
 from .structs import Cqe, Ctx, Sqe
@@ -43,6 +44,8 @@ CTL_SUBMIT_ERR = 5
 CTL_ACTIVE = 6            # program instances started and not completed
 CTL_READY = 7             # set during a step when an instance can run again at once
 CTL_WANT_CQ = 8           # the CQ whose CTL_WANT CQEs end io_uring_enter (written by user space)
+CTL_NWRITES = 9           # copy_to_user writes staged for the scheduler
+MAX_WRITES = 16
 
 INST_FREE = 0
 INST_RUNNABLE = 1
@@ -82,6 +85,39 @@ model_staged = ArrayMap(Sqe, MAX_STAGED)
 model_starts = ArrayMap(StartRec, MAX_STARTS)
 model_insts = ArrayMap(Instance, MAX_INST)
 model_ctl = ArrayMap(u32, 16)
+
+# User memory programs may write: the ring's MEM region (IORING_REGISTER_MEM_REGION), set by the
+# loader; 0 bytes when the ring has none (then copy_to_user gives -EFAULT).
+model_mem_base = ReadOnly(u64)
+model_mem_size = ReadOnly(u32)
+
+
+@struct
+class PendingWrite:
+    uptr: u64
+    value: u64
+    size: u32
+    pad: u32
+
+
+model_writes = ArrayMap(PendingWrite, MAX_WRITES)
+
+
+@bpf_function
+def model_put_user(uptr: u64, value: u64, size: u32) -> i64:
+    """Stage a write of `size` (1, 2, 4, 8) bytes to user memory inside the MEM region; the
+    scheduler performs it after the program returns. -EFAULT outside the region."""
+    if uptr < model_mem_base or uptr - model_mem_base + size > model_mem_size:
+        return -EFAULT
+    n = model_ctl[CTL_NWRITES]
+    if n >= MAX_WRITES:
+        return -EBUSY
+    w = model_writes[n]
+    w.uptr = uptr
+    w.value = value
+    w.size = size
+    model_ctl[CTL_NWRITES] = n + 1
+    return 0
 
 
 @bpf_function
@@ -172,4 +208,5 @@ __all__ = ["MODEL_HELPERS", "NCQ", "CQ_SLOTS", "MAX_REQS", "MAX_STAGED", "MAX_IN
            "model_cq_tail", "model_reqs", "model_staged", "model_starts", "model_insts", "model_ctl",
            "model_copy_sqe", "model_emit_cqe", "model_reap_cqe", "model_submit", "INST_FREE",
            "INST_RUNNABLE", "INST_WAITING", "CTL_NSTAGED", "CTL_START_HEAD", "CTL_START_TAIL",
-           "CTL_WANT", "CTL_INFLIGHT", "CTL_SUBMIT_ERR", "CTL_ACTIVE", "CTL_READY", "CTL_WANT_CQ"]
+           "CTL_WANT", "CTL_INFLIGHT", "CTL_SUBMIT_ERR", "CTL_ACTIVE", "CTL_READY", "CTL_WANT_CQ", "CTL_NWRITES", "MAX_WRITES",
+           "model_mem_base", "model_mem_size", "PendingWrite", "model_writes", "model_put_user"]

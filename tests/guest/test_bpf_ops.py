@@ -496,3 +496,18 @@ def test_reference_programs_give_the_same_results_in_the_kernel(tmp_path):
     assert kernel["counting"] == ((True, 0), [11, 5])
     assert kernel["pingpong"][0] == [0, 4] and kernel["pingpong"][1][5:7] == [20, 21]
     assert kernel["write_file"] == ((True, 0), [0, 16], True)
+
+
+def test_reference_test_program_writes_user_memory_in_the_kernel():
+    """The 2021 `test` program (emit, reap, submit, copy_from_user, copy_to_user, WAIT on CQ 0),
+    its user memory inside the ring's MEM region."""
+    from pybpfuring.runtime.backends.bpf_ops_model import ModelRing
+    ref = _reference()
+    with ModelRing([ref.test], mem_size=4096) as ring:
+        ring.memory[0:8] = (29).to_bytes(8, "little")
+        addr = ring.memory_addr
+        ring.start(0, user_data=addr)
+        ring.run(min_complete=3)
+        assert sorted(ring.reap(0)) == sorted([(3, 13, 0), (addr, 0, 0), (2, 0, 0)])
+        assert [ref.arr[i] for i in (0, 1, 2, 3, 4, 5, 10)] == [11, 4, 5, 21, addr, 29, 1]
+        assert int.from_bytes(ring.memory[0:8], "little") == 31      # the new secret

@@ -15,8 +15,10 @@ CQ 0 holds `min_complete` CQEs or nothing is left to do. Programs must annotate 
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
+import mmap
 import struct
 import sys
 from pathlib import Path
@@ -25,7 +27,11 @@ from ...compiler.driver import cache_dir, compile_functions
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from ..ring.syscalls import io_uring_register
 from .bpf_ops import LoopRing
+
+IORING_REGISTER_MEM_REGION = 34     # uapi io_uring.h (6.13+)
+IORING_MEM_REGION_TYPE_USER = 1
 
 _START = struct.Struct("<QII")
 _CQE = struct.Struct("<QiI")
@@ -122,6 +128,22 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
                 inst.state = INST_FREE
                 model_ctl[CTL_ACTIVE] -= 1
 
+    mem = get_region(ctx, IOU_REGION_MEM, model_mem_size)
+    nw = model_ctl[CTL_NWRITES]
+    for i in range(MAX_WRITES):          # copy_to_user: staged writes into the MEM region
+        if i < nw:
+            wr = model_writes[i]
+            off = wr.uptr - model_mem_base
+            if wr.size == 8:
+                mem.store_u64(off, wr.value)
+            elif wr.size == 4:
+                mem.store_u32(off, u32(wr.value))
+            elif wr.size == 2:
+                mem.store_u16(off, u16(wr.value))
+            else:
+                mem.store_u8(off, u8(wr.value))
+    model_ctl[CTL_NWRITES] = 0
+
     ns = model_ctl[CTL_NSTAGED]
     for i in range(MAX_STAGED):
         if i < ns:
@@ -183,10 +205,20 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
 class ModelRing:
     """A ring whose `@iouring_program`s run in the kernel loop (Linux >= 7.1)."""
 
-    def __init__(self, programs: list[BpfFunction], *, entries: int = 8):
+    def __init__(self, programs: list[BpfFunction], *, entries: int = 8, mem_size: int = 0):
         step = build_scheduler(list(programs))
         elf = compile_functions([step], "bpf_ops", cache=False)
-        self.loop = LoopRing(step, entries=entries, cq_entries=entries, elf=elf)
+        self.memory: mmap.mmap | None = None
+        rodata = {}
+        if mem_size:
+            # User memory programs may copy_to_user into: registered as the ring's MEM region.
+            size = -(-mem_size // mmap.PAGESIZE) * mmap.PAGESIZE
+            self.memory = mmap.mmap(-1, size)
+            self.memory_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
+            rodata = {"model_mem_base": self.memory_addr, "model_mem_size": size}
+        self.loop = LoopRing(step, entries=entries, cq_entries=entries, elf=elf, rodata=rodata)
+        if self.memory is not None:
+            self._register_memory(len(self.memory))
         self.maps = self.loop.obj.maps  # type: ignore[union-attr]
         self.programs = list(programs)
         for p in programs:                      # the user's maps, readable from user space
@@ -195,6 +227,14 @@ class ModelRing:
                     for mname, m in self.maps.items():
                         if p.globals.get(mname) is value:
                             value.bind(m)
+
+    def _register_memory(self, size: int) -> None:
+        """IORING_REGISTER_MEM_REGION with user memory (IORING_MEM_REGION_TYPE_USER)."""
+        desc = (ctypes.c_uint64 * 8)()                    # struct io_uring_region_desc
+        desc[0], desc[1], desc[2] = self.memory_addr, size, IORING_MEM_REGION_TYPE_USER
+        reg = (ctypes.c_uint64 * 4)(ctypes.addressof(desc), 0, 0, 0)   # io_uring_mem_region_reg
+        io_uring_register(self.loop.ring.fd, IORING_REGISTER_MEM_REGION, ctypes.addressof(reg), 1,
+                          "REGISTER_MEM_REGION")
 
     def start(self, program: int, user_data: int = 0, cq_idx: int = 0) -> None:
         """Queue a request that runs program `program` (as an IORING_OP_BPF SQE would)."""
@@ -281,7 +321,13 @@ class ModelRing:
             for value in p.globals.values():
                 if hasattr(value, "bind") and hasattr(value, "map_type"):
                     value.bind(None)
-        self.loop.close()
+        self.loop.close()                   # the ring goes: the MEM region is unpinned
+        if self.memory is not None:
+            try:
+                self.memory.close()
+            except BufferError:             # the address export stays alive with ctypes
+                pass
+            self.memory = None
 
     def __enter__(self) -> "ModelRing":
         return self

@@ -458,7 +458,17 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||
-            (cond_cq >= 0 && cq_ready(&l->cqs[cond_cq]) >= cond_n)) { rc = NL_DONE; break; }
+            (cond_cq >= 0 && cq_ready(&l->cqs[cond_cq]) >= cond_n)) {
+            if (publish(l)) {
+                /* Not waiting: submit now and route what completed inline before returning, as the
+                 * Python loop does (a user's submit() then sees those CQEs). */
+                err = flush(l);
+                if (err) { l->err = -err; rc = NL_ERROR; break; }
+                continue;
+            }
+            rc = NL_DONE;
+            break;
+        }
         if (!l->tags_live) { rc = NL_STALLED; break; }
         long ret;
         uint32_t to_submit = publish(l);

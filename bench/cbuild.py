@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pybpfuring.cache import cache_dir as shared_cache_dir
+
 BENCH_DIR = Path(__file__).resolve().parent
 CFLAGS = ["-O2", "-Wall", "-Werror"]
 COMPILE_TIMEOUT = 120.0
@@ -22,10 +24,7 @@ class BuildUnavailable(Exception):
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("PYBPFURING_BENCH_CACHE")
-    root = Path(env) if env else Path.home() / ".cache" / "pybpfuring" / "bench"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return shared_cache_dir("bench", create=True)
 
 
 def _compiler() -> str:

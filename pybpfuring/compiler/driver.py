@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..cache import cache_dir as shared_cache_dir
 from ..errors import CompileError, SourceLocation
 from ..lang.decorators import BpfFunction
 from . import typed_ir as ir
@@ -77,8 +78,7 @@ def _cache_key(functions: list[BpfFunction], target: str) -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("PYBPFURING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pybpfuring")
-    return Path(base) / "compile"
+    return shared_cache_dir("compile")
 
 
 _memory_cache: dict[str, bytes] = {}

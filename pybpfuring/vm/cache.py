@@ -1,6 +1,6 @@
 """Where the guest's artefacts live (outside the repository) and what is already there.
 
-Layout of the cache directory (`$PYBPFURING_CACHE`, else `~/.cache/pybpfuring/vm`):
+Layout of the cache directory (`vm/` under `$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`):
     apt/            private apt configuration and package lists (never the system's apt state)
     debs/           downloaded .deb files
     kernel/<ver>/   vmlinux, vmlinuz, config, System.map, modules/*.ko (decompressed)
@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pybpfuring.cache import cache_dir as shared_cache_dir
 
 MANIFEST_VERSION = 1
 
 
 def cache_dir() -> Path:
     """The cache root; created on first use."""
-    env = os.environ.get("PYBPFURING_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "pybpfuring" / "vm"
-    root.mkdir(parents=True, exist_ok=True)
-    return root.resolve()
+    return shared_cache_dir("vm", create=True).resolve()
 
 
 @contextmanager

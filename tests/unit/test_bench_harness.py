@@ -30,7 +30,7 @@ def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         data = Path("/var/tmp") / f"pbu-bench-test-{os.getpid()}"
         if datafile.fs_type(Path("/var/tmp")) in datafile.REFUSED_FS:
             pytest.skip("neither the pytest tmp dir nor /var/tmp is on a disk file system")
-    monkeypatch.setenv("PYBPFURING_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYBPFURING_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("PYBPFURING_IN_GUEST", raising=False)
     yield data
     if data.parent == Path("/var/tmp"):

@@ -1,8 +1,8 @@
 """Build the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with the system C compiler
 at first use and load it with ctypes.
 
-The shared object goes to a cache directory outside the repository (`$PYBPFURING_CACHE_DIR`, else
-`$XDG_CACHE_HOME/pybpfuring/native`, else `~/.cache/pybpfuring/native`), named by a hash of the
+The shared object goes to a cache directory outside the repository (`native/` under
+`$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`; see pybpfuring/cache.py), named by a hash of the
 sources, the compiler and its flags, so an edit or another compiler builds a new one and concurrent
 processes never see a half-written file (compile to a temporary name, then rename).
 """
@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pybpfuring.cache import cache_dir as shared_cache_dir
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.runtime.engine import jit_abi as J
 
@@ -36,11 +37,7 @@ class NativeUnavailable(PyBpfUringError):
 
 
 def cache_dir() -> Path:
-    explicit = os.environ.get("PYBPFURING_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "native"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pybpfuring" / "native"
+    return shared_cache_dir("native")
 
 
 def _compiler() -> str:

@@ -2,8 +2,9 @@
 `processed N insns` (BPF_LOG_STATS), for our compiler (target `generic`) next to clang's C twin
 (`clang -O2 -g -target bpf -mcpu=v3`), both loaded by the same loader; ratios ours / clang's.
 
-Programs: the generic-target variants of the 2021 reference programs and a larger one
-(bench/verifier_programs.py; C twins in bench/verifier_c/programs.c). Needs root (bpf()) and clang.
+Programs: the generic-target variants of the 2021 reference programs (examples/reference_generic.py)
+and a larger one (bench/verifier_programs.py); C twins in bench/verifier_c/programs.c.
+Needs root (bpf()) and clang.
 Numbers are measured in this run, on this machine; times are medians of --runs loads.
 
     python3 bench/verifier.py [--runs 7]
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from pybpfuring.compiler.driver import compile_full, load_module, programs_in  # noqa: E402
 from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
 
+REFERENCE_PROGRAMS = ROOT / "examples" / "reference_generic.py"
 PY_PROGRAMS = ROOT / "bench" / "verifier_programs.py"
 C_PROGRAMS = ROOT / "bench" / "verifier_c" / "programs.c"
 CLANG_FLAGS = ["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c"]
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=7, help="loads per object (times are medians)")
     args = ap.parse_args(argv)
-    ours_elf = compile_full(programs_in(load_module(PY_PROGRAMS)), "generic").elf
+    programs = programs_in(load_module(REFERENCE_PROGRAMS)) + programs_in(load_module(PY_PROGRAMS))
+    ours_elf = compile_full(programs, "generic").elf
     with tempfile.TemporaryDirectory() as tmp:
         c_obj = build_c(Path(tmp))
         theirs = verifier_stats(str(c_obj), args.runs)

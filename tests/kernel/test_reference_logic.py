@@ -1,143 +1,28 @@
 """The logic of the four 2021 reference programs (examples/reference.py) on this machine's kernel,
 compared with the reference evaluator: everything except the io_uring helpers, which the generic
-target does not have. Each helper call is replaced by what it leaves behind in a map the test can
-read (the SQE a program would submit, the CQE it would emit, a reaped CQE taken from a map the test
-fills), so map, ctx, prep_* and user-memory logic (copy_from_user, helper 148 of sleepable syscall
-programs) run for real. Programs are re-run after WAIT as the runtime would, from the maps they left.
+target does not have. The programs are examples/reference_generic.py: each helper call is replaced
+by what it leaves behind in a map the test can read (the SQE a program would submit, the CQE it would
+emit, a reaped CQE taken from a map the test fills), so map, ctx, prep_* and user-memory logic
+(copy_from_user, helper 148 of sleepable syscall programs) run for real. Programs are re-run after WAIT as the runtime would, from the maps they left.
 """
 from __future__ import annotations
 
 import random
 import struct as pystruct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from diffharness import UserBuffer, compile_source, run_once
+from diffharness import UserBuffer, run_once
+from pybpfuring.compiler.driver import compile_full, load_module, programs_in
 from pybpfuring.lang.constants import IORING_OP_TIMEOUT, IORING_OP_WRITE, IOSQE_FIXED_FILE
 from pybpfuring.runtime.bpf.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 
-SOURCE = '''
-from pybpfuring import Ctx, Cqe, Sqe, ArrayMap, i32, u32, u64, iouring_program, OK, WAIT
-from pybpfuring.lang import IOSQE_FIXED_FILE, copy_from_user, prep_nop, prep_timeout, prep_write
-
-arr = ArrayMap(u64, 256)
-submitted = ArrayMap(Sqe, 8)   # what submit(ctx, sqe) would have queued, in order
-emitted = ArrayMap(Cqe, 8)     # what emit_cqe would have posted (cq index in .flags)
-reapable = ArrayMap(Cqe, 8)    # what reap_cqe(ctx, i, cqe) finds, filled by the test
-counts = ArrayMap(u32, 4)      # 0: submitted, 1: emitted, 2: reaped
-
-MAIN_CQ = 0
-ARR_SLOT = 0
-REENTER_SLOT = 10
-FILL_QD = 4
-FILL_BLOCKS = 16
-FILL_BLOCK_SIZE = 4096 * 4
-OFF_IDX = 1
-INFL_IDX = 0
-
-
-@iouring_program
-def test(ctx: Ctx) -> int:
-    if arr[REENTER_SLOT]:
-        return OK
-    arr[REENTER_SLOT] = 1
-    arr[ARR_SLOT] = 11
-    cqe = Cqe()
-    n = counts[2]
-    cqe = reapable[n]            # reap_cqe: the next CQE of the CQ
-    counts[2] = n + 1
-    arr[ARR_SLOT + 1] = cqe.user_data
-    sqe = Sqe()
-    prep_nop(sqe)
-    sqe.user_data = 2
-    submitted[counts[0]] = sqe   # submit
-    counts[0] += 1
-    arr[ARR_SLOT + 3] = 21
-    arr[ARR_SLOT + 4] = ctx.user_data
-    secret: u64 = 0
-    r = copy_from_user(secret, ctx.user_data)
-    arr[ARR_SLOT + 5] = secret
-    arr[ARR_SLOT + 6] = u64(r)
-    ctx.wait_idx = MAIN_CQ
-    ctx.wait_nr = 1
-    return WAIT
-
-
-@iouring_program
-def counting(ctx: Ctx) -> int:
-    v = arr[0]
-    if v > 10:
-        return OK
-    arr[0] = v + 1
-    cq_idx = 1
-    if v != 0:
-        n = counts[2]
-        arr[1] = reapable[n].user_data
-        counts[2] = n + 1
-    sqe = Sqe()
-    prep_timeout(sqe, ctx.user_data, 0, 0)
-    sqe.user_data = 5
-    sqe.cq_idx = cq_idx
-    submitted[counts[0] & 7] = sqe
-    counts[0] += 1
-    ctx.wait_idx = cq_idx
-    ctx.wait_nr = 1
-    return WAIT
-
-
-@iouring_program
-def pingpong(ctx: Ctx) -> int:
-    idx: i32 = 0
-    copy_from_user(idx, ctx.user_data)
-    if arr[idx]:
-        n = counts[2]
-        it = i32(reapable[n & 7].user_data)
-        counts[2] = n + 1
-        e = counts[1]
-        emitted[e & 7].user_data = it + 1     # emit_cqe(ctx, (idx ^ 1) + 1, it + 1, 0, 0)
-        emitted[e & 7].flags = (idx ^ 1) + 1
-        counts[1] = e + 1
-        if it >= 20:
-            arr[5 + idx] = it
-            return OK
-    else:
-        arr[idx] = 1
-    ctx.wait_idx = idx + 1
-    ctx.wait_nr = 1
-    return WAIT
-
-
-@iouring_program
-def write_file(ctx: Ctx) -> int:
-    buf = ctx.user_data
-    inflight = arr[INFL_IDX]
-    cur_off = arr[OFF_IDX]
-    for i in range(FILL_QD):
-        if inflight:
-            counts[2] += 1               # reap_cqe
-            inflight -= 1
-    sqe = Sqe()
-    for i in range(FILL_QD):
-        if inflight >= FILL_QD or cur_off >= FILL_BLOCKS:
-            break
-        prep_write(sqe, 0, buf, FILL_BLOCK_SIZE, cur_off * FILL_BLOCK_SIZE)
-        sqe.flags = IOSQE_FIXED_FILE
-        sqe.cq_idx = 1
-        submitted[counts[0] & 7] = sqe
-        counts[0] += 1
-        inflight += 1
-        cur_off += 1
-    arr[OFF_IDX] = cur_off
-    arr[INFL_IDX] = inflight
-    if not inflight:
-        return OK
-    ctx.wait_idx = 1
-    ctx.wait_nr = inflight
-    return WAIT
-'''
+# The programs live in examples/ so bench/verifier.py measures the same ones.
+REFERENCE_GENERIC = Path(__file__).resolve().parents[2] / "examples" / "reference_generic.py"
 
 OK, WAIT = 0, 1
 CQE = pystruct.Struct("<QiI")
@@ -145,8 +30,8 @@ SQE_OPCODE, SQE_FLAGS, SQE_OFF, SQE_ADDR, SQE_LEN, SQE_USER_DATA, SQE_CQ_IDX = 0
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    res, _ = compile_source(SOURCE, tmp_path_factory.mktemp("reference"), "reference")
+def reference():
+    res = compile_full(programs_in(load_module(REFERENCE_GENERIC)), "generic")
     obj = BpfObject.open(res.elf)
     obj.load()
     yield obj, res.typed

@@ -1,17 +1,12 @@
-/* C twins of bench/verifier_programs.py: the generic-target variants of the 2021 reference
- * programs (io_uring helpers replaced by map writes) and `histogram`, written as a C programmer
- * would, for `clang -O2 -g -target bpf -mcpu=v3`. */
-#include "../c/common.h"
+/* C twins of examples/reference_generic.py (the generic-target variants of the 2021 reference
+ * programs: io_uring helpers replaced by map writes) and of `histogram` in
+ * bench/verifier_programs.py, written as a C programmer would, for `clang -O2 -g -target bpf
+ * -mcpu=v3`. The map `arr` and its accessors are bench/c/reference_arr.h, shared with
+ * bench/c/reference.c. */
+#include "../c/reference_arr.h"
 
 #define OK IORING_BPF_OK
 #define WAIT IORING_BPF_WAIT
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, __u64);
-} arr SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -61,28 +56,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } budget SEC(".maps");
-
-#define MAIN_CQ 0
-#define ARR_SLOT 0
-#define REENTER_SLOT 10
-#define FILL_QD 4
-#define FILL_BLOCKS 16
-#define FILL_BLOCK_SIZE (4096 * 4)
-#define OFF_IDX 1
-#define INFL_IDX 0
-
-static __always_inline __u64 arr_get(__u32 key)
-{
-	__u64 *v = bpf_map_lookup_elem(&arr, &key);
-	return v ? *v : 0;
-}
-
-static __always_inline void arr_set(__u32 key, __u64 value)
-{
-	__u64 *v = bpf_map_lookup_elem(&arr, &key);
-	if (v)
-		*v = value;
-}
 
 static __always_inline __u32 count_get(__u32 key)
 {

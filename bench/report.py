@@ -137,19 +137,25 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
     except ImportError:
         return None
     panels = [(f"{t['info']['environment']} (Linux {t['info']['kernel']})",
-               [(r["label"], ratios(t)[r["id"]]) for r in t["rows"] if r["id"] in ratios(t)])
+               [(r["label"], ratios(t)[r["id"]], ratios(t, "min_s")[r["id"]])
+                for r in t["rows"] if r["id"] in ratios(t)])
               for t in doc["environments"] if "unavailable" not in t]
     if doc["benchmark"] == "cp":
-        panels.append(("the talk (LPC 2021)", [(n, ms / TALK_MS[0][1]) for n, ms in TALK_MS]))
+        panels.append(("the talk (LPC 2021)", [(n, ms / TALK_MS[0][1], None) for n, ms in TALK_MS]))
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
     height = sum(len(bars) for _, bars in panels) * 0.38 + 1.2 * len(panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False, sharex=True)
-    every = [v for _, bars in panels for _, v in bars]
+    every = [v for _, bars in panels for _, v, _b in bars]
     for ax, (title, bars) in zip(axes[:, 0], panels):
         labels, values = [b[0] for b in bars][::-1], [b[1] for b in bars][::-1]
-        ax.barh(labels, values, color=["tab:blue" if v <= 1.0 else "tab:orange" for v in values])
+        best = [(b[2], y) for y, b in enumerate(bars[::-1]) if b[2] is not None]
+        ax.barh(labels, values, color=["tab:blue" if v <= 1.0 else "tab:orange" for v in values],
+                label="median runs")
+        if best:
+            ax.plot([b for b, _ in best], [y for _, y in best], "k|", markersize=14, label="best runs")
+            ax.legend(fontsize=7, loc="upper right")
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlim(min(every + [1.0]) * 0.7, max(every + [1.0]) * 3)  # room for the value labels

@@ -50,8 +50,11 @@ def _wait_for(ring: Ring, user_data: int) -> list[Cqe]:
 
 def test1(backend: str = "auto", engine: str = "interp") -> Result:
     """Maps, emit/reap, a NOP submitted by BPF, user memory, a wait on the main CQ."""
-    secret = ctypes.c_uint64(29)
     with ring_prep(backend, engine) as ring:
+        # The program copy_to_user's a new secret: memory the ring provides is writable by
+        # programs on every backend (on bpf_ops only the ring's MEM region is).
+        secret = ring.user_memory(ctypes.c_uint64)
+        secret.value = 29
         addr = ctypes.addressof(secret)
         ring.prep_bpf(reference.test, user_data=addr)
         ring.submit_and_wait(1)

@@ -12,11 +12,12 @@ event loop (docs/runtime.md): programs run, their SQEs reach the kernel, CQEs ar
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
 from pybpfuring.errors import ProgramFault
@@ -41,6 +42,7 @@ class RingStats:
 
 ProgramSource = bytes | str | os.PathLike[str] | Sequence[BpfFunction]
 ProgramRef = int | str | BpfFunction
+CData = TypeVar("CData")  # a ctypes type's instance
 
 
 class Ring:
@@ -166,6 +168,21 @@ class Ring:
             raise RegistrationError(f"no registered program {name!r} (registered: "
                                     f"{', '.join(names) or 'none; call register_programs first'})")
         return names.index(name)
+
+    def user_memory(self, ctype: type[CData]) -> CData:
+        """A zeroed instance of the ctypes type `ctype` (c_uint64, c_uint8 * 4096, a Structure)
+        in memory programs may write with copy_to_user on every backend: on bpf_ops the ring's
+        MEM region (256 KiB per ring, docs/kernel.md), elsewhere plain process memory. It stays
+        valid while the object is referenced, also after close()."""
+        if not isinstance(ctype, type) or not issubclass(ctype, ctypes._SimpleCData | ctypes.Array
+                                                         | ctypes.Structure | ctypes.Union):
+            raise TypeError(f"user_memory takes a ctypes type (e.g. ctypes.c_uint64), not {ctype!r}")
+        impl = self._backend()
+        place = getattr(impl, "user_memory", None)
+        if place is None:
+            return ctype()
+        buffer, offset = place(ctypes.sizeof(ctype), ctypes.alignment(ctype))
+        return ctype.from_buffer(buffer, offset)
 
     # --- submission ----------------------------------------------------------------------------
     def get_sqe(self, cq_idx: int = 0) -> Sqe | None:

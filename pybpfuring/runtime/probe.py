@@ -67,7 +67,9 @@ def backends() -> list[Support]:
 
 
 def default_backend() -> str:
-    return "bpf_ops" if check_bpf_ops().available and check_bpf().available else "emulated"
+    """What Ring(backend="auto") picks here: the first of AUTO_ORDER whose probe passes."""
+    from .backends import auto_backend
+    return auto_backend()
 
 
 def describe_backends() -> str:

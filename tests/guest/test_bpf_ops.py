@@ -441,61 +441,8 @@ def _reference():
     return reference
 
 
-def _run_reference_trio(backend: str, tmp_path: Path) -> dict:
-    """counting, pingpong and write_file as liburing's bpf_v3 test2..test4 run them."""
-    import ctypes
-
-    from pybpfuring.runtime import Ring, Timespec
-    from pybpfuring.runtime import prep_nop as user_prep_nop
-    ref = _reference()
-    out: dict = {}
-
-    def ring() -> Ring:
-        r = Ring(8, cqs=[128, 128], backend=backend)
-        r.register_programs([ref.counting, ref.pingpong, ref.write_file])
-        return r
-
-    ts = Timespec(tv_sec=0, tv_nsec=20_000_000)
-    with ring() as r:
-        r.prep_bpf(ref.counting, user_data=ctypes.addressof(ts))
-        r.submit()
-        cqe = r.wait_cqe(0)           # the request's own completion (user_data = its argument)
-        out["counting"] = ((cqe.user_data == ctypes.addressof(ts), cqe.res), [ref.arr[i] for i in range(2)])
-    idx = (ctypes.c_int32 * 2)(0, 1)
-    with ring() as r:
-        r.prep_bpf(ref.pingpong, user_data=ctypes.addressof(idx))
-        r.prep_bpf(ref.pingpong, user_data=ctypes.addressof(idx) + 4)
-        sqe = r.get_sqe(1)
-        user_prep_nop(sqe)
-        sqe.user_data = 0
-        r.submit_and_wait(2)
-        done = sorted(r.wait_cqe(0).user_data - ctypes.addressof(idx) for _ in range(2))
-        out["pingpong"] = (done, [ref.arr[i] for i in range(7)])
-    size = ref.FILL_BLOCKS * ref.FILL_BLOCK_SIZE
-    buf = (ctypes.c_uint8 * size).from_buffer(bytearray([0xAE]) * size)
-    path = _scratch_dir(tmp_path) / f"write_file_{backend}"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with ring() as r:
-            r.register_files([fd])
-            r.prep_bpf(ref.write_file, user_data=ctypes.addressof(buf))
-            r.submit()
-            cqe = r.wait_cqe(0)
-            out["write_file"] = ((cqe.user_data == ctypes.addressof(buf), cqe.res),
-                                 [ref.arr[i] for i in range(2)], os.pread(fd, size + 1, 0) == bytes(buf))
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    return out
-
-
-def test_reference_programs_give_the_same_results_in_the_kernel(tmp_path):
-    emulated = _run_reference_trio("emulated", tmp_path)
-    kernel = _run_reference_trio("bpf_ops", tmp_path)
-    assert kernel == emulated
-    assert kernel["counting"] == ((True, 0), [11, 5])
-    assert kernel["pingpong"][0] == [0, 4] and kernel["pingpong"][1][5:7] == [20, 21]
-    assert kernel["write_file"] == ((True, 0), [0, 16], True)
+# counting, pingpong, write_file and test through the public Ring API on both backends, and
+# examples/cp.py: tests/guest/test_parity.py.
 
 
 def test_reference_test_program_writes_user_memory_in_the_kernel():

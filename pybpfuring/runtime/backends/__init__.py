@@ -4,7 +4,7 @@ A backend is created by `create_backend(name, entries, cq_capacities, budget, en
 `Ring` calls (see `RingBackend`). Today there is `emulated` (any kernel with io_uring: programs run in
 the user-space engine). A kernel backend (Linux >= 7.1, io_uring_bpf_ops) registers itself in
 `BACKENDS` with a `probe()` that says whether this machine can run it; "auto" takes the first
-available one in `AUTO_ORDER`.
+available one in `AUTO_ORDER` that accepts the ring's shape.
 """
 from __future__ import annotations
 
@@ -68,10 +68,23 @@ def _bpf_ops(entries: int, cq_capacities: list[int], budget: int, engine: str) -
     return BpfOpsBackend(entries, cq_capacities, budget, engine)  # type: ignore[return-value]
 
 
-# Linux >= 7.1: programs in the kernel's io_uring loop (bpf_ops_ring.py); not in AUTO_ORDER until it
-# covers the whole model (docs/kernel.md, step 2).
+class BackendUnfit(ValueError):
+    """This backend runs here, but not a ring of the shape asked for (e.g. more CQs than it has):
+    "auto" then takes the next backend; a backend named explicitly raises it as a ValueError."""
+
+
+# Linux >= 7.1: programs in the kernel's io_uring loop (bpf_ops_ring.py), first where its probe
+# passes (the struct_ops in the kernel's BTF, bpf() allowed); else the user-space engine.
 BACKENDS["bpf_ops"] = (_bpf_ops_probe, _bpf_ops)
-AUTO_ORDER: list[str] = ["emulated"]
+AUTO_ORDER: list[str] = ["bpf_ops", "emulated"]
+
+
+def auto_backend() -> str:
+    """The backend "auto" picks on this machine (for a ring within every backend's limits)."""
+    for candidate in AUTO_ORDER:
+        if BACKENDS[candidate][0]() is None:
+            return candidate
+    raise RuntimeError("no backend can run on this machine")  # emulated always can
 
 
 def create_backend(name: str, entries: int, cq_capacities: list[int], budget: int,
@@ -80,7 +93,10 @@ def create_backend(name: str, entries: int, cq_capacities: list[int], budget: in
         for candidate in AUTO_ORDER:
             probe, factory = BACKENDS[candidate]
             if probe() is None:
-                return factory(entries, cq_capacities, budget, engine)
+                try:
+                    return factory(entries, cq_capacities, budget, engine)
+                except BackendUnfit:
+                    continue
         raise RuntimeError("no backend can run on this machine")  # emulated always can
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose 'auto' or one of: {', '.join(BACKENDS)}")
@@ -91,4 +107,4 @@ def create_backend(name: str, entries: int, cq_capacities: list[int], budget: in
     return factory(entries, cq_capacities, budget, engine)
 
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "ProgramFault", "RingBackend", "create_backend"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "BackendUnfit", "auto_backend", "ProgramFault", "RingBackend", "create_backend"]

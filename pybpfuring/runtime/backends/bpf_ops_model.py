@@ -202,19 +202,41 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
     return mod.model_step
 
 
+_SCHEDULER_ELFS: dict[tuple[object, ...], bytes] = {}   # program functions -> compiled scheduler
+
+
+def _address_of(memory: mmap.mmap) -> int:
+    """The mmap's address, without keeping a buffer export alive (which would stop close() from
+    unmapping it once nobody else uses it)."""
+    first = ctypes.c_char.from_buffer(memory)
+    addr = ctypes.addressof(first)
+    del first
+    return addr
+
+
 class ModelRing:
     """A ring whose `@iouring_program`s run in the kernel loop (Linux >= 7.1)."""
 
-    def __init__(self, programs: list[BpfFunction], *, entries: int = 8, mem_size: int = 0):
+    def __init__(self, programs: list[BpfFunction], *, entries: int = 8, mem_size: int = 0,
+                 memory: mmap.mmap | None = None):
+        """`mem_size`: allocate that much user memory as the ring's MEM region (copy_to_user's
+        targets); or `memory`: an anonymous mmap the caller allocated (and may have handed out
+        parts of already), registered as it is."""
         step = build_scheduler(list(programs))
-        elf = compile_functions([step], "bpf_ops", cache=False)
-        self.memory: mmap.mmap | None = None
+        # Not the content-hash cache: the scheduler's source is the same for every list of n
+        # programs. The same program functions give the same object, so it is kept per process.
+        key = tuple(p.py_func for p in programs)
+        elf = _SCHEDULER_ELFS.get(key)
+        if elf is None:
+            elf = _SCHEDULER_ELFS[key] = compile_functions([step], "bpf_ops", cache=False)
+        self.memory: mmap.mmap | None = memory
         rodata = {}
-        if mem_size:
+        if mem_size and memory is None:
             # User memory programs may copy_to_user into: registered as the ring's MEM region.
-            size = -(-mem_size // mmap.PAGESIZE) * mmap.PAGESIZE
-            self.memory = mmap.mmap(-1, size)
-            self.memory_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.memory))
+            self.memory = mmap.mmap(-1, -(-mem_size // mmap.PAGESIZE) * mmap.PAGESIZE)
+        if self.memory is not None:
+            size = len(self.memory)
+            self.memory_addr = _address_of(self.memory)
             rodata = {"model_mem_base": self.memory_addr, "model_mem_size": size}
         self.loop = LoopRing(step, entries=entries, cq_entries=entries, elf=elf, rodata=rodata)
         if self.memory is not None:

@@ -3,12 +3,17 @@
 The programs run in the kernel's io_uring loop (a generated loop_step scheduler, bpf_ops_model.py);
 this adapter gives `Ring` what it expects from a backend: IORING_OP_BPF SQEs start programs, other
 SQEs are routed by their cq_idx, `pump` runs the kernel loop until its condition holds, and the
-virtual CQs are copied into `CompletionQueue`s after each run. Not in "auto" yet (docs/kernel.md:
-the first version lacks copy_to_user and has fixed limits).
+virtual CQs are copied into `CompletionQueue`s after each run. "auto" picks it where the probe
+passes and the ring fits its limits (docs/kernel.md).
+
+copy_to_user has no kernel helper: programs write into the ring's MEM region, USER_MEMORY bytes of
+user memory registered with every ring of this backend; `Ring.user_memory(ctype)` hands out objects
+placed there (copy_to_user elsewhere gives -EFAULT).
 """
 from __future__ import annotations
 
 import ctypes
+import mmap
 import time
 from pathlib import Path
 from collections import deque
@@ -19,19 +24,24 @@ from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
 from ..ring.structs import Sqe
+from . import BackendUnfit
 from .bpf_ops import kernel_has_loop_ops
 from .bpf_ops_model import ModelRing, ModelStalled
 from .cqs import CompletionQueue
 
 
 _PACKAGE = str(Path(__file__).resolve().parents[2]) + "/"
+USER_MEMORY = 256 * 1024       # the MEM region of each ring (pinned by the kernel while it lives)
 
 
 def probe() -> str | None:
     """None if this machine can run the backend, else why not."""
+    from ..probe import check_bpf
     if not kernel_has_loop_ops():
-        return "the kernel has no io_uring_bpf_ops struct_ops (Linux >= 7.1 with CONFIG_IO_URING_BPF_OPS)"
-    return None
+        return ("the kernel has no io_uring_bpf_ops struct_ops in its BTF (Linux >= 7.1 with "
+                "CONFIG_IO_URING_BPF_OPS)")
+    bpf = check_bpf()                  # the right to load programs (root or CAP_BPF + CAP_SYS_ADMIN)
+    return None if bpf.available else bpf.why
 
 
 def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
@@ -69,8 +79,11 @@ class BpfOpsBackend:
 
     def __init__(self, entries: int, cq_capacities: list[int], budget: int, engine: str = "auto"):
         if len(cq_capacities) + 1 > M.NCQ:
-            raise ValueError(f"backend bpf_ops has {M.NCQ} CQs (0..{M.NCQ - 1}) in this version; "
+            raise BackendUnfit(f"backend bpf_ops has {M.NCQ} CQs (0..{M.NCQ - 1}) in this version; "
                              f"{len(cq_capacities)} extra CQs were asked for")
+        if any(c > M.CQ_SLOTS for c in cq_capacities):
+            raise BackendUnfit(f"backend bpf_ops has CQs of at most {M.CQ_SLOTS} entries in this "
+                               f"version; extra CQs of {list(cq_capacities)} were asked for")
         self.entries = entries
         self.cqs = [CompletionQueue(0, 2 * entries)] + \
             [CompletionQueue(i + 1, min(c, M.CQ_SLOTS)) for i, c in enumerate(cq_capacities)]
@@ -81,6 +94,8 @@ class BpfOpsBackend:
         self.maps: dict[str, Any] = {}
         self._model: ModelRing | None = None
         self._pending: list[tuple[Sqe, int]] = []
+        self.memory = mmap.mmap(-1, USER_MEMORY)
+        self._memory_used = 0
 
     def _ring(self) -> ModelRing:
         if self._model is None:
@@ -90,10 +105,19 @@ class BpfOpsBackend:
 
     def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
         functions = programs_of(elf, names)
-        self._model = ModelRing(functions, entries=min(self.entries, M.MAX_STAGED))
+        self._model = ModelRing(functions, entries=min(self.entries, M.MAX_STAGED), memory=self.memory)
         self.maps = {n: m for n, m in self._model.maps.items() if not n.startswith(("model_", "."))
                      and not n.endswith("_ops")}
         return [f.name for f in functions]
+
+    def user_memory(self, size: int, align: int) -> tuple[mmap.mmap, int]:
+        """(buffer, offset) of `size` fresh zeroed bytes inside the ring's MEM region."""
+        start = -(-self._memory_used // align) * align
+        if start + size > len(self.memory):
+            raise ValueError(f"backend bpf_ops has {len(self.memory)} bytes of user memory per ring "
+                             f"(its MEM region); {start} are handed out, {size} more were asked for")
+        self._memory_used = start + size
+        return self.memory, start
 
     def register_files(self, fds: list[int]) -> None:
         self._ring().loop.ring.register_files(fds)

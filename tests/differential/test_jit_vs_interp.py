@@ -15,15 +15,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conformance_data import SUITE, SUITE_FILES, SUITE_HELPERS, load_case
 from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import assemble
 from pybpfuring.compiler.isa import Insn
-from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
+from pybpfuring.runtime.engine.faults import HelperFault, VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.jit import JitVm
 from pybpfuring.runtime.engine.memory import Memory, Region
 
-SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 M64 = (1 << 64) - 1
 
 
@@ -88,54 +87,15 @@ def engines() -> Engines:
 
 
 # --- the conformance suite ----------------------------------------------------------------------
-def _sections(path: Path) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in path.read_text().splitlines():
-        if line.startswith("--"):
-            current = line[2:].strip()
-            sections.setdefault(current, [])
-        elif current is not None:
-            sections[current].append(line)
-    return sections
-
-
-def _number(text: str) -> int:
-    text = text.strip()
-    return int(text, 16) if text.lower().startswith("0x") else int(text)
-
-
-def load_suite_case(path: Path) -> tuple[bytes, bytes, int | None]:
-    """(code, mem, expected r0 or None) of one suite file, read as the suite's plugins do."""
-    sections = _sections(path)
-    if "raw" in sections:
-        code = b"".join(_number(tok).to_bytes(8, "little") for tok in " ".join(sections["raw"]).split())
-    else:
-        code = assemble("\n".join(sections["asm"]))
-    mem = bytes(int(tok, 16) for tok in " ".join(sections.get("mem", [])).split())
-    results = [line for line in sections.get("result", []) if line.strip()]
-    return code, mem, _number(results[-1]) if results else None
-
-
-def unwind(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    """The suite's helper 5 (ubpf's `unwind`): returns its argument; 0 ends the program with r0 = 0."""
-    if r1 == 0:
-        raise StopProgram(0)
-    return r1
-
-
-SUITE_FILES = sorted(SUITE.glob("*.data")) if SUITE.is_dir() else []
-
-
 @pytest.mark.skipif(not SUITE.is_dir(), reason=f"bpf_conformance suite not found at {SUITE} (the "
                     "project's shared/ folder beside the repository)")
 @pytest.mark.parametrize("path", SUITE_FILES, ids=[p.stem for p in SUITE_FILES])
 def test_conformance_suite_program_runs_the_same_on_the_jit(path: Path, engines: Engines) -> None:
-    code, mem, expected = load_suite_case(path)
-    program = Program(isa.decode(code), helpers={5: unwind}, name=path.stem)
-    got = engines.compare(program, mem, r2=len(mem))
-    if expected is not None:
-        assert got.result == expected
+    case = load_case(path)
+    program = Program(isa.decode(case.code), helpers=SUITE_HELPERS, name=path.stem)
+    got = engines.compare(program, case.mem, r2=len(case.mem))
+    if case.result is not None:
+        assert got.result == case.result
 
 
 # --- random programs ----------------------------------------------------------------------------

@@ -9,75 +9,24 @@ program with r0 = 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from conformance_data import SUITE, SUITE_FILES as FILES, SUITE_HELPERS, Case, load_case
 from pybpfuring.compiler import isa
 from pybpfuring.compiler.asm import AsmError, assemble
-from pybpfuring.runtime.engine.faults import StopProgram, VmFault
+from pybpfuring.runtime.engine.faults import VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.memory import Memory
-
-SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 
 if not SUITE.is_dir():
     pytest.skip(f"bpf_conformance suite not found at {SUITE} (it lives in the project's shared/ "
                 "folder beside the repository)", allow_module_level=True)
 
 # Tests that cannot apply to a user-space VM, with the reason for each. Currently every test of the
-# suite applies: the one helper it uses (5, `unwind`) is implemented below.
+# suite applies: the one helper it uses (5, `unwind`) is in tests/conformance_data.py.
 NOT_APPLICABLE: dict[str, str] = {}
-
-
-@dataclass
-class Case:
-    name: str
-    code: bytes
-    mem: bytes
-    result: int | None
-    error: str | None
-
-
-def _sections(path: Path) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in path.read_text().splitlines():
-        if line.startswith("--"):
-            current = line[2:].strip()
-            sections.setdefault(current, [])
-        elif current is not None:
-            sections[current].append(line)
-    return sections
-
-
-def _number(text: str) -> int:
-    text = text.strip()
-    return int(text, 16) if text.lower().startswith("0x") else int(text)
-
-
-def load_case(path: Path) -> Case:
-    sections = _sections(path)
-    if "raw" in sections:
-        code = b"".join(_number(tok).to_bytes(8, "little") for tok in " ".join(sections["raw"]).split())
-    else:
-        code = assemble("\n".join(sections["asm"]))
-    mem = bytes(int(tok, 16) for tok in " ".join(sections.get("mem", [])).split())
-    results = [line for line in sections.get("result", []) if line.strip()]
-    errors = [line.strip() for line in sections.get("error", []) if line.strip()]
-    return Case(path.stem, code, mem, _number(results[-1]) if results else None,
-                errors[-1] if errors else None)
-
-
-def unwind(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    """ubpf's test helper 5: returns its argument; returning 0 stops the program with r0 = 0."""
-    if r1 == 0:
-        raise StopProgram(0)
-    return r1
-
-
-SUITE_HELPERS = {5: unwind}
 
 
 def run_case(case: Case, vm: Vm) -> int:
@@ -88,9 +37,6 @@ def run_case(case: Case, vm: Vm) -> int:
     finally:
         if region is not None:
             vm.memory.remove(region)
-
-
-FILES = sorted(SUITE.glob("*.data"))
 
 
 @pytest.fixture(scope="module")

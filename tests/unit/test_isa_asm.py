@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance_data import SUITE, SUITE_FILES, sections
 from pybpfuring.compiler import isa
 from pybpfuring.compiler.asm import AsmError, assemble, assemble_insns, disassemble, disassemble_slots
 from pybpfuring.compiler.isa import Insn
-
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 
 
 def slots(*values: int) -> bytes:
@@ -249,32 +248,20 @@ def test_disassemble_then_assemble_is_identity_on_any_bytes(data: bytes) -> None
 
 
 # --- the conformance suite's own sources ------------------------------------------------------
-def _asm_sections() -> list[Path]:
-    return sorted(CONFORMANCE.glob("*.data")) if CONFORMANCE.is_dir() else []
-
-
 def _section(path: Path, name: str) -> str:
-    out, current = [], None
-    for line in path.read_text().splitlines():
-        if line.startswith("--"):
-            current = line[2:].strip()
-            continue
-        if current == name:
-            out.append(line)
-    return "\n".join(out)
+    return "\n".join(sections(path).get(name, []))
 
 
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=f"conformance suite not found at {CONFORMANCE}")
+@pytest.mark.skipif(not SUITE.is_dir(), reason=f"conformance suite not found at {SUITE}")
 def test_every_conformance_source_assembles_and_round_trips() -> None:
-    files = _asm_sections()
-    assert len(files) > 300
-    for path in files:
+    assert len(SUITE_FILES) > 300
+    for path in SUITE_FILES:
         data = assemble(_section(path, "asm"))
         assert assemble("\n".join(disassemble(data))) == data, path.name
 
 
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=f"conformance suite not found at {CONFORMANCE}")
+@pytest.mark.skipif(not SUITE.is_dir(), reason=f"conformance suite not found at {SUITE}")
 def test_assembly_matches_the_suites_raw_bytes() -> None:
-    path = CONFORMANCE / "lddw.data"
+    path = SUITE / "lddw.data"
     raw = slots(*(int(tok, 16) for tok in _section(path, "raw").split()))
     assert assemble(_section(path, "asm")) == raw

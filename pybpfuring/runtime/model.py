@@ -50,7 +50,8 @@ class Ring:
 
     entries: SQ size of the underlying io_uring (CQ 0 gets 2 * entries, as io_uring sets it up).
     cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
-    backend: "auto" (today: "emulated"), or a backend name. `ring.backend` names the one in use.
+    backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated"), or a
+        backend name. `ring.backend` names the one in use.
     budget: instructions one program run may execute before its request fails (-ELOOP).
     engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
         (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with

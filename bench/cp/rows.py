@@ -53,7 +53,7 @@ def all_rows(emulated_size: int) -> list[Row]:
             max_size=emulated_size, whole_file=True),
         Row("emulated_interp", "pybpfuring emulated, interpreter (examples/cp.py, Ring engine=interp)",
             max_size=emulated_size, whole_file=True),
-        Row("kernel_program", "pybpfuring in-kernel @iouring_program (examples/cp.py, loop_step scheduler)",
+        Row("kernel_program", "pybpfuring in-kernel @iouring_program (examples/cp.py, Ring backend=bpf_ops)",
             whole_file=True),
         Row("kernel_loop_step", "pybpfuring in-kernel raw @loop_step (examples/bpf_cp.py)",
             whole_file=True),

@@ -45,8 +45,8 @@ def all_rows(emulated_count: int) -> list[NopRow]:
                max_count=emulated_count),
         NopRow("emulated_interp_nops", "BPF-driven, emulated, interpreter (same program)",
                max_count=emulated_count),
-        NopRow("kernel_program_nops", "BPF-driven in the kernel (same @iouring_program, "
-               "loop_step scheduler)"),
+        NopRow("kernel_program_nops", "BPF-driven in the kernel (same @iouring_program, Ring "
+               "backend=bpf_ops)"),
         NopRow("kernel_loop_step_nops", "BPF-driven in the kernel loop (examples/bpf_nops.py, "
                "loop_step, up to 8 in flight)"),
     ]

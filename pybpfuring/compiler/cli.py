@@ -73,6 +73,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    # The benchmarks live beside the package in the repository (bench/), not in the wheel.
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / "bench" / "__main__.py").is_file():
+        raise PyBpfUringError("pybpfuring bench needs the repository checkout (its bench/ folder); "
+                              "run it from a clone installed with `pip install -e .`")
+    sys.path.insert(0, str(repo))  # first: a `bench` in the current directory must not shadow ours
     from bench.__main__ import main as bench_main  # type: ignore[import-not-found]
     return bench_main(args.args)
 
@@ -112,8 +118,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that hand all their arguments (their own --help included) to another parser.
+_PASS_THROUGH = {"bench": _bench, "vm": _vm, "run": _run}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _PASS_THROUGH and argv[0] != "run":
+        args = argparse.Namespace(command=argv[0], args=argv[1:], func=_PASS_THROUGH[argv[0]])
+    else:
+        args = parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)

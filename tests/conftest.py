@@ -6,8 +6,10 @@ instrumented: instrumenting the interpreter's hot loop would only measure typegu
 """
 from __future__ import annotations
 
+import os
 import sys
 
+from hypothesis import settings
 from typeguard import TypeCheckError, TypeCheckMemo, config, install_import_hook
 
 TYPECHECKED_MODULES = [
@@ -30,3 +32,10 @@ def _raise_type_error(exc: TypeCheckError, memo: TypeCheckMemo) -> None:
 
 config.typecheck_fail_callback = _raise_type_error
 install_import_hook(TYPECHECKED_MODULES)
+
+
+# In CI (CI=true) every hypothesis test draws the same examples each run: a red CI then means a change
+# broke something, not that a new random example was drawn. Local runs keep drawing new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")

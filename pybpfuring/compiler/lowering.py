@@ -167,7 +167,7 @@ class FunctionLowering:
     def at(self, loc: SourceLocation) -> None:
         self.b.debug_metadata = self.ml.di.location(loc, self.sp)
 
-    def temp(self, name: str, size: int) -> ll.Value:
+    def temp(self, name: str, size: int, zero_at_entry: bool = False) -> ll.Value:
         """A stack temporary (map keys, values), shared by all uses in the function."""
         t = self._temps.get(name)
         if t is None or t.allocated_type.count < size:  # type: ignore[attr-defined]
@@ -175,11 +175,17 @@ class FunctionLowering:
                 self.b.position_at_start(self.f.entry_basic_block)
                 t = opaque(self.b.alloca(ll.ArrayType(I8, max(size, 8)), name=name))
                 t.align = 8
+                if zero_at_entry:
+                    self.b.position_after(t)
+                    self.b.store(ll.Constant(ll.ArrayType(I8, max(size, 8)), None), t)
             self._temps[name] = t
         return t
 
     def scratch(self, size: int) -> ll.Value:
-        return self.temp("scratch", size)
+        # Zeroed at entry too: LLVM may promote the scratch object to registers, and an undefined first
+        # value then becomes a register the verifier sees read before any write ("R8 !read_ok").
+        # Keys and values need not be: they are always written before a helper reads them.
+        return self.temp("scratch", size, zero_at_entry=True)
 
     # ---- conversions --------------------------------------------------------------------------------
     def to_mem(self, v: ll.Value, t: ir.IRType) -> ll.Value:

@@ -287,9 +287,9 @@ OPEN_ISSUES = sorted((Path(__file__).parent / "regressions_open").glob("*.py"))
 
 
 @pytest.mark.xfail(strict=True, raises=VerifierError,
-                   reason="open: the verifier rejects valid programs ('infinite loop detected': a two-trip "
-                          "while loop LLVM rewrites around a first-trip flag, copy_from_user in nested loops; "
-                          "'R8 !read_ok': a register read no path wrote); see docs/testing.md")
+                   reason="open: verifier 'infinite loop detected' on valid programs (a two-trip while "
+                          "loop LLVM rewrites around a first-trip flag; copy_from_user in nested loops); "
+                          "see docs/testing.md")
 @pytest.mark.parametrize("path", OPEN_ISSUES, ids=lambda p: p.stem)
 def test_open_issues_still_rejected(workdir, path):
     """When one of these starts passing, move it to regressions/ (strict: an XPASS fails)."""

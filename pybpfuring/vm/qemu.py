@@ -115,6 +115,13 @@ def _is_epilogue(line: str) -> bool:
     return line.startswith(EXIT_MARKER) or line.endswith("reboot: Power down")
 
 
+BOOT_ATTEMPTS = 3
+
+
+class GuestDidNotBoot(VmError):
+    """QEMU ended before the guest started the job (so booting again is safe)."""
+
+
 def run_job(manifest: Manifest, job: Job, timeout: float, cfg: MachineConfig | None = None,
             on_line: Callable[[str], None] | None = None, mode: str = "run") -> GuestResult:
     """Boot, run `job`, power off; the job's exit status, output and /scratch/out come back."""
@@ -126,20 +133,28 @@ def run_job(manifest: Manifest, job: Job, timeout: float, cfg: MachineConfig | N
     initramfs = build_initramfs(root, sorted((root / manifest.modules_dir).glob("*.ko")))
     scratch = run_dir / "scratch.img"
     build_scratch_disk(scratch, job, cfg.scratch_mib, run_dir / "scratch-staging")
-    vfsd, sock = start_virtiofsd(manifest, run_dir)
-    try:
-        start = time.monotonic()
-        progress(f"booting Linux {manifest.kernel_release} under QEMU ({cfg.accel}, {cfg.cpus} CPUs, "
-                 f"{cfg.memory_mib} MiB); run dir {run_dir}")
-        argv = qemu_argv(manifest, initramfs, scratch, sock, cfg, mode)
-        if mode == "shell":
-            _interactive(argv, timeout)
-            lines, boot = [], 0.0
-        else:
-            lines, boot = _boot_and_wait(argv, run_dir, timeout, on_line)
-    finally:
-        vfsd.kill()
-        vfsd.wait()
+    start = time.monotonic()
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        vfsd, sock = start_virtiofsd(manifest, run_dir)
+        try:
+            progress(f"booting Linux {manifest.kernel_release} under QEMU ({cfg.accel}, {cfg.cpus} CPUs, "
+                     f"{cfg.memory_mib} MiB); run dir {run_dir}")
+            argv = qemu_argv(manifest, initramfs, scratch, sock, cfg, mode)
+            if mode == "shell":
+                _interactive(argv, timeout)
+                lines, boot = [], 0.0
+            else:
+                lines, boot = _boot_and_wait(argv, run_dir, timeout, on_line)
+            break
+        except GuestDidNotBoot as e:
+            # Under TCG on a loaded host the guest kernel now and then panics in early boot ("Fatal
+            # exception in interrupt"), before the job starts: nothing has run, so boot again.
+            if attempt == BOOT_ATTEMPTS:
+                raise
+            progress(f"the guest did not boot ({e.message}); booting again ({attempt + 1}/{BOOT_ATTEMPTS})")
+        finally:
+            vfsd.kill()
+            vfsd.wait()
     total = time.monotonic() - start
     out_dir = read_scratch_out(scratch, run_dir / "results")
     status = _exit_status(lines, run_dir, out_dir / "exit-status")
@@ -176,10 +191,11 @@ def _boot_and_wait(argv: list[str], run_dir: Path, timeout: float,
     if boot < 0 or proc.returncode != 0:
         err = (run_dir / "qemu.stderr").read_text(errors="replace").strip().splitlines()
         tail = [ln for ln in lines if ln.strip()][-3:]
-        raise VmError("boot guest", f"QEMU exited with status {proc.returncode} before the job "
-                      f"{'started' if boot < 0 else 'finished'}: "
-                      + " | ".join((err[-2:] if err else []) + tail),
-                      f"full console log: {run_dir / 'console.log'}")
+        error = GuestDidNotBoot if boot < 0 else VmError
+        raise error("boot guest", f"QEMU exited with status {proc.returncode} before the job "
+                    f"{'started' if boot < 0 else 'finished'}: "
+                    + " | ".join((err[-2:] if err else []) + tail),
+                    f"full console log: {run_dir / 'console.log'}")
     return lines, boot
 
 

@@ -29,7 +29,8 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "PATH": f"{python_bin}:{SYSTEM_PATH}",
         "HOME": "/root",
         "PYBPFURING_IN_GUEST": "1",
-        "PYBPFURING_CACHE": str(cache_dir()),  # sid's bpftool/libbpf are read from here in the guest
+        # The cache root (vm/ below it holds sid's bpftool/libbpf, which the guest reads).
+        "PYBPFURING_CACHE": str(cache_dir().parent),
         "PYBPFURING_SCRATCH": SCRATCH_MOUNT,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",

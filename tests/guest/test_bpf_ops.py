@@ -210,9 +210,9 @@ int main(int argc, char **argv)
 
 
 def _sid_root() -> Path:
-    cache = os.environ.get("PYBPFURING_CACHE")
-    sid = Path(cache) / "sid" if cache else None
-    if sid is None or not (sid / "usr" / "include" / "bpf" / "libbpf.h").is_file():
+    from pybpfuring.vm.cache import cache_dir  # the same cache the host fetched into (runner passes its root)
+    sid = cache_dir() / "sid"
+    if not (sid / "usr" / "include" / "bpf" / "libbpf.h").is_file():
         pytest.skip("sid's libbpf is not in the pybpfuring cache (run `pybpfuring vm fetch`)")
     return sid
 

@@ -155,10 +155,11 @@ def test_scratch_is_a_real_ext4_file_system() -> None:
 
 def _sid_bpftool() -> list[str]:
     vm = pytest.importorskip("pybpfuring.vm")
-    cache = os.environ.get("PYBPFURING_CACHE")
-    if not cache or not (Path(cache) / "sid" / "usr" / "sbin" / "bpftool").is_file():
+    from pybpfuring.vm.cache import cache_dir  # the same cache the host fetched into (runner passes its root)
+    sid = cache_dir() / "sid"
+    if not (sid / "usr" / "sbin" / "bpftool").is_file():
         pytest.skip("sid's bpftool is not in the pybpfuring cache (run `pybpfuring vm fetch`)")
-    return vm.sid_command(Path(cache) / "sid", "usr/sbin/bpftool")
+    return vm.sid_command(sid, "usr/sbin/bpftool")
 
 
 def test_sid_bpftool_sees_a_program_we_loaded_and_pinned() -> None:

@@ -16,8 +16,7 @@ from . import typed_ir as ir
 from ..lang.loop import RegionType
 from . import target_bpf_ops
 from .debuginfo import DebugInfo
-from .targets import (BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem,
-                      Target)
+from .targets import Target
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
 PTR = ll.PointerType()
@@ -262,6 +261,9 @@ class FunctionLowering:
         return v
 
     def barrier(self, v: ll.Value) -> ll.Value:
+        """An empty volatile asm on `v` (libbpf's barrier_var): LLVM cannot hoist the arithmetic that
+        uses it above a bounds or NULL check, where the verifier would see an unchecked offset or a
+        pointer that may still be NULL."""
         asm = ll.InlineAsm(ll.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
         return self.b.call(asm, [v])
 

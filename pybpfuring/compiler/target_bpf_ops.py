@@ -174,7 +174,7 @@ def region_view(fl: "FunctionLowering", e: ir.RegionView) -> ll.Value:
     b.position_at_end(check_bb)
     b.cbranch(inside, ok_bb, bad_bb)
     b.position_at_end(ok_bb)
-    addr = b.gep(_barrier(fl, ptr), [_barrier(fl, off)], source_etype=I8)
+    addr = b.gep(fl.barrier(ptr), [fl.barrier(off)], source_etype=I8)
     ok_end = b.block
     b.branch(done)
     b.position_at_end(bad_bb)
@@ -186,14 +186,6 @@ def region_view(fl: "FunctionLowering", e: ir.RegionView) -> ll.Value:
     phi.add_incoming(addr, ok_end)
     phi.add_incoming(scratch, bad_end)
     return phi
-
-
-def _barrier(fl: "FunctionLowering", v: ll.Value) -> ll.Value:
-    """An empty volatile asm on `v` (libbpf's barrier_var): LLVM cannot hoist the arithmetic that
-    uses it above the bounds check, where the verifier would see an unchecked offset or a pointer
-    that may still be NULL."""
-    asm = ll.InlineAsm(ll.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
-    return fl.b.call(asm, [v])
 
 
 __all__ = ["LOOP_NODES", "REGION_T", "KFUNCS", "lower_globals", "emit_struct_ops", "program_type",

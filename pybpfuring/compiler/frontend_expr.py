@@ -8,14 +8,10 @@ import difflib
 import types
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError, SourceLocation
-from ..lang.decorators import BpfFunction
-from ..lang.helpers import ALL_INTRINSICS, Intrinsic
+from ..errors import CompileError
 from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
-from ..lang.structs import Ctx, Cqe, Sqe
-from ..lang.types import (BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i32, i64,
-                          resolve_type, u32, u64)
+from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
 from . import typed_ir as ir
 from .ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import llvmlite.ir as ll
 
 from ..errors import InternalCompilerError
-from ..lang.types import ArrayType, BoolType, IntType, StructType
+from ..lang.types import BoolType, IntType
 from . import typed_ir as ir
 from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr

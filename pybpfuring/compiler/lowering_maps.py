@@ -14,7 +14,7 @@ import llvmlite.ir as ll
 
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
-from .lowering import I64, PTR, llty, memty
+from .lowering import I64, llty, memty
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering

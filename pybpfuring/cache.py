@@ -102,6 +102,16 @@ def _check_ancestor(path: Path) -> None:
                                f"without the sticky bit (mode {stat.S_IMODE(st.st_mode):04o})")
 
 
+def check_trusted_parents(path: Path) -> None:
+    """`path` and every folder above it: owned by root or us, writable by others only if sticky.
+
+    What a private directory made inside `path` (e.g. with `tempfile.mkdtemp`) relies on: nobody
+    else can rename it away and put their own in its place.
+    """
+    for folder in _parents(Path(os.path.abspath(path))):
+        _check_ancestor(folder)
+
+
 def _make_checked(path: Path) -> None:
     try:
         os.mkdir(path, PRIVATE_MODE)

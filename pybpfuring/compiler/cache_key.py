@@ -144,6 +144,18 @@ def _names_used(fn: BpfFunction) -> set[str]:
     return names
 
 
+def source_files(functions: Iterable[BpfFunction]) -> list[str]:
+    """Every source file the programs' compiled code comes from (the inputs of a compile)."""
+    hasher = _Hasher()
+    for fn in functions:
+        hasher.function(fn)
+    try:
+        hasher.walk()
+    except OSError:
+        pass
+    return sorted(hasher.files)
+
+
 def compile_key(functions: Iterable[BpfFunction], target: str) -> str:
     """The cache key of compiling `functions` for `target`, or "" if a source file cannot be read
     (then nothing is cached: a key that misses an input would return stale objects)."""

@@ -60,32 +60,32 @@ def written_by_us(path: Path) -> bool:
 def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]],
                  force: bool = False) -> Path:
     """`path` if writing it loses nothing (see the module docstring); else `OutputRefused`."""
-    out = Path(path)
+    out, shown = Path(path), os.fspath(path)  # messages name the path as the user wrote it
     try:
         st = os.lstat(out)
     except FileNotFoundError:
         return out
     if stat.S_ISDIR(st.st_mode):
-        raise OutputRefused(out, "it is a directory", forceable=False)
+        raise OutputRefused(shown, "it is a directory", forceable=False)
     if _is_stream(out):
         return out
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(out)
         if force:
             return out  # the rename replaces the link itself; its target is never written
-        raise OutputRefused(out, f"it is a symlink (to {target})")
+        raise OutputRefused(shown, f"it is a symlink (to {target})")
     if not stat.S_ISREG(st.st_mode):
-        raise OutputRefused(out, "it exists and is not a regular file", forceable=False)
+        raise OutputRefused(shown, "it exists and is not a regular file", forceable=False)
     if force:
         return out
     for source in inputs:
         try:
             if os.path.samefile(out, source):
-                raise OutputRefused(out, f"it is an input of this command ({source})")
+                raise OutputRefused(shown, f"it is an input of this command ({source})")
         except OSError:
             continue
     if not written_by_us(out):
-        raise OutputRefused(out, "it exists and is not a file pybpfuring wrote")
+        raise OutputRefused(shown, "it exists and is not a file pybpfuring wrote")
     return out
 
 

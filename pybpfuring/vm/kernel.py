@@ -20,8 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from pybpfuring.vm.apt import PrivateApt, host_mirror
-from pybpfuring.vm.cache import Manifest, cache_dir, cache_lock, load_manifest, save_manifest
+from pybpfuring.vm.apt import PrivateApt, VerifiedDeb, host_mirror
+from pybpfuring.vm.cache import Manifest, cache_dir, cache_lock, load_manifest, save_manifest, subdir
+from pybpfuring.vm.verify import tree_hashes
 from pybpfuring.vm.steps import VmError, progress, run_step, timed_step
 
 MIN_KERNEL = (7, 1)
@@ -99,12 +100,14 @@ def zstd_decompress(stream: bytes) -> bytes:
     return proc.stdout
 
 
-def unpack_debs(debs: list[Path], dest: Path) -> None:
+def unpack_debs(debs: list[VerifiedDeb], dest: Path) -> None:
+    """Unpack each .deb into `dest` (emptied first), each re-checked against the signed index first."""
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+    subdir(dest.parent, dest.name)
     for deb in debs:
-        run_step(f"dpkg -x {deb.name}", ["dpkg-deb", "-x", deb, dest], EXTRACT_TIMEOUT)
+        path = deb.check()
+        run_step(f"dpkg -x {path.name}", ["dpkg-deb", "-x", path, dest], EXTRACT_TIMEOUT)
 
 
 def sid_command(sid_root: Path, binary: str) -> list[str]:
@@ -135,8 +138,8 @@ def _fetch_kernel(apt: PrivateApt, root: Path) -> tuple[str, dict[str, str], Pat
     progress(f"newest sid cloud kernel: {release}")
     with timed_step(f"download {', '.join(pkgs)}"):
         versions = apt.versions(pkgs)
-        debs = apt.download(pkgs, root / "debs")
-    kdir = root / "kernel" / release
+        debs = apt.download(pkgs, subdir(root, "debs"))
+    kdir = subdir(root, "kernel", release)
     with timed_step("extract vmlinux and modules"):
         unpack_debs(debs, kdir / "pkg")
         moddir = kdir / "pkg" / "usr" / "lib" / "modules" / release
@@ -150,7 +153,7 @@ def _fetch_kernel(apt: PrivateApt, root: Path) -> tuple[str, dict[str, str], Pat
 
 
 def _decompress_modules(moddir: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
+    subdir(dest.parent, dest.name)
     for rel in GUEST_MODULES:
         src = next(iter(moddir.glob(rel + "*")), None)
         if src is None:
@@ -167,18 +170,18 @@ def fetch(refresh: bool = False) -> Manifest:
     """Obtain everything the guest needs through apt (cached unless `refresh`)."""
     root = cache_dir()
     with cache_lock(root):
-        cached = load_manifest(root)
-        if cached is not None and not refresh:
+        cached = None if refresh else load_manifest(root)  # --refresh replaces even a damaged cache
+        if cached is not None:
             return cached
         start = time.monotonic()
         mirror = host_mirror()
-        apt = PrivateApt(root / "apt", mirror)
+        apt = PrivateApt(subdir(root, "apt"), mirror)
         with timed_step(f"apt-get update (sid on the host's mirror {mirror.uri})"):
             apt.update()
         release, kpkgs, vmlinux, modules = _fetch_kernel(apt, root)
         with timed_step("download and unpack sid virtiofsd, bpftool, libbpf"):
             sid_versions = apt.versions(SID_PACKAGES)
-            debs = apt.download(SID_PACKAGES, root / "debs")
+            debs = apt.download(SID_PACKAGES, subdir(root, "debs"))
             unpack_debs(debs, root / "sid")
             _check_sid_binaries(root / "sid")
         manifest = Manifest(
@@ -188,6 +191,8 @@ def fetch(refresh: bool = False) -> Manifest:
             fetched_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             notes=["sid's bpftool/libbpf/virtiofsd need glibc >= 2.38; they run with sid's own ld.so "
                    "(see sid_command)"])
+        # What the guest runs, as unpacked from the verified .debs: re-hashed before every boot.
+        manifest.files = tree_hashes(root, manifest.verified_trees())
         save_manifest(root, manifest)
         progress(f"fetched kernel {release} in {manifest.fetch_seconds:.1f} s; cache {root}")
         return manifest

@@ -165,6 +165,18 @@ def test_planted_shared_object_is_never_loaded(tmp_path: Path, root: Path) -> No
     assert not marker.exists()
 
 
+def test_a_ring_does_not_fall_back_quietly_from_an_unsafe_cache(root: Path) -> None:
+    """engine="auto" would pick the native loop: with its cache unsafe, Ring() says so."""
+    cache.private_dir("native")
+    os.chmod(root / "native", 0o777)
+    code = ("from pybpfuring.runtime import Ring\n"
+            "try:\n    Ring(8, cqs=[8]).close(); print('ring made')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "PYBPFURING_CACHE": str(root)}).stdout
+    assert out.startswith("UnsafeCacheError") and str(root / "native") in out, out
+
+
 def test_altered_compiled_object_is_refused(root: Path) -> None:
     from pybpfuring.compiler.driver import _memory_cache, compile_module
     compile_module(PROGRAM)

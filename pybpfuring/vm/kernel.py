@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime
 import lzma
+import os
 import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,13 +103,27 @@ def zstd_decompress(stream: bytes) -> bytes:
 
 
 def unpack_debs(debs: list[VerifiedDeb], dest: Path) -> None:
-    """Unpack each .deb into `dest` (emptied first), each re-checked against the signed index first."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    subdir(dest.parent, dest.name)
-    for deb in debs:
-        path = deb.check()
-        run_step(f"dpkg -x {path.name}", ["dpkg-deb", "-x", path, dest], EXTRACT_TIMEOUT)
+    """Unpack each .deb (re-checked against the signed index right before) into a fresh `dest`.
+
+    Unpacked beside `dest` and swapped in by rename, so a guest another session starts meanwhile sees
+    the old tree or the new one, never a half-unpacked or missing one."""
+    subdir(dest.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-new-", dir=dest.parent))
+    old = None
+    try:
+        for deb in debs:
+            path = deb.check()
+            run_step(f"dpkg -x {path.name}", ["dpkg-deb", "-x", path, staging], EXTRACT_TIMEOUT)
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}-old-", dir=dest.parent))
+            os.rename(dest, old / dest.name)
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def sid_command(sid_root: Path, binary: str) -> list[str]:

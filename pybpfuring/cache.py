@@ -29,6 +29,7 @@ A new cache (e.g. a scheduler cache) does exactly this:
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -37,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import PyBpfUringError
+from .outputs import write_atomic
 
 PRIVATE_MODE = 0o700
 _REF_SUFFIX = ".ref"
@@ -114,8 +116,7 @@ def check_trusted_parents(path: Path) -> None:
 
 def _make_checked(path: Path) -> None:
     try:
-        os.mkdir(path, PRIVATE_MODE)
-        os.chmod(path, PRIVATE_MODE)  # the umask may have removed bits; never added any
+        os.mkdir(path, PRIVATE_MODE)  # the umask can only take bits away from 0700
     except FileExistsError:
         pass
     except OSError as exc:
@@ -160,7 +161,8 @@ def private_dir(kind: str) -> Path:
 
 
 def cache_dir(kind: str, *, create: bool = True) -> Path:
-    """Same as `private_dir(kind)` (kept for existing callers; the folder is always checked)."""
+    """Old name of `private_dir(kind)`, kept for existing callers: the folder is always created and
+    checked now, whatever `create` says."""
     return private_dir(kind)
 
 
@@ -169,7 +171,7 @@ def _open_checked(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP: the last component is a symlink
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW: the last component is a symlink
             raise UnsafeCacheError(path, "it is a symlink") from None
         raise
     st = os.fstat(fd)
@@ -282,10 +284,10 @@ def store_verified(directory: Path, name: str, data: bytes | Path, mode: int = 0
     else:
         digest = hashlib.sha256(data).hexdigest()
         blob = directory / f"{_BLOB_PREFIX}{digest}{suffix}"
-        _atomic_write(blob, data, mode)
+        write_atomic(blob, data, mode)
     if _BLOB_NAME.fullmatch(blob.name) is None:
         raise ValueError(f"not a cache file suffix: {suffix!r}")
-    _atomic_write(_ref_path(directory, name), (blob.name + "\n").encode(), 0o600)
+    write_atomic(_ref_path(directory, name), (blob.name + "\n").encode(), 0o600)
     return blob
 
 
@@ -295,15 +297,3 @@ def new_temp_file(directory: Path, suffix: str = "") -> Path:
     os.close(fd)
     return Path(tmp)
 
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise

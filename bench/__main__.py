@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from pybpfuring.outputs import write_atomic
+
 from bench import datafile, report, snapshot
 from bench.guest import GUEST_OUT, run_guest
 from bench.measure import stderr_log
@@ -64,8 +66,9 @@ def parser() -> argparse.ArgumentParser:
                     help="cap for the emulated row on the host (128M)")
     cp.add_argument("--guest-emulated-size", type=parse_size, default=parse_size("16M"),
                     help="cap for the emulated row in the guest (16M)")
-    cp.add_argument("--data-dir", type=Path, help="where the source file goes (not tmpfs; default "
-                    "/var/tmp/pybpfuring-bench, /scratch/bench in the guest)")
+    cp.add_argument("--data-dir", type=Path, help="where the run's private directory (source files, "
+                    "code snapshot) is made and removed again: not tmpfs (default /var/tmp; "
+                    "/scratch/bench in the guest)")
     _common(cp, 5)
     nops = sub.add_parser("nops", help="a chain of N NOPs: BPF-driven vs user space (Python, C)")
     nops.add_argument("--count", type=_positive, default=100_000, help="NOPs per run on the host")
@@ -81,13 +84,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _measure_here(args: argparse.Namespace, guest: bool) -> dict:
+def _measure_here(args: argparse.Namespace, data: Path, guest: bool) -> dict:
     only = tuple(filter(None, args.only.split(",")))
     if args.bench == "cp":
         from bench.cp.run import CpOptions, measure_cp
         return measure_cp(CpOptions(size=args.guest_size if guest else args.size, runs=args.runs,
                                     emulated_size=args.guest_emulated_size if guest else args.emulated_size,
-                                    data_dir=args.data_dir, count_syscalls=not args.no_syscalls,
+                                    data_dir=data, count_syscalls=not args.no_syscalls,
                                     warmup=args.warmup, only=only), stderr_log)
     from bench.nops.run import NopsOptions, measure_nops
     return measure_nops(NopsOptions(count=args.guest_count if guest else args.count, runs=args.runs,
@@ -113,28 +116,36 @@ def _guest_argv(argv: list[str]) -> list[str]:
 
 
 def run_table(args: argparse.Namespace, argv: list[str]) -> int:
-    """Measure where asked, print the markdown, write the files; the code runs from a snapshot."""
-    if os.environ.get("PYBPFURING_IN_GUEST") or os.environ.get(snapshot.ENV):
-        return _run_table(args, argv, snapshot.current())
-    tree = snapshot.take(datafile.default_dir())
-    os.environ[snapshot.ENV] = str(tree)
-    try:
-        return _run_table(args, argv, tree)
-    finally:
-        del os.environ[snapshot.ENV]
-        snapshot.remove(tree)
+    """Measure where asked, print the markdown, write the files; the code runs from a snapshot.
+
+    On the host everything a run writes (the code snapshot the guest also reads, the source files)
+    lives in one private directory (datafile.private_run_dir), removed when the run ends."""
+    guest_data = datafile.guest_dir()
+    if guest_data is not None:
+        return _run_table(args, argv, snapshot.current(), guest_data)
+    with datafile.private_run_dir(getattr(args, "data_dir", None)) as work:
+        data = work / "data"
+        datafile.prepare_dir(data)  # refuses tmpfs before anything is copied
+        if os.environ.get(snapshot.ENV):
+            return _run_table(args, argv, snapshot.current(), data)
+        tree = snapshot.take(work)
+        os.environ[snapshot.ENV] = str(tree)
+        try:
+            return _run_table(args, argv, tree, data)
+        finally:
+            del os.environ[snapshot.ENV]
 
 
-def _run_table(args: argparse.Namespace, argv: list[str], tree: Path) -> int:
+def _run_table(args: argparse.Namespace, argv: list[str], tree: Path, data: Path) -> int:
     in_guest_now = bool(os.environ.get("PYBPFURING_IN_GUEST"))
     if args.json_only:
-        table = _measure_here(args, guest=in_guest_now)
-        args.json_only.write_text(json.dumps(table, indent=1))
+        table = _measure_here(args, data, guest=in_guest_now)
+        write_atomic(args.json_only, json.dumps(table, indent=1))
         return 0
     tables = []
     if args.where in ("host", "both", "here"):
         stderr_log(f"[bench {args.bench}] measuring on this machine")
-        tables.append(_measure_here(args, guest=in_guest_now))
+        tables.append(_measure_here(args, data, guest=in_guest_now))
     if args.where in ("guest", "both"):
         stderr_log(f"[bench {args.bench}] measuring in the Linux 7.x QEMU guest (TCG; slow)")
         tables.append(run_guest(_guest_argv(argv), tree, stderr_log))
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.bench == "report":
             doc = json.loads(args.json.read_text())
             print(report.markdown(doc))
-            for path in report.write_outputs(doc, args.json.parent):
+            for path in report.write_outputs(doc, args.json.parent, json_too=False):
                 stderr_log(f"[bench report] wrote {path}")
             return 0
         if args.bench == "all":

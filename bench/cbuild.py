@@ -1,8 +1,10 @@
 """Build the C baselines with the system `cc`, once, into a cache outside the repository.
 
-A binary is named by the hash of its source, the headers beside it, the flags and the compiler's
+A binary is keyed by the hash of its source, the headers beside it, the flags and the compiler's
 version, so an edit rebuilds it and an unchanged tree never does. The cache is shared with the QEMU
-guest (it sees the host's file system), so the guest runs the binaries the host built.
+guest (it sees the host's file system), so the guest runs the binaries the host built. They run as
+root: the folder is a checked private cache folder and each binary is re-hashed before it is run
+(pybpfuring/cache.py).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pybpfuring.cache import cache_dir as shared_cache_dir
+from pybpfuring import cache
 
 BENCH_DIR = Path(__file__).resolve().parent
 CFLAGS = ["-O2", "-Wall", "-Werror"]
@@ -24,7 +26,7 @@ class BuildUnavailable(Exception):
 
 
 def cache_dir() -> Path:
-    return shared_cache_dir("bench", create=True)
+    return cache.private_dir("bench")
 
 
 def _compiler() -> str:
@@ -58,13 +60,18 @@ def build(relative_source: str) -> Path:
             raise BuildUnavailable("liburing headers missing (apt-get install liburing-dev)")
         libs = ["-luring"]
     flags = CFLAGS + libs
-    target = cache_dir() / f"{source.stem}-{_key(cc, source, flags)}"
-    if target.is_file():
-        return target
-    tmp = target.with_suffix(f".tmp{os.getpid()}")
-    proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(source), *libs], capture_output=True,
-                          text=True, timeout=COMPILE_TIMEOUT)
-    if proc.returncode != 0:
-        raise BuildUnavailable(f"cc failed on {relative_source}: {proc.stderr.strip()[-400:]}")
-    tmp.replace(target)
-    return target
+    directory = cache_dir()
+    name = f"{source.stem}-{_key(cc, source, flags)}"
+    built = cache.verified_path(directory, name)  # UnsafeCacheError if altered: never run it
+    if built is not None:
+        return built
+    tmp = cache.new_temp_file(directory)
+    try:
+        proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(source), *libs], capture_output=True,
+                              text=True, timeout=COMPILE_TIMEOUT)
+        if proc.returncode != 0:
+            raise BuildUnavailable(f"cc failed on {relative_source}: {proc.stderr.strip()[-400:]}")
+        return cache.store_verified(directory, name, tmp, mode=0o700)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

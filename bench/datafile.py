@@ -1,15 +1,24 @@
 """The benchmark's source files: on a real, page-cached file system, written once, fully cached.
 
 Never tmpfs: io_uring hands every buffered read of a shmem file to an io-wq worker, so a tmpfs source
-measures that handoff, not the ring (shared/reference/kernel-vm.md). The default directory is
-/var/tmp (disk-backed even where /tmp is tmpfs); in the QEMU guest it is the ext4 scratch disk.
+measures that handoff, not the ring (shared/reference/kernel-vm.md). On the host every run works in
+a new private directory (`tempfile.mkdtemp`: ours, mode 0700, a fresh random name) under /var/tmp
+(disk-backed even where /tmp is tmpfs) or under `--data-dir`, and removes it at the end: a root
+benchmark never follows a symlink or imports a file another user planted, and leaves nothing behind.
+In the QEMU guest the data goes to the ext4 scratch disk, which is discarded after the boot.
 """
 from __future__ import annotations
 
 import ctypes
 import mmap
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from pybpfuring.cache import UnsafeCacheError, check_trusted_parents
 
 MiB = 1 << 20
 # Page-cache-less or memory-backed file systems: a source there is not the talk's "cached file".
@@ -24,9 +33,35 @@ class DataDirError(Exception):
     """The data directory cannot hold a fair source file; the message says why and what to do."""
 
 
-def default_dir() -> Path:
+DEFAULT_PARENT = Path("/var/tmp")
+
+
+def guest_dir() -> Path | None:
+    """The guest's data directory (on its own scratch disk), or None outside the guest."""
     scratch = os.environ.get("PYBPFURING_SCRATCH") if os.environ.get("PYBPFURING_IN_GUEST") else None
-    return Path(scratch) / "bench" if scratch else Path("/var/tmp/pybpfuring-bench")
+    return Path(scratch) / "bench" if scratch else None
+
+
+@contextmanager
+def private_run_dir(parent: Path | None = None) -> Iterator[Path]:
+    """A new directory only this run uses, under `parent` (default /var/tmp), removed afterwards.
+
+    `parent` is created (0700) if missing; it and every folder above it must belong to root or us and
+    be writable by others only if sticky (as /var/tmp is), or another user could swap our directory.
+    """
+    parent = Path(os.path.abspath(parent or DEFAULT_PARENT))
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_trusted_parents(parent)
+    except UnsafeCacheError as exc:
+        raise DataDirError(str(exc)) from None
+    except OSError as exc:
+        raise DataDirError(f"cannot use {parent} for the benchmark's data: {exc.strerror}") from None
+    work = Path(tempfile.mkdtemp(prefix="pybpfuring-bench-", dir=parent))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def fs_type(path: Path) -> str:
@@ -44,7 +79,7 @@ def fs_type(path: Path) -> str:
 
 
 def prepare_dir(path: Path) -> str:
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     kind = fs_type(path)
     if kind in REFUSED_FS:
         raise DataDirError(f"{path} is on {kind}: a source file there is not page-cached like a disk "
@@ -59,7 +94,9 @@ def source_file(directory: Path, size: int) -> Path:
         return path
     chunk = os.urandom(MiB)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    # O_EXCL|O_NOFOLLOW: never write through a name someone else created (the directory is ours anyway)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
         left = size
         while left > 0:
             left -= f.write(chunk[:min(left, MiB)])

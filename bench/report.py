@@ -7,10 +7,13 @@ host row is never divided by a guest row.
 """
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
 from typing import Any
+
+from pybpfuring.outputs import write_atomic
 
 # The talk's table (LPC 2021, "io_uring: BPF controlled I/O"): 4 KiB copy to /dev/zero, ms.
 TALK_MS = [("read/write", 1350.0), ("io_uring QD1", 1630.0), ("io_uring + BPF", 810.0),
@@ -116,13 +119,18 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_outputs(doc: dict[str, Any], out_dir: Path) -> list[Path]:
-    """<benchmark>.json, .md and (with matplotlib) .png in out_dir; returns the paths written."""
+def write_outputs(doc: dict[str, Any], out_dir: Path, *, json_too: bool = True) -> list[Path]:
+    """<benchmark>.json, .md and (with matplotlib) .png in out_dir; returns the paths written.
+
+    Each file is written to a temporary name beside it and renamed (a reader never sees half a
+    table). `json_too=False` when re-rendering from that JSON: the input is never rewritten.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     name = doc["benchmark"]
-    written = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
-    written[0].write_text(json.dumps(doc, indent=1) + "\n")
-    written[1].write_text(markdown(doc))
+    written = []
+    if json_too:
+        written.append(write_atomic(out_dir / f"{name}.json", json.dumps(doc, indent=1) + "\n"))
+    written.append(write_atomic(out_dir / f"{name}.md", markdown(doc)))
     png = plot(doc, out_dir / f"{name}.png")
     return written + ([png] if png else [])
 
@@ -166,6 +174,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
         ax.tick_params(axis="y", labelsize=8)
     axes[-1, 0].set_xlabel("time per unit relative to the baseline row (lower is faster)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return write_atomic(path, image.getvalue())

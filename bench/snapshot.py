@@ -3,7 +3,8 @@
 The working tree is shared with engineers who edit it while a benchmark runs for minutes: a worker
 started mid-edit would import half-written files, and the QEMU guest, which reads the host's tree
 over virtio-fs, gets ESTALE for files replaced under it. Every row of one table therefore runs the
-same snapshot, taken once at the start and removed at the end.
+same snapshot, taken once at the start into the run's private directory (bench/datafile.py), which is
+removed at the end.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ ENV = "PYBPFURING_BENCH_TREE"
 
 def take(parent: Path) -> Path:
     """Copy the code into a new directory under `parent` (a disk file system the guest also sees)."""
-    parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="tree-", dir=parent))
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for part in PARTS:
@@ -33,7 +33,3 @@ def current() -> Path:
     env = os.environ.get(ENV)
     return Path(env) if env else REPO
 
-
-def remove(root: Path) -> None:
-    if root.name.startswith("tree-") and root != REPO:
-        shutil.rmtree(root, ignore_errors=True)

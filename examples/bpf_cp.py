@@ -97,6 +97,17 @@ def cp_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     return IOU_LOOP_CONTINUE
 
 
+def _truncate_destination(fd_in: int, fd_out: int, src: str, dst: str) -> None:
+    """Empty dst, unless it is src itself: truncating that would lose it (cp(1) refuses too)."""
+    import os
+    import stat
+    a, b = os.fstat(fd_in), os.fstat(fd_out)
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        raise OSError(22, f"{src!r} and {dst!r} are the same file")
+    if stat.S_ISREG(b.st_mode):
+        os.ftruncate(fd_out, 0)
+
+
 def copy_file(src: str, dst: str, block: int = 4096) -> int:
     """Copy src to dst with cp_step; returns the bytes copied (raises on a failed copy)."""
     import ctypes
@@ -106,7 +117,12 @@ def copy_file(src: str, dst: str, block: int = 4096) -> int:
     buf = ctypes.create_string_buffer(block)   # user memory: alive until the copy has ended
     fd_in = os.open(src, os.O_RDONLY)
     try:
-        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)  # truncated below, once known not to be src
+        try:
+            _truncate_destination(fd_in, fd_out, src, dst)
+        except OSError:
+            os.close(fd_out)
+            raise
         try:
             globals_ = {"input_fd": fd_in, "output_fd": fd_out,
                         "buffer_uptr": ctypes.addressof(buf), "buffer_size": block}

@@ -92,10 +92,26 @@ def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto", engine: str = "int
         return CopyStats(state[OFFSET], runs)
 
 
+def _truncate_destination(fd_in: int, fd_out: int, src: str, dst: str) -> None:
+    """Empty dst, unless it is src itself: truncating that would lose it (cp(1) refuses too)."""
+    import os
+    import stat
+    a, b = os.fstat(fd_in), os.fstat(fd_out)
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        raise OSError(22, f"{src!r} and {dst!r} are the same file")
+    if stat.S_ISREG(b.st_mode):
+        os.ftruncate(fd_out, 0)
+
+
 def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "interp") -> CopyStats:
     src_fd = os.open(src, os.O_RDONLY)
     try:
-        dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)  # truncated below, once known not to be src
+        try:
+            _truncate_destination(src_fd, dst_fd, src, dst)
+        except OSError:
+            os.close(dst_fd)
+            raise
         try:
             return copy_fds(src_fd, dst_fd, backend, engine)
         finally:

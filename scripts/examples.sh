@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e .
-out=$(mktemp -d)
+out=$(mktemp -d); src=""; dst=""
+trap 'rm -rf "$out" ${src:+"$src"} ${dst:+"$dst"}' EXIT   # private temp files, removed even on failure
 for f in examples/*.py; do
     case "$f" in
         examples/run_*) continue ;;                       # drivers, not programs
@@ -24,4 +25,3 @@ if python3 -c 'import sys; from pybpfuring.runtime.probe import check_bpf_ops; s
 else
     echo "examples/bpf_*.py: compiled only; running them needs Linux >= 7.1 (see 'pybpfuring info', docs/kernel.md)"
 fi
-rm -rf "$out" "$src" "$dst"

@@ -41,7 +41,9 @@ def _availability(row: Row) -> str | None:
 
 def measure_cp(opts: CpOptions, log: Callable[[str], None]) -> dict[str, object]:
     info = environment_info()
-    directory = opts.data_dir or datafile.default_dir()
+    directory = opts.data_dir or datafile.guest_dir()
+    if directory is None:
+        raise datafile.DataDirError("measure_cp needs a data directory (bench/__main__.py makes one)")
     fs = datafile.prepare_dir(directory)
     rows = [r for r in all_rows(opts.emulated_size) if not opts.only or r.id in opts.only]
     big = datafile.source_file(directory, opts.size)

@@ -1,6 +1,6 @@
 """The `pybpfuring` command line (also `python -m pybpfuring`).
 
-    pybpfuring compile FILE.py [-o OUT] [--target T] [--emit obj|ir|asm]
+    pybpfuring compile FILE.py [-o OUT] [--force] [--target T] [--emit obj|ir|asm]
     pybpfuring disasm OBJ.o               BPF instructions interleaved with the Python source lines
     pybpfuring check FILE.py              load into this kernel's verifier (target generic)
     pybpfuring run SCRIPT.py [ARGS...]    run an example's main(argv) on the default backend
@@ -18,27 +18,34 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CompileError, PyBpfUringError
+from ..outputs import check_output, write_output
 from .targets import TARGETS
 
 EXIT_USER_ERROR = 2
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from .cache_key import source_files
     from .driver import emit_text, load_module, programs_in, compile_functions
     module = load_module(args.file)
     progs = programs_in(module)
     if not progs:
         raise CompileError(f"{args.file} defines no @iouring_program or @loop_step functions")
+    # Never write over the program, a module it imports, or a file that is not ours (docs/security.md).
+    inputs = [args.file, *source_files(progs)]
     if args.emit in ("ir", "asm"):
+        if args.output:
+            check_output(args.output, inputs, args.force)
         text = emit_text(progs, args.target, args.emit)
         if args.output:
-            Path(args.output).write_text(text)
+            write_output(args.output, text)
         else:
             sys.stdout.write(text)
         return 0
-    elf = compile_functions(progs, args.target)
     out = args.output or str(Path(args.file).with_suffix(".bpf.o").name)
-    Path(out).write_bytes(elf)
+    check_output(out, inputs, args.force)
+    elf = compile_functions(progs, args.target)
+    write_output(out, elf)
     print(f"{out}: {len(progs)} program(s) ({', '.join(p.name for p in progs)}), target {args.target}, "
           f"{len(elf)} bytes")
     return 0
@@ -93,7 +100,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="compile a program file to a BPF ELF object")
     c.add_argument("file")
-    c.add_argument("-o", "--output")
+    c.add_argument("-o", "--output", help="where to write (default FILE.bpf.o in the current directory)")
+    c.add_argument("--force", action="store_true",
+                   help="write even over an existing file pybpfuring did not write, or an input")
     c.add_argument("--target", default="op_bpf", choices=sorted(TARGETS))
     c.add_argument("--emit", default="obj", choices=["obj", "ir", "asm"])
     c.set_defaults(func=_compile)

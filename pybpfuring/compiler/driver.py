@@ -1,7 +1,9 @@
 """The compiler driver: decorated functions or a module file -> typed IR -> LLVM IR -> ELF bytes.
 
-A content-hash cache keeps the ELF of every (source, target) compiled in this process and on disk
-(`$PYBPFURING_CACHE` or `~/.cache/pybpfuring/compile`), so unchanged programs cost a hash to reload.
+A content-hash cache keeps the ELF of every (programs, target) compiled in this process and on disk
+(`compile/` under `$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`), so unchanged programs cost a
+hash to reload. The key covers every source the object comes from and the compiler itself
+(cache_key.py); the disk copy is in a checked private folder and re-hashed before use (pybpfuring/cache.py).
 """
 from __future__ import annotations
 
@@ -14,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..cache import cache_dir as shared_cache_dir
+from .. import cache as shared_cache
 from ..errors import CompileError, SourceLocation
 from ..lang.decorators import BpfFunction
 from . import typed_ir as ir
+from .cache_key import compile_key
 from .emit import emit_assembly, emit_object, optimise
 from .frontend import ModuleBuilder
 from .lowering import ModuleLowering
 from .targets import get_target
-
-COMPILER_VERSION = "0.1.0"
 
 
 @dataclass
@@ -64,21 +65,9 @@ def compile_full(functions: list[BpfFunction], target: str = "op_bpf") -> Compil
     return CompileResult(typed, text, emit_object(mod, get_target(target)))
 
 
-def _cache_key(functions: list[BpfFunction], target: str) -> str:
-    h = hashlib.sha256(f"{COMPILER_VERSION}\0{target}\0".encode())
-    files = sorted({fn.py_func.__code__.co_filename for fn in functions})
-    for f in files:
-        try:
-            h.update(Path(f).read_bytes())
-        except OSError:
-            return ""  # no file to hash: don't cache
-        h.update(f.encode())
-    h.update("\0".join(fn.name for fn in functions).encode())
-    return h.hexdigest()
-
-
 def cache_dir() -> Path:
-    return shared_cache_dir("compile")
+    """The checked private folder of compiled objects (raises UnsafeCacheError if it is not ours)."""
+    return shared_cache.private_dir("compile")
 
 
 _memory_cache: dict[str, bytes] = {}
@@ -86,25 +75,29 @@ _memory_cache: dict[str, bytes] = {}
 
 def compile_functions(functions: list[BpfFunction], target: str = "op_bpf", *, cache: bool = True) -> bytes:
     """ELF bytes of the given programs (and all they call) for `target`."""
-    key = _cache_key(functions, target) if cache else ""
+    key = compile_key(functions, target) if cache else ""
     if key and key in _memory_cache:
         return _memory_cache[key]
-    path = cache_dir() / f"{key}.o" if key else None
-    if path is not None and path.is_file():
-        elf = path.read_bytes()
-    else:
+    directory = _usable_cache_dir() if key else None
+    elf = shared_cache.load_verified(directory, key) if directory is not None else None
+    if elf is None:
         elf = compile_full(functions, target).elf
-        if path is not None:
+        if directory is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(elf)
-                tmp.replace(path)
+                shared_cache.store_verified(directory, key, elf)
             except OSError:
-                pass  # the cache is an optimisation only
+                pass  # a full disk: the cache is an optimisation only
     if key:
         _memory_cache[key] = elf
     return elf
+
+
+def _usable_cache_dir() -> Path | None:
+    """The compile cache, or None if it cannot be created (read-only home); an unsafe one raises."""
+    try:
+        return cache_dir()
+    except shared_cache.CacheUnwritable:
+        return None
 
 
 def load_module(path: str | os.PathLike[str]) -> object:

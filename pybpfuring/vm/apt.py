@@ -4,6 +4,10 @@ The system's apt state is never touched: the sources list, package lists and arc
 in the pybpfuring cache and reach apt through `-o Dir::...` options. The mirror URI is read from
 `/etc/apt/sources.list.d/*.sources` (deb822) or `/etc/apt/sources.list`, so no host name is written
 anywhere in the project.
+
+Every .deb `download` returns, whether just downloaded or reused from an earlier fetch, has the
+SHA-256 Debian's signed index lists for it (verify.py); one that does not is downloaded again, and a
+download that still does not match is an error.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybpfuring.vm.steps import NoAptAccess, VmError, run_step
+from pybpfuring.cache import ensure_private_tree
+from pybpfuring.vm.steps import NoAptAccess, VmError, progress, run_step
+from pybpfuring.vm.verify import DebHash, deb_matches, signed_package_hashes
 
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 UPDATE_TIMEOUT = 300.0
@@ -28,6 +34,26 @@ _NO_NETWORK = re.compile(r"Could not resolve|Temporary failure resolving|Failed 
 class Mirror:
     uri: str
     keyring: str
+
+    def verify_keyring(self) -> str:
+        """The keyring the signed Release is checked with (apt's `signed-by`, else Debian's)."""
+        return self.keyring if self.keyring.startswith("/") else DEFAULT_KEYRING
+
+
+@dataclass(frozen=True)
+class VerifiedDeb:
+    """A downloaded .deb and the SHA-256/size the signed index lists for it (checked again at use)."""
+
+    package: str
+    path: Path
+    expected: DebHash
+
+    def check(self) -> Path:
+        if not deb_matches(self.path, self.expected):
+            raise VmError("verify packages", f"{self.path} does not have the SHA-256 "
+                          f"{self.expected.sha256[:16]}... the signed Packages index lists for {self.package}",
+                          "run `pybpfuring vm fetch --refresh`")
+        return self.path
 
 
 def _deb822_stanzas(text: str) -> list[dict[str, str]]:
@@ -91,7 +117,7 @@ class PrivateApt:
         self.mirror = mirror
         self.suite = suite
         for sub in ("lists/partial", "cache/archives/partial", "etc"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+            ensure_private_tree(root, sub)
         self.sources = root / "etc" / "sources.list"
         keyring = f"[signed-by={mirror.keyring}] " if mirror.keyring.startswith("/") else ""
         self.sources.write_text(f"deb {keyring}{mirror.uri} {suite} main\n")
@@ -153,10 +179,20 @@ class PrivateApt:
             raise VmError("apt-cache policy", f"{self.suite} has no package {', '.join(missing)}")
         return found
 
-    def download(self, packages: list[str], dest: Path) -> list[Path]:
-        """The .deb files of `packages` in `dest`; ones already there (same version) are kept."""
-        dest.mkdir(parents=True, exist_ok=True)
+    def signed_hashes(self, versions: dict[str, str]) -> dict[str, DebHash]:
+        """What each package's .deb must hash to, from the index apt verified (re-verified now)."""
+        return signed_package_hashes(self.root / "lists", self.mirror.verify_keyring(), versions)
+
+    def download(self, packages: list[str], dest: Path) -> list[VerifiedDeb]:
+        """The .deb files of `packages` in `dest`, each matching the signed index; ones already there
+        are reused only if they match, else downloaded again."""
         versions = self.versions(packages)
+        expected = self.signed_hashes(versions)
+        for p in packages:
+            old = _deb_file(dest, p, versions[p])
+            if old is not None and not deb_matches(old, expected[p]):
+                progress(f"{old.name} does not match the signed index; downloading it again")
+                old.unlink()
         missing = [p for p in packages if _deb_file(dest, p, versions[p]) is None]
         if missing:
             step = f"apt-get download {' '.join(missing)}"
@@ -167,11 +203,14 @@ class PrivateApt:
                 if _NO_NETWORK.search(err.message):
                     raise NoAptAccess(step, err.message) from None
                 raise
-        paths = [_deb_file(dest, p, versions[p]) for p in packages]
-        absent = [p for p, path in zip(packages, paths) if path is None]
-        if absent:
-            raise VmError("apt-get download", f"apt reported success but wrote no .deb for {absent[0]}")
-        return [p for p in paths if p is not None]
+        debs = []
+        for p in packages:
+            path = _deb_file(dest, p, versions[p])
+            if path is None:
+                raise VmError("apt-get download", f"apt reported success but wrote no .deb for {p}")
+            debs.append(VerifiedDeb(p, path, expected[p]))
+            debs[-1].check()
+        return debs
 
 
 def _deb_file(dest: Path, package: str, version: str) -> Path | None:

@@ -97,8 +97,10 @@ def _info() -> int:
     print(f"sid user space:   {root / manifest.sid_root} ({tree_size(root / manifest.sid_root) >> 20} MiB)")
     for pkg, ver in sorted(manifest.sid_packages.items()):
         print(f"  package         {pkg} {ver}")
-    images = sorted((root / "initramfs").glob("*.cpio.gz")) if (root / "initramfs").is_dir() else []
-    print(f"initramfs:        {', '.join(i.name for i in images) or 'not built yet'}")
+    images = sorted((root / "initramfs").glob("*.ref")) if (root / "initramfs").is_dir() else []
+    print(f"initramfs:        {', '.join(i.stem for i in images) or 'not built yet'}")
+    print(f"verified:         {len(manifest.files)} files of the kernel and sid trees (SHA-256, "
+          "checked before every boot); .debs against Debian's signed index")
     print(f"mirror:           {manifest.mirror} (suite sid)")
     print(f"fetched:          {manifest.fetched_at} in {manifest.fetch_seconds:.1f} s")
     for note in manifest.notes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from pybpfuring.cache import ensure_private_tree, store_verified, verified_path
 from pybpfuring.vm.steps import VmError, run_step, timed_step
 
 VIRTIOFS_TAG = "hostroot"
@@ -103,36 +104,40 @@ def find_static_busybox() -> Path:
 
 
 def build_initramfs(cache: Path, modules: list[Path]) -> Path:
-    """The initramfs (gzip'd newc cpio), cached under the hash of everything in it."""
+    """The initramfs (gzip'd newc cpio), cached under the hash of everything in it.
+
+    Stored content-addressed in a checked private folder and re-hashed before each boot
+    (pybpfuring.cache), as the guest kernel runs its init as PID 1 with the host root attached."""
     busybox = find_static_busybox()
     digest = hashlib.sha256(init_script().encode())
     for part in (busybox, *modules):
         digest.update(part.read_bytes())
-    target = cache / "initramfs" / f"init-{digest.hexdigest()[:16]}.cpio.gz"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with timed_step(f"build initramfs {target.name}"):
+    directory = ensure_private_tree(cache, "initramfs")
+    name = f"init-{digest.hexdigest()[:16]}.cpio.gz"
+    built = verified_path(directory, name)
+    if built is not None:
+        return built
+    with timed_step(f"build initramfs {name}"):
         # a private staging directory: two sessions may build the same image at once
-        _write_initramfs(target, busybox, modules, Path(tempfile.mkdtemp(dir=target.parent)))
-    return target
+        image = _write_initramfs(busybox, modules, Path(tempfile.mkdtemp(dir=directory)))
+    return store_verified(directory, name, image, mode=0o600, suffix=".gz")
 
 
-def _write_initramfs(target: Path, busybox: Path, modules: list[Path], staging: Path) -> None:
-    for sub in ("bin", "proc", "sys", "dev", "lower", "upper", "newroot", "modules"):
-        (staging / sub).mkdir(parents=True)
-    shutil.copy(busybox, staging / "bin" / "busybox")
-    for mod in modules:
-        shutil.copy(mod, staging / "modules" / mod.name)
-    (staging / "init").write_text(init_script())
-    (staging / "init").chmod(0o755)
-    names = sorted(str(p.relative_to(staging)) for p in staging.rglob("*"))
-    proc = run_step("build initramfs", ["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"],
-                    BUILD_TIMEOUT, cwd=staging, input_bytes=("\n".join([".", *names]) + "\n").encode())
-    tmp = staging.with_suffix(".tmp")
-    tmp.write_bytes(gzip.compress(proc.stdout, compresslevel=6))
-    tmp.replace(target)
-    shutil.rmtree(staging)
+def _write_initramfs(busybox: Path, modules: list[Path], staging: Path) -> bytes:
+    try:
+        for sub in ("bin", "proc", "sys", "dev", "lower", "upper", "newroot", "modules"):
+            (staging / sub).mkdir(parents=True)
+        shutil.copy(busybox, staging / "bin" / "busybox")
+        for mod in modules:
+            shutil.copy(mod, staging / "modules" / mod.name)
+        (staging / "init").write_text(init_script())
+        (staging / "init").chmod(0o755)
+        names = sorted(str(p.relative_to(staging)) for p in staging.rglob("*"))
+        proc = run_step("build initramfs", ["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"],
+                        BUILD_TIMEOUT, cwd=staging, input_bytes=("\n".join([".", *names]) + "\n").encode())
+        return gzip.compress(proc.stdout, compresslevel=6)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)

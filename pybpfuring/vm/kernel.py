@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import datetime
 import lzma
+import os
 import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-from pybpfuring.vm.apt import PrivateApt, host_mirror
-from pybpfuring.vm.cache import Manifest, cache_dir, cache_lock, load_manifest, save_manifest
+from pybpfuring.vm.apt import PrivateApt, VerifiedDeb, host_mirror
+from pybpfuring.vm.cache import Manifest, cache_dir, cache_lock, load_manifest, save_manifest, subdir
+from pybpfuring.vm.verify import tree_hashes
 from pybpfuring.vm.steps import VmError, progress, run_step, timed_step
 
 MIN_KERNEL = (7, 1)
@@ -99,12 +102,28 @@ def zstd_decompress(stream: bytes) -> bytes:
     return proc.stdout
 
 
-def unpack_debs(debs: list[Path], dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for deb in debs:
-        run_step(f"dpkg -x {deb.name}", ["dpkg-deb", "-x", deb, dest], EXTRACT_TIMEOUT)
+def unpack_debs(debs: list[VerifiedDeb], dest: Path) -> None:
+    """Unpack each .deb (re-checked against the signed index right before) into a fresh `dest`.
+
+    Unpacked beside `dest` and swapped in by rename, so a guest another session starts meanwhile sees
+    the old tree or the new one, never a half-unpacked or missing one."""
+    subdir(dest.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-new-", dir=dest.parent))
+    old = None
+    try:
+        for deb in debs:
+            path = deb.check()
+            run_step(f"dpkg -x {path.name}", ["dpkg-deb", "-x", path, staging], EXTRACT_TIMEOUT)
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}-old-", dir=dest.parent))
+            os.rename(dest, old / dest.name)
+        os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def sid_command(sid_root: Path, binary: str) -> list[str]:
@@ -135,8 +154,8 @@ def _fetch_kernel(apt: PrivateApt, root: Path) -> tuple[str, dict[str, str], Pat
     progress(f"newest sid cloud kernel: {release}")
     with timed_step(f"download {', '.join(pkgs)}"):
         versions = apt.versions(pkgs)
-        debs = apt.download(pkgs, root / "debs")
-    kdir = root / "kernel" / release
+        debs = apt.download(pkgs, subdir(root, "debs"))
+    kdir = subdir(root, "kernel", release)
     with timed_step("extract vmlinux and modules"):
         unpack_debs(debs, kdir / "pkg")
         moddir = kdir / "pkg" / "usr" / "lib" / "modules" / release
@@ -150,7 +169,7 @@ def _fetch_kernel(apt: PrivateApt, root: Path) -> tuple[str, dict[str, str], Pat
 
 
 def _decompress_modules(moddir: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
+    subdir(dest.parent, dest.name)
     for rel in GUEST_MODULES:
         src = next(iter(moddir.glob(rel + "*")), None)
         if src is None:
@@ -167,18 +186,18 @@ def fetch(refresh: bool = False) -> Manifest:
     """Obtain everything the guest needs through apt (cached unless `refresh`)."""
     root = cache_dir()
     with cache_lock(root):
-        cached = load_manifest(root)
-        if cached is not None and not refresh:
+        cached = None if refresh else load_manifest(root)  # --refresh replaces even a damaged cache
+        if cached is not None:
             return cached
         start = time.monotonic()
         mirror = host_mirror()
-        apt = PrivateApt(root / "apt", mirror)
+        apt = PrivateApt(subdir(root, "apt"), mirror)
         with timed_step(f"apt-get update (sid on the host's mirror {mirror.uri})"):
             apt.update()
         release, kpkgs, vmlinux, modules = _fetch_kernel(apt, root)
         with timed_step("download and unpack sid virtiofsd, bpftool, libbpf"):
             sid_versions = apt.versions(SID_PACKAGES)
-            debs = apt.download(SID_PACKAGES, root / "debs")
+            debs = apt.download(SID_PACKAGES, subdir(root, "debs"))
             unpack_debs(debs, root / "sid")
             _check_sid_binaries(root / "sid")
         manifest = Manifest(
@@ -188,6 +207,8 @@ def fetch(refresh: bool = False) -> Manifest:
             fetched_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             notes=["sid's bpftool/libbpf/virtiofsd need glibc >= 2.38; they run with sid's own ld.so "
                    "(see sid_command)"])
+        # What the guest runs, as unpacked from the verified .debs: re-hashed before every boot.
+        manifest.files = tree_hashes(root, manifest.verified_trees())
         save_manifest(root, manifest)
         progress(f"fetched kernel {release} in {manifest.fetch_seconds:.1f} s; cache {root}")
         return manifest

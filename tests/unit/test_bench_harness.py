@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,9 @@ def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data dir on a real file system (never tmpfs) and a private binary cache."""
     data = tmp_path / "data"
     if datafile.fs_type(tmp_path) in datafile.REFUSED_FS:
-        data = Path("/var/tmp") / f"pbu-bench-test-{os.getpid()}"
         if datafile.fs_type(Path("/var/tmp")) in datafile.REFUSED_FS:
             pytest.skip("neither the pytest tmp dir nor /var/tmp is on a disk file system")
+        data = Path(tempfile.mkdtemp(prefix="pbu-bench-test-", dir="/var/tmp"))  # private, never fixed
     monkeypatch.setenv("PYBPFURING_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("PYBPFURING_IN_GUEST", raising=False)
     yield data
@@ -104,11 +105,15 @@ def test_nops_end_to_end(tmp_path: Path, bench_env: Path, capsys: pytest.Capture
 def test_tmpfs_source_is_refused_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if datafile.fs_type(Path("/dev/shm")) != "tmpfs":
         pytest.skip("/dev/shm is not tmpfs here")
-    rc = main(["cp", "--size", "64K", "--runs", "1", "--where", "host", "--data-dir",
-               f"/dev/shm/pbu-bench-{os.getpid()}", "--out", str(tmp_path), "--no-syscalls"])
-    err = capsys.readouterr().err
-    assert rc == 2 and "is on tmpfs" in err and "Traceback" not in err
-    shutil.rmtree(f"/dev/shm/pbu-bench-{os.getpid()}", ignore_errors=True)
+    shm = tempfile.mkdtemp(prefix="pbu-bench-", dir="/dev/shm")
+    try:
+        rc = main(["cp", "--size", "64K", "--runs", "1", "--where", "host", "--data-dir", shm,
+                   "--out", str(tmp_path), "--no-syscalls"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "is on tmpfs" in err and "Traceback" not in err
+        assert os.listdir(shm) == []  # the run's private directory is gone again
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
 
 
 def test_bad_sizes_are_user_errors(capsys: pytest.CaptureFixture[str]) -> None:

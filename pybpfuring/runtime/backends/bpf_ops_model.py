@@ -23,7 +23,8 @@ import struct
 import sys
 from pathlib import Path
 
-from ...compiler.driver import cache_dir, compile_functions
+from ... import cache as shared_cache
+from ...compiler.driver import compile_functions
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
@@ -187,10 +188,12 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
     if not 1 <= len(programs) <= 100:
         raise ValueError("a ring has 1 to 100 programs (IORING_MAX_BPF_PROGS)")
     src = scheduler_source(len(programs))
-    path = cache_dir() / "bpf_ops_model" / f"sched_{hashlib.sha1(src.encode()).hexdigest()[:12]}.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file():
-        path.write_text(src)
+    # Imported (run) as root: written to, and re-hashed in, a checked private cache folder.
+    directory = shared_cache.private_dir("compile/bpf_ops_model")
+    name = f"sched_{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+    path = shared_cache.verified_path(directory, name)
+    if path is None:
+        path = shared_cache.store_verified(directory, name, src.encode(), suffix=".py")
     name = f"pybpfuring_sched_{id(programs)}"
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)

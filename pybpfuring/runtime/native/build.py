@@ -1,10 +1,11 @@
 """Build the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with the system C compiler
 at first use and load it with ctypes.
 
-The shared object goes to a cache directory outside the repository (`native/` under
-`$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`; see pybpfuring/cache.py), named by a hash of the
-sources, the compiler and its flags, so an edit or another compiler builds a new one and concurrent
-processes never see a half-written file (compile to a temporary name, then rename).
+The shared object goes to a private cache folder outside the repository (`native/` under
+`$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`; see pybpfuring/cache.py), stored under a key hashed
+from the sources, the compiler and its flags, so an edit or another compiler builds a new one. It is
+stored content-addressed (`cache.store_verified`) and its hash is checked again before every load:
+we dlopen it as root, so a folder or file another user could write is refused, never loaded.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from pybpfuring.cache import cache_dir as shared_cache_dir
+from pybpfuring import cache
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.runtime.engine import jit_abi as J
 
@@ -37,7 +37,13 @@ class NativeUnavailable(PyBpfUringError):
 
 
 def cache_dir() -> Path:
-    return shared_cache_dir("native")
+    """The checked private folder of built loops (cache.private_dir)."""
+    try:
+        return cache.private_dir("native")
+    except cache.CacheUnwritable as exc:
+        raise NativeUnavailable(str(exc)) from None
+    # cache.UnsafeCacheError propagates: a planted folder is an error to report, not a reason to
+    # fall back quietly to another engine.
 
 
 def _compiler() -> str:
@@ -63,27 +69,22 @@ def build() -> Path:
     cc = _compiler()
     key = hashlib.sha256(source + _compiler_id(cc).encode() + " ".join(CFLAGS).encode()).hexdigest()[:16]
     directory = cache_dir()
-    target = directory / f"loop-{key}.so"
-    if target.is_file():
-        return target
+    name = f"loop-{key}.so"
+    built = cache.verified_path(directory, name)  # UnsafeCacheError if planted or altered
+    if built is not None:
+        return built
+    tmp = cache.new_temp_file(directory, ".so")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NativeUnavailable(f"cannot create the cache directory {directory}: {exc.strerror}") from None
-    fd, tmp = tempfile.mkstemp(prefix=".loop-", suffix=".so", dir=directory)
-    os.close(fd)
-    try:
-        result = subprocess.run([cc, *CFLAGS, "-o", tmp, *map(str, SOURCES)], capture_output=True,
+        result = subprocess.run([cc, *CFLAGS, "-o", str(tmp), *map(str, SOURCES)], capture_output=True,
                                 text=True, timeout=120)
         if result.returncode:
             raise NativeUnavailable(f"{cc} failed to build the native loop:\n{result.stderr.strip()}")
-        os.replace(tmp, target)
+        return cache.store_verified(directory, name, tmp, mode=0o700)
     except subprocess.TimeoutExpired:
         raise NativeUnavailable(f"{cc} took over 120 s to build the native loop") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return target
 
 
 def _declare(lib: ctypes.CDLL) -> None:

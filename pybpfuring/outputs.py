@@ -119,7 +119,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int | No
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent if str(out.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:  # name the file the user asked for, not our temporary one
+        raise OSError(exc.errno, f"cannot write {out}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)

@@ -179,6 +179,7 @@ def test_a_ring_does_not_fall_back_quietly_from_an_unsafe_cache(root: Path) -> N
 
 def test_altered_compiled_object_is_refused(root: Path) -> None:
     from pybpfuring.compiler.driver import _memory_cache, compile_module
+    _memory_cache.clear()  # an earlier test may have compiled it in this process: go to the disk
     compile_module(PROGRAM)
     [ref] = (root / "compile").glob("*.ref")
     blob = root / "compile" / ref.read_text().strip()
@@ -205,9 +206,10 @@ def test_cache_file_owned_by_another_user_is_refused(root: Path) -> None:
         cache.load_verified(d, "k")
 
 
-def test_generated_scheduler_module_is_verified_before_import(root: Path) -> None:
+def test_generated_scheduler_module_is_verified_before_import(root: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The bpf_ops model writes a Python module to the cache and imports it: it is hash-checked."""
-    sys.path.insert(0, str(REPO / "examples"))
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
     from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler
     import cp as cp_example  # examples/cp.py
     step = build_scheduler([cp_example.cp])

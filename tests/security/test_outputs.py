@@ -108,6 +108,9 @@ def test_directories_and_block_devices_are_never_written(project: Path) -> None:
     (project / "out").mkdir()
     assert_refused(compile_to(project, "-o", "out", "--force"), "is a directory")
     assert compile_to(project, "-o", os.devnull).returncode == 0  # a stream, not a file to lose
+    missing = compile_to(project, "-o", "no-such-dir/x.o")
+    assert missing.returncode == 2 and "cannot write no-such-dir/x.o" in missing.stderr, missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 @needs_root

@@ -330,11 +330,14 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
             if not functions:
                 raise RegistrationError(f"{path} defines no @iouring_program functions")
             return driver.compile_functions(functions, "op_bpf"), functions, [f.name for f in functions]
-        try:
-            with open(path, "rb") as f:
-                return f.read(), [], None
-        except OSError as exc:
-            raise RegistrationError(f"cannot read BPF object {path}: {exc.strerror}") from None
+        # Read once (a regular file of sane size, never a FIFO or a device) and parse it here, so
+        # a malformed object's error names the file rather than the bytes a backend gets.
+        from pybpfuring.runtime.bpf.elf import read_elf, read_object_file
+        from pybpfuring.runtime.bpf.object import BpfObject
+        elf = read_object_file(path)
+        with BpfObject(read_elf(elf, path), path):
+            pass
+        return elf, [], None
     functions = list(programs)
     if not functions:
         raise RegistrationError("register_programs needs at least one program")

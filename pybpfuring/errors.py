@@ -37,6 +37,11 @@ class PyBpfUringError(Exception):
     """Base of every error pybpfuring raises on purpose."""
 
 
+class ArgumentError(PyBpfUringError, ValueError):
+    """A public function was given a value outside the range it accepts; the message names the
+    argument, the value and the range (never wrapped or clamped silently)."""
+
+
 class CompileError(PyBpfUringError):
     """The program is outside the language; `loc` says where, `hint` what to do instead."""
 

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
-from pybpfuring.errors import ArgumentError, ProgramFault
+from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_timeout_arg
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
@@ -71,13 +71,13 @@ class Ring:
                  budget: int = DEFAULT_BUDGET, engine: str = "auto",
                  run_budget: int = DEFAULT_RUN_BUDGET) -> None:
         self._impl: RingBackend | None = None
-        _check_int(entries, 1, 32768, "entries")
+        check_int_arg(entries, 1, 32768, "entries")
         if len(cqs) > MAX_EXTRA_CQS:
             raise ArgumentError(f"{len(cqs)} extra CQs requested; a ring has at most {MAX_EXTRA_CQS} "
                                 "(IO_MAX_CQRINGS of the 2021 patches)")
         capacities = [cq_capacity(size, f"extra CQ {i + 1}") for i, size in enumerate(cqs)]
-        _check_int(budget, 1, MAX_BUDGET, "budget")
-        _check_int(run_budget, 1, MAX_RUN_BUDGET, "run_budget")
+        check_int_arg(budget, 1, MAX_BUDGET, "budget")
+        check_int_arg(run_budget, 1, MAX_RUN_BUDGET, "run_budget")
         self._impl = create_backend(backend, entries, capacities, budget, engine)
         self._impl.run_budget = run_budget
         self._program_names: list[str] | None = None
@@ -233,8 +233,8 @@ class Ring:
     def submit_and_wait(self, wait_nr: int = 1, timeout: float | None = None) -> int:
         """submit(), then run the event loop until CQ 0 holds at least `wait_nr` CQEs
         (TimeoutError after `timeout` s; RingStalledError if they can never arrive)."""
-        _check_int(wait_nr, 0, MAX_WAIT_NR, "wait_nr")
-        _check_timeout(timeout)
+        check_int_arg(wait_nr, 0, MAX_WAIT_NR, "wait_nr")
+        check_timeout_arg(timeout)
         impl = self._backend()
         if timeout is None:
             submitted = impl.submit()
@@ -265,7 +265,7 @@ class Ring:
         """Consume and return the oldest CQE of CQ `cq`, running the event loop until there is
         one. TimeoutError after `timeout` s; RingStalledError if none can ever arrive."""
         queue = self._cq(cq)
-        _check_timeout(timeout)
+        check_timeout_arg(timeout)
         if not queue.ready:
             self._backend().pump(CqAtLeast(queue, 1), timeout)
         cqe: Cqe = queue.reap()
@@ -372,25 +372,11 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
 
 MAX_RUN_BUDGET = 2**32 - 1
 MAX_WAIT_NR = 2**32 - 1          # io_uring_enter's min_complete is a u32
-MAX_TIMEOUT = float(2**31 - 1)   # seconds (~68 years): beyond it a deadline would not fit a timespec
-
-
-def _check_int(value: int, low: int, high: int, what: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ArgumentError(f"{what} must be an int in {low}..{high}, not {value!r}")
-
-
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
-            not 0 <= timeout <= MAX_TIMEOUT:   # also refuses NaN
-        raise ArgumentError(f"timeout must be None or 0..{MAX_TIMEOUT:.0f} seconds, not {timeout!r}")
 
 
 def _check_u16(value: int, what: str) -> None:
-    _check_int(value, 0, 0xFFFF, what)
+    check_int_arg(value, 0, 0xFFFF, what)
 
 
 def _check_u64(value: int, what: str) -> None:
-    _check_int(value, 0, 2**64 - 1, what)
+    check_int_arg(value, 0, 2**64 - 1, what)

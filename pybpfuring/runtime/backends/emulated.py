@@ -40,7 +40,7 @@ from pybpfuring.runtime.ring.structs import Cqe, Sqe
 from .cqs import CompletionQueue
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
-from .sigint import SigintDeferral
+from .sigint import SIGINT_DEFERRAL
 from .programs import (EngineProgram, build_programs, create_maps, open_object,
                        select_programs)
 
@@ -175,7 +175,7 @@ class EmulatedBackend:
         self._run_limit: int | None = None    # a non-blocking pump returns at this many attempts
         self._deadline: float | None = None   # a timed pump's end (time.monotonic())
         # Runs in native code (the JIT) take Ctrl-C only between runs; the interpreter at once.
-        self._sigint = SigintDeferral()
+        self._sigint = SIGINT_DEFERRAL
         self._defer_sigint = type(self.vm) is not Vm
         self._staged: list[tuple[Sqe, int]] = []
         self._tags: dict[int, _Tag] = {}
@@ -239,8 +239,8 @@ class EmulatedBackend:
     # --- the event loop ---------------------------------------------------------------------------
     def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
         """Run, submit and route until nothing is ready; with `until`, block until it holds."""
-        with self._sigint.installed():
-            self._pump(until, timeout)
+        self._sigint.ensure_installed()
+        self._pump(until, timeout)
 
     def _pump(self, until: Callable[[], bool] | None, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -446,11 +446,11 @@ class EmulatedBackend:
         # Ctrl-C waits until this request's bookkeeping is consistent (and, on the JIT, until the
         # run returns: see sigint.py); only the interpreter's run itself takes it at once.
         sigint = self._sigint
-        sigint.in_run = True
+        sigint.enter_run()
         try:
             self._run_one(request)
         finally:
-            sigint.raise_pending()
+            sigint.leave_run()
 
     def _run_one(self, request: BpfRequest) -> None:
         self._attempts += 1
@@ -473,23 +473,24 @@ class EmulatedBackend:
         _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
         request.runs += 1
         self.runs += 1
-        self._sigint.in_run = self._defer_sigint
+        if not self._defer_sigint:
+            self._sigint.run_interruptible()
         try:
             r0 = self.vm.run(program, r1=self._ctx_addr)
         except KeyboardInterrupt:
             # Ctrl-C in the middle of a run: the request ends (-EINTR) rather than vanishing.
-            self._sigint.in_run = True
+            self._sigint.enter_run()
             self._end_run_links()
             self._complete(request, -errno.EINTR)
             raise
         except VmFault as fault:
-            self._sigint.in_run = True
+            self._sigint.enter_run()
             self.insns += self.vm.last_insn_count
             self._end_run_links()
             self._record_fault(fault, request)
             self._complete(request, -fault.errno)
             return
-        self._sigint.in_run = True
+        self._sigint.enter_run()
         self.insns += self.vm.last_insn_count
         self._end_run_links()
         ret = r0 & _M32

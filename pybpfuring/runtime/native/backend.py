@@ -26,7 +26,7 @@ from pybpfuring.runtime.backends.engine_maps import EngineMap
 from pybpfuring.runtime.backends.helpers_2021 import (HELPER_COPY_TO_USER, HELPER_EMIT_CQE,
                                                       HELPER_REAP_CQE, HELPER_SUBMIT, Helpers2021)
 from pybpfuring.runtime.backends.programs import build_programs, open_object, select_programs
-from pybpfuring.runtime.backends.sigint import SigintDeferral
+from pybpfuring.runtime.backends.sigint import SIGINT_DEFERRAL
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64
@@ -167,7 +167,7 @@ class NativeBackend(EmulatedBackend):
         self.fault_count = 0
         self._staged = []
         self._link_in_run = []
-        self._sigint = SigintDeferral()
+        self._sigint = SIGINT_DEFERRAL
         self._ready = _NativeReady(self)  # type: ignore[assignment]
         self._bindings: list[_Binding] = []
         self._conts: dict[int, _Continuation] = {}
@@ -376,8 +376,8 @@ class NativeBackend(EmulatedBackend):
         """As EmulatedBackend.pump, in native code: returns when `until()` holds (at once when None)."""
         if self._closed:
             return
-        with self._sigint.installed():
-            self._pump_native(until, timeout)
+        self._sigint.ensure_installed()
+        self._pump_native(until, timeout)
 
     def _pump_native(self, until: Callable[[], bool] | None, timeout: float | None) -> None:
         deadline = -1 if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
@@ -398,12 +398,12 @@ class NativeBackend(EmulatedBackend):
         attempt_limit = lib.nl_attempts(loop) + self._run_budget + 1 if until is None else 0
         while True:
             sigint = self._sigint
-            sigint.in_run = True   # Python helpers called from the run must not take Ctrl-C
+            sigint.enter_run()   # Python helpers called from the run must not take Ctrl-C
             try:
                 rc = lib.nl_run(loop, cond_cq, cond_n, deadline, attempt_limit)
                 self._drain_events()
             finally:
-                sigint.raise_pending()   # between nl_run calls the loop's state is consistent
+                sigint.leave_run()   # between nl_run calls the loop's state is consistent
             if rc in (NL_NEED_PY, NL_INTR, NL_YIELD) and 0 <= deadline <= time.monotonic_ns():
                 if until is None or until():
                     return

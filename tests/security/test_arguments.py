@@ -3,7 +3,6 @@ names the argument, never wrapped silently into a C integer (before: `Ring(budge
 budget of 0 in the JIT and the native loop, `prep_read(sqe, 2**40, ...)` an fd of 0)."""
 from __future__ import annotations
 
-import ctypes
 import errno
 import math
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import stat
 import subprocess
 import sys
 import time

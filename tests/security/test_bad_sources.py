@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
+from pybpfuring.compiler.driver import compile_functions, load_module, programs_in
 from pybpfuring.errors import CompileError, InternalCompilerError
 from source_shapes import ShapeGen
 

@@ -37,6 +37,30 @@ class PyBpfUringError(Exception):
     """Base of every error pybpfuring raises on purpose."""
 
 
+class ArgumentError(PyBpfUringError, ValueError):
+    """A public function was given a value outside the range it accepts; the message names the
+    argument, the value and the range (never wrapped or clamped silently)."""
+
+
+MAX_TIMEOUT = float(2**31 - 1)   # seconds (~68 years): every engine can hold such a deadline
+
+
+def check_int_arg(value: int, low: int, high: int, what: str) -> int:
+    """`value` if it is an int (not a bool) in low..high, else ArgumentError naming it."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ArgumentError(f"{what} must be an int in {low}..{high}, not {value!r}")
+    return value
+
+
+def check_timeout_arg(timeout: float | None) -> float | None:
+    """None (wait for ever) or 0..MAX_TIMEOUT seconds; NaN and infinities are refused."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 <= timeout <= MAX_TIMEOUT):
+        raise ArgumentError(f"timeout must be None or 0..{MAX_TIMEOUT:.0f} seconds, "
+                            f"not {timeout!r}")
+    return timeout
+
+
 class CompileError(PyBpfUringError):
     """The program is outside the language; `loc` says where, `hint` what to do instead."""
 

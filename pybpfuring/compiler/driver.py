@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 import sys
+import sysconfig
+import tokenize
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from .cache_key import compile_key
 from .emit import emit_assembly, emit_object, optimise
 from .frontend import ModuleBuilder
 from .lowering import ModuleLowering
+from .stack_check import check_stack_depth
 from .targets import get_target
 
 
@@ -62,7 +66,9 @@ def compile_full(functions: list[BpfFunction], target: str = "op_bpf") -> Compil
         raise CompileError("nothing to compile: no @iouring_program or @loop_step functions given")
     text = lower(typed)
     mod = optimise(text, get_target(target))
-    return CompileResult(typed, text, emit_object(mod, get_target(target)))
+    elf = emit_object(mod, get_target(target))
+    check_stack_depth(elf, typed.functions[0].loc if typed.functions else None)
+    return CompileResult(typed, text, elf)
 
 
 def cache_dir() -> Path:
@@ -100,16 +106,25 @@ def _usable_cache_dir() -> Path | None:
         return None
 
 
-def load_module(path: str | os.PathLike[str]) -> object:
-    """Import a program file as a module (its top level declares maps, structs and programs)."""
-    p = Path(path).resolve()
-    if not p.is_file():
-        raise CompileError(f"no such file: {path}")
+MAX_SOURCE_SIZE = 16 << 20   # a program file larger than this is not a program
+
+
+def load_module(path: str | os.PathLike[str], *, exit_is_error: bool = True) -> object:
+    """Import a program file as a module (its top level declares maps, structs and programs).
+
+    Importing runs the file's top level, as `python FILE` would (but with a module name other than
+    `__main__`, so code under `if __name__ == "__main__":` does not run). An exception raised there
+    is the user's error: a CompileError at the user's line, with the traceback trimmed to the
+    user's frames. `sys.exit()` at the top level is reported the same way unless `exit_is_error`
+    is False (`pybpfuring run`, where a script's exit status is its result).
+    """
+    p = _checked_source_file(path)
     name = f"pybpfuring_user_{hashlib.sha1(str(p).encode()).hexdigest()[:12]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, p)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise CompileError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -118,15 +133,93 @@ def load_module(path: str | os.PathLike[str]) -> object:
         del sys.modules[name]
         raise CompileError(f"syntax error: {e.msg}",
                            SourceLocation(str(p), e.lineno or 1, max((e.offset or 1) - 1, 0))) from None
+    except RecursionError:
+        # Python's own compiler gave up on the file (an expression nested thousands deep).
+        del sys.modules[name]
+        raise _too_deep(p) from None
     except CompileError:
         del sys.modules[name]
         raise
+    except SystemExit as e:
+        del sys.modules[name]
+        if not exit_is_error:
+            raise
+        raise CompileError(f"importing {p.name} called sys.exit({e.code!r}) at its top level",
+                           _deepest_frame_in(e, p),
+                           "compiling imports the file: guard script code with "
+                           "`if __name__ == \"__main__\":`\n" + _user_traceback(e)) from None
     except Exception as e:
         # The file's top level failed (a bad @struct field, a NameError...): point at its line.
         del sys.modules[name]
         raise CompileError(f"importing {p.name} failed: {type(e).__name__}: {e}",
-                           _deepest_frame_in(e, p)) from None
+                           _deepest_frame_in(e, p),
+                           "compiling imports the file; the error is in its top-level code:\n"
+                           + _user_traceback(e)) from None
     return module
+
+
+def _checked_source_file(path: str | os.PathLike[str]) -> Path:
+    """The resolved path of a program file: a regular `.py` file of sane size."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise CompileError(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CompileError(f"{path} is not a regular file")
+    if p.suffix != ".py":
+        raise CompileError(f"{path} is not a Python program file (expected a .py file with "
+                           "@iouring_program or @loop_step functions)")
+    if st.st_size > MAX_SOURCE_SIZE:
+        raise CompileError(f"{path} is {st.st_size} bytes; a program file is at most "
+                           f"{MAX_SOURCE_SIZE >> 20} MiB")
+    return p
+
+
+def _too_deep(p: Path) -> CompileError:
+    """Locate the statement Python could not compile. Its AST is too deep to build or walk, so
+    the tokens are counted instead (tokenize is iterative): the logical line with the most
+    tokens and the deepest bracket nesting is the one."""
+    best: tuple[int, int, int, int] = (0, 0, 1, 0)   # (depth, tokens, line, col)
+    depth = max_depth = count = 0
+    start: tuple[int, int] | None = None
+    try:
+        with open(p, "rb") as f:
+            for tok in tokenize.tokenize(f.readline):
+                if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                    if start is not None and (max_depth, count) > best[:2]:
+                        best = (max_depth, count, *start)
+                    depth = max_depth = count = 0
+                    start = None
+                    continue
+                if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT,
+                                tokenize.ENCODING):
+                    continue
+                start = start or tok.start
+                count += 1
+                if tok.type == tokenize.OP and tok.string in "([{":
+                    depth += 1
+                    max_depth = max(max_depth, depth)
+                elif tok.type == tokenize.OP and tok.string in ")]}":
+                    depth -= 1
+    except (tokenize.TokenError, SyntaxError, OSError):
+        pass
+    _depth, tokens, line, col = best
+    return CompileError(f"this statement is nested too deeply for Python to compile it "
+                        f"({tokens} tokens)", SourceLocation(str(p), line, col),
+                        "split the expression into several statements")
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback with only the user's frames: not pybpfuring's, importlib's, the standard
+    library's or installed packages' (a library failing on the user's arguments shows as the
+    user's line that called it)."""
+    skip = [str(Path(__file__).resolve().parents[1])]
+    skip += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(tuple(skip)) and not f.filename.startswith("<frozen ")]
+    text = "".join(traceback.format_list(frames)).rstrip()
+    return f"Traceback (your code):\n{text}\n{type(exc).__name__}: {exc}" if text else ""
 
 
 def _deepest_frame_in(exc: BaseException, path: Path) -> SourceLocation | None:

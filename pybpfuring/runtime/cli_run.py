@@ -29,7 +29,7 @@ def run_main(argv: list[str]) -> int:
     sys.path.insert(0, directory)
     try:
         from pybpfuring.compiler.driver import load_module
-        module = load_module(path)
+        module = load_module(path, exit_is_error=False)
         main = getattr(module, "main", None)
         if callable(main):
             status = main(list(argv[1:]))

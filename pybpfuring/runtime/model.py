@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
-from pybpfuring.errors import ProgramFault
+from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_timeout_arg
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
-from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET
+from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
 from pybpfuring.runtime.ring import RingClosedError
 from pybpfuring.runtime.ring.structs import Cqe, Sqe
 
 from .backends import RingBackend, create_backend
+from .backends.emulated import DEFAULT_RUN_BUDGET
 from .backends.cqs import cq_capacity
 from .backends.programs import RegistrationError
 from .native.conditions import CqAtLeast
@@ -52,7 +54,12 @@ class Ring:
     cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
     backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated"), or a
         backend name. `ring.backend` names the one in use.
-    budget: instructions one program run may execute before its request fails (-ELOOP).
+    budget: instructions one program run may execute before its request fails (-ELOOP);
+        1..2**24 (a run must stay short enough for Ctrl-C and timeouts to be seen).
+    run_budget: program runs the event loop makes one after another with no kernel completion
+        in between before it ends the request about to run with -EDEADLK (a live-lock: programs
+        waking themselves or each other without I/O); also the most runs one non-blocking call
+        (submit, peek_cqe, cqes) makes. 1..2**32-1, default 100,000. Not used by "bpf_ops".
     engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
         (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
         the Python event loop (the reference); "native" (JIT'd programs driven by the native event
@@ -61,17 +68,18 @@ class Ring:
     """
 
     def __init__(self, entries: int = 64, cqs: Sequence[int] = (), backend: str = "auto", *,
-                 budget: int = DEFAULT_BUDGET, engine: str = "auto") -> None:
+                 budget: int = DEFAULT_BUDGET, engine: str = "auto",
+                 run_budget: int = DEFAULT_RUN_BUDGET) -> None:
         self._impl: RingBackend | None = None
-        if not isinstance(entries, int) or isinstance(entries, bool) or not 1 <= entries <= 32768:
-            raise ValueError(f"entries must be an int in 1..32768, not {entries!r}")
+        check_int_arg(entries, 1, 32768, "entries")
         if len(cqs) > MAX_EXTRA_CQS:
-            raise ValueError(f"{len(cqs)} extra CQs requested; a ring has at most {MAX_EXTRA_CQS} "
-                             "(IO_MAX_CQRINGS of the 2021 patches)")
+            raise ArgumentError(f"{len(cqs)} extra CQs requested; a ring has at most {MAX_EXTRA_CQS} "
+                                "(IO_MAX_CQRINGS of the 2021 patches)")
         capacities = [cq_capacity(size, f"extra CQ {i + 1}") for i, size in enumerate(cqs)]
-        if not isinstance(budget, int) or budget < 1:
-            raise ValueError(f"budget must be a positive int, not {budget!r}")
+        check_int_arg(budget, 1, MAX_BUDGET, "budget")
+        check_int_arg(run_budget, 1, MAX_RUN_BUDGET, "run_budget")
         self._impl = create_backend(backend, entries, capacities, budget, engine)
+        self._impl.run_budget = run_budget
         self._program_names: list[str] | None = None
         self._functions: list[BpfFunction] = []
         self._bound: list[MapDef] = []
@@ -162,7 +170,7 @@ class Ring:
             raise TypeError("a program is an index, a name or an @iouring_program function")
         if isinstance(prog, int):
             if not 0 <= prog < 65536 * 65536:
-                raise ValueError(f"program index {prog} is out of range")
+                raise ArgumentError(f"program index {prog} is out of range")
             return prog
         name = prog.name if isinstance(prog, BpfFunction) else prog
         if name not in names:
@@ -209,7 +217,7 @@ class Ring:
         index = self.program_index(prog)
         _check_u64(user_data, "user_data")
         if not isinstance(flags, int) or not 0 <= flags <= 0xFF:
-            raise ValueError(f"flags must be IOSQE_* bits (0..255), not {flags!r}")
+            raise ArgumentError(f"flags must be IOSQE_* bits (0..255), not {flags!r}")
         sqe = self._sqe(cq_idx)
         sqe.opcode = IORING_OP_BPF_2021
         sqe.fd = -1
@@ -222,12 +230,21 @@ class Ring:
         """Start every queued SQE and run what is ready without blocking; returns how many."""
         return self._backend().submit()
 
-    def submit_and_wait(self, wait_nr: int = 1) -> int:
-        """submit(), then run the event loop until CQ 0 holds at least `wait_nr` CQEs."""
+    def submit_and_wait(self, wait_nr: int = 1, timeout: float | None = None) -> int:
+        """submit(), then run the event loop until CQ 0 holds at least `wait_nr` CQEs
+        (TimeoutError after `timeout` s; RingStalledError if they can never arrive)."""
+        check_int_arg(wait_nr, 0, MAX_WAIT_NR, "wait_nr")
+        check_timeout_arg(timeout)
         impl = self._backend()
-        submitted = impl.submit()
+        if timeout is None:
+            submitted = impl.submit()
+            if wait_nr > 0:
+                impl.pump(CqAtLeast(impl.cqs[0], wait_nr))
+            return submitted
+        deadline = time.monotonic() + timeout   # one timeout for the submit and the wait
+        submitted = impl.submit(timeout)
         if wait_nr > 0:
-            impl.pump(CqAtLeast(impl.cqs[0], wait_nr))
+            impl.pump(CqAtLeast(impl.cqs[0], wait_nr), max(deadline - time.monotonic(), 0.0))
         return submitted
 
     def register_files(self, fds: Sequence[int]) -> None:
@@ -241,15 +258,14 @@ class Ring:
     def _cq(self, cq: int) -> Any:
         cqs = self._backend().cqs
         if not isinstance(cq, int) or isinstance(cq, bool) or not 0 <= cq < len(cqs):
-            raise ValueError(f"CQ {cq!r} does not exist: this ring has CQs 0..{len(cqs) - 1}")
+            raise ArgumentError(f"CQ {cq!r} does not exist: this ring has CQs 0..{len(cqs) - 1}")
         return cqs[cq]
 
     def wait_cqe(self, cq: int = 0, timeout: float | None = None) -> Cqe:
         """Consume and return the oldest CQE of CQ `cq`, running the event loop until there is
         one. TimeoutError after `timeout` s; RingStalledError if none can ever arrive."""
         queue = self._cq(cq)
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout}")
+        check_timeout_arg(timeout)
         if not queue.ready:
             self._backend().pump(CqAtLeast(queue, 1), timeout)
         cqe: Cqe = queue.reap()
@@ -330,11 +346,14 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
             if not functions:
                 raise RegistrationError(f"{path} defines no @iouring_program functions")
             return driver.compile_functions(functions, "op_bpf"), functions, [f.name for f in functions]
-        try:
-            with open(path, "rb") as f:
-                return f.read(), [], None
-        except OSError as exc:
-            raise RegistrationError(f"cannot read BPF object {path}: {exc.strerror}") from None
+        # Read once (a regular file of sane size, never a FIFO or a device) and parse it here, so
+        # a malformed object's error names the file rather than the bytes a backend gets.
+        from pybpfuring.runtime.bpf.elf import read_elf, read_object_file
+        from pybpfuring.runtime.bpf.object import BpfObject
+        elf = read_object_file(path)
+        with BpfObject(read_elf(elf, path), path):
+            pass
+        return elf, [], None
     functions = list(programs)
     if not functions:
         raise RegistrationError("register_programs needs at least one program")
@@ -351,11 +370,13 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
     return driver.compile_functions(unique, "op_bpf"), unique, names
 
 
+MAX_RUN_BUDGET = 2**32 - 1
+MAX_WAIT_NR = 2**32 - 1          # io_uring_enter's min_complete is a u32
+
+
 def _check_u16(value: int, what: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
-        raise ValueError(f"{what} must be an int in 0..65535, not {value!r}")
+    check_int_arg(value, 0, 0xFFFF, what)
 
 
 def _check_u64(value: int, what: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-        raise ValueError(f"{what} must be an unsigned 64-bit int, not {value!r}")
+    check_int_arg(value, 0, 2**64 - 1, what)

@@ -132,7 +132,7 @@ class BpfOpsBackend:
         self._pending.append((sqe, cq_idx))
         return sqe
 
-    def submit(self) -> int:
+    def submit(self, timeout: float | None = None) -> int:
         ring = self._ring()
         pending, self._pending = self._pending, []
         for sqe, cq_idx in pending:

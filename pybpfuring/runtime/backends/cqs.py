@@ -14,6 +14,7 @@ import heapq
 from collections import deque
 from typing import Any
 
+from pybpfuring.errors import ArgumentError
 from pybpfuring.runtime.ring.structs import Cqe
 
 _tuple_new = tuple.__new__
@@ -99,8 +100,8 @@ def cq_capacity(size: int, what: str) -> int:
     """The size rounded up to a power of two, or ValueError outside 1..65536 (2021 limits)."""
     from pybpfuring.compiler.targets import MAX_CQ_ENTRIES
     if not isinstance(size, int) or isinstance(size, bool):
-        raise ValueError(f"{what} must be an int number of entries, not {type(size).__name__}")
+        raise ArgumentError(f"{what} must be an int number of entries, not {type(size).__name__}")
     if not 1 <= size <= MAX_CQ_ENTRIES:
-        raise ValueError(f"{what} has {size} entries; a CQ holds 1..{MAX_CQ_ENTRIES} "
+        raise ArgumentError(f"{what} has {size} entries; a CQ holds 1..{MAX_CQ_ENTRIES} "
                          "(the 2021 patches' limit)")
     return 1 << (size - 1).bit_length()

@@ -40,6 +40,7 @@ from pybpfuring.runtime.ring.structs import Cqe, Sqe
 from .cqs import CompletionQueue
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
+from .sigint import SIGINT_DEFERRAL
 from .programs import (EngineProgram, build_programs, create_maps, open_object,
                        select_programs)
 
@@ -51,6 +52,11 @@ _CTX = struct.Struct("<QII")               # io_uring_bpf_ctx: user_data, wait_n
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
+# Program runs the loop may make one after another with no kernel completion arriving in between
+# (`Ring(run_budget=...)`): beyond it, programs are waking each other or themselves without doing
+# I/O (a live-lock), and the request about to run fails with -EDEADLK instead of spinning for ever.
+# It is also the most runs one non-blocking call (submit(), peek_cqe(), cqes()) makes.
+DEFAULT_RUN_BUDGET = 100_000
 QUIET_TAGS_MAX = 1 << 20
 
 
@@ -65,6 +71,15 @@ def _vm_class(engine: str) -> type[Vm]:
         from pybpfuring.runtime.engine.jit import JitVm
         return JitVm
     raise ValueError(f"unknown engine {engine!r}; choose one of: auto, native, {', '.join(ENGINES)}")
+
+
+def livelock_fault(program: Any, run_budget: int) -> VmFault:
+    """The fault a request gets when the run budget ends a live-lock (located at the program)."""
+    locate = getattr(program, "locate", None)
+    return VmFault(program.name, "livelock",
+                   f"not run: {run_budget} program runs in a row without a kernel completion "
+                   "(the ring's run_budget; e.g. a program waiting on a CQ it fills itself)",
+                   0, loc=locate(0) if locate else None)
 
 
 class RingStalledError(PyBpfUringError):
@@ -154,6 +169,14 @@ class EmulatedBackend:
         self.fault_count = 0
         self.runs = 0            # program runs, and the instructions they executed (for benchmarks)
         self.insns = 0
+        self.run_budget = DEFAULT_RUN_BUDGET
+        self._spin = 0           # program runs since the last kernel completion (live-lock guard)
+        self._attempts = 0       # requests taken from the ready queue (runs and refusals)
+        self._run_limit: int | None = None    # a non-blocking pump returns at this many attempts
+        self._deadline: float | None = None   # a timed pump's end (time.monotonic())
+        # Runs in native code (the JIT) take Ctrl-C only between runs; the interpreter at once.
+        self._sigint = SIGINT_DEFERRAL
+        self._defer_sigint = type(self.vm) is not Vm
         self._staged: list[tuple[Sqe, int]] = []
         self._tags: dict[int, _Tag] = {}
         # IOSQE_CQE_SKIP_SUCCESS requests: the kernel posts a CQE only if they fail, so they are not
@@ -196,8 +219,9 @@ class EmulatedBackend:
         self._staged.append((sqe, cq_idx))
         return sqe
 
-    def submit(self) -> int:
-        """Dispatch every staged SQE (chains split at BPF requests), then pump without blocking."""
+    def submit(self, timeout: float | None = None) -> int:
+        """Dispatch every staged SQE (chains split at BPF requests), then pump without blocking
+        (for at most `timeout` s, if given)."""
         staged, self._staged = self._staged, []
         chain: list[_Entry] = []
         for sqe, _ in staged:
@@ -209,19 +233,32 @@ class EmulatedBackend:
                 chain = []
         if chain:
             self._start_stage(chain, 0)
-        self.pump()
+        self.pump(None, timeout)
         return len(staged)
 
     # --- the event loop ---------------------------------------------------------------------------
     def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
         """Run, submit and route until nothing is ready; with `until`, block until it holds."""
+        self._sigint.ensure_installed()
+        self._pump(until, timeout)
+
+    def _pump(self, until: Callable[[], bool] | None, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        # A non-blocking call does a bounded amount of work: what stays ready runs on the next call.
+        self._run_limit = self._attempts + self.run_budget + 1 if until is None else None
+        self._deadline = deadline
         io = self.io
         while True:
             if self._ready:
                 self._run_ready()
             io.submit()
             self._drain_kernel()
+            if deadline is not None and time.monotonic() >= deadline:
+                if until is None or until():
+                    return
+                raise TimeoutError(f"no completion within {timeout} s")
+            if until is None and self._attempts >= self._run_limit:
+                return
             if self._ready or self._wake_idle_waiters():
                 continue
             if until is None or until():
@@ -262,6 +299,7 @@ class EmulatedBackend:
             self._route(cqe)
 
     def _route(self, cqe: Cqe) -> None:
+        self._spin = 0   # a kernel completion: the programs are doing I/O, not spinning
         tag_id = cqe[0]
         tag = self._tags.get(tag_id)
         if tag is None:
@@ -395,11 +433,27 @@ class EmulatedBackend:
             self._continue(request.cont, res)
 
     def _run_ready(self) -> None:
-        ready = self._ready
+        """Run the ready requests, stopping early (they stay ready) when a timed call's deadline
+        passed or a non-blocking call made its share of runs, so neither can spin for ever."""
+        ready, limit, deadline = self._ready, self._run_limit, self._deadline
         while ready:
             self._run(ready.popleft())
+            if (limit is not None and self._attempts >= limit) or \
+                    (deadline is not None and time.monotonic() >= deadline):
+                return
 
     def _run(self, request: BpfRequest) -> None:
+        # Ctrl-C waits until this request's bookkeeping is consistent (and, on the JIT, until the
+        # run returns: see sigint.py); only the interpreter's run itself takes it at once.
+        sigint = self._sigint
+        sigint.enter_run()
+        try:
+            self._run_one(request)
+        finally:
+            sigint.leave_run()
+
+    def _run_one(self, request: BpfRequest) -> None:
+        self._attempts += 1
         if request.fail:
             self._complete(request, request.fail)
             return
@@ -409,18 +463,34 @@ class EmulatedBackend:
         if claim is not None:
             claim.promised -= request.claim_nr
             request.claim_cq = None
+        self._spin += 1
+        if self._spin > self.run_budget:
+            self._spin = 0
+            self._record_fault(livelock_fault(program, self.run_budget), request)
+            self._complete(request, -errno.EDEADLK)
+            return
         ctx = self._ctx.view
         _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
         request.runs += 1
         self.runs += 1
+        if not self._defer_sigint:
+            self._sigint.run_interruptible()
         try:
             r0 = self.vm.run(program, r1=self._ctx_addr)
+        except KeyboardInterrupt:
+            # Ctrl-C in the middle of a run: the request ends (-EINTR) rather than vanishing.
+            self._sigint.enter_run()
+            self._end_run_links()
+            self._complete(request, -errno.EINTR)
+            raise
         except VmFault as fault:
+            self._sigint.enter_run()
             self.insns += self.vm.last_insn_count
             self._end_run_links()
             self._record_fault(fault, request)
             self._complete(request, -fault.errno)
             return
+        self._sigint.enter_run()
         self.insns += self.vm.last_insn_count
         self._end_run_links()
         ret = r0 & _M32

@@ -15,6 +15,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+from ...errors import PyBpfUringError
+
 BTF_MAGIC = 0xEB9F
 VMLINUX_PATH = "/sys/kernel/btf/vmlinux"
 
@@ -40,10 +42,11 @@ _MEMBER_FMT = {STRUCT: "<III", UNION: "<III", DATASEC: "<III", ENUM64: "<III", E
 _EXTRA_FMT = {INT: "<I", ARRAY: "<III", VAR: "<I", DECL_TAG: "<i"}
 
 _HDR = struct.Struct("<HBBIIIII")
+_MAX_NESTING = 64   # arrays of arrays, pointers to pointers: deeper than any real type
 _TYPE = struct.Struct("<III")
 
 
-class BtfError(ValueError):
+class BtfError(PyBpfUringError, ValueError):
     """A BTF blob we cannot read, or a lookup that found nothing."""
 
 
@@ -111,6 +114,8 @@ class Btf:
         magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(data)
         if magic != BTF_MAGIC:
             raise BtfError(f"bad BTF magic {magic:#x} (big-endian BTF is not supported)")
+        if not _HDR.size <= hdr_len <= len(data):
+            raise BtfError(f"BTF header length {hdr_len} is outside {_HDR.size}..{len(data)}")
         t0, s0 = hdr_len + type_off, hdr_len + str_off
         if t0 + type_len > len(data) or s0 + str_len > len(data):
             raise BtfError("BTF header points past the end of the blob")
@@ -123,13 +128,14 @@ class Btf:
         if s is None:
             if off >= len(self.strings):
                 raise BtfError(f"string offset {off} is outside the string section")
-            end = self.strings.index(0, off)
+            end = self.strings.find(0, off)
+            if end < 0:
+                raise BtfError(f"the string at offset {off} is not NUL-terminated")
             s = self._str_cache[off] = self.strings[off:end].decode("utf-8", "replace")
         return s
 
     def name(self, type_id: int) -> str:
-        t = self.types[type_id]
-        return "" if t is None else self.str_at(t.name_off)
+        return "" if type_id == 0 else self.str_at(self[type_id].name_off)
 
     def __len__(self) -> int:
         return len(self.types)
@@ -161,25 +167,27 @@ class Btf:
     def resolve(self, type_id: int) -> int:
         """Follow typedefs and qualifiers to the type they name."""
         seen = 0
-        while type_id and self.types[type_id].kind in _MODIFIERS:
-            type_id = self.types[type_id].size_or_type
+        while type_id and self[type_id].kind in _MODIFIERS:
+            type_id = self[type_id].size_or_type
             seen += 1
             if seen > 64:
                 raise BtfError("BTF modifier chain loops")
         return type_id
 
-    def size_of(self, type_id: int) -> int:
+    def size_of(self, type_id: int, _depth: int = 0) -> int:
         """Size in bytes of a type (errors for void, functions and forward declarations)."""
+        if _depth > _MAX_NESTING:
+            raise BtfError(f"BTF types nest deeper than {_MAX_NESTING} (a loop?)")
         for _ in range(64):
             if type_id == 0:
                 raise BtfError("void has no size")
-            t = self.types[type_id]
+            t = self[type_id]
             if t.kind in (INT, STRUCT, UNION, ENUM, ENUM64, DATASEC, FLOAT):
                 return t.size_or_type
             if t.kind == PTR:
                 return 8
             if t.kind == ARRAY:
-                return t.extra[2] * self.size_of(t.extra[0])
+                return t.extra[2] * self.size_of(t.extra[0], _depth + 1)
             if t.kind in _MODIFIERS or t.kind == VAR:
                 type_id = t.size_or_type
                 continue
@@ -188,7 +196,10 @@ class Btf:
 
     def members(self, type_id: int) -> list[Member]:
         """Members of a struct or union (after resolving typedefs)."""
-        t = self.types[self.resolve(type_id)]
+        tid = self.resolve(type_id)
+        if tid == 0:
+            raise BtfError("void is not a struct")
+        t = self[tid]
         if t.kind not in (STRUCT, UNION):
             raise BtfError(f"BTF type {self.name(type_id)!r} is a {t.kind_name}, not a struct")
         out = []
@@ -210,7 +221,7 @@ class Btf:
         tid = self.resolve(type_id)
         if tid == 0:
             return None
-        t = self.types[tid]
+        t = self[tid]
         if t.kind == INT:
             return t.size_or_type, bool((t.extra[0] >> 24) & INT_SIGNED)
         if t.kind in (ENUM, ENUM64):
@@ -218,7 +229,7 @@ class Btf:
         return None
 
     def enum_values(self, type_id: int) -> dict[str, int]:
-        t = self.types[self.resolve(type_id)]
+        t = self[self.resolve(type_id)]
         if t.kind == ENUM:
             return {self.str_at(n): v for n, v in t.members}
         if t.kind == ENUM64:
@@ -226,17 +237,19 @@ class Btf:
                     for n, lo, hi in t.members}
         raise BtfError(f"BTF type {self.name(type_id)!r} is not an enum")
 
-    def type_str(self, type_id: int) -> str:
+    def type_str(self, type_id: int, _depth: int = 0) -> str:
         """A short C-like rendering, for messages."""
         if type_id == 0:
             return "void"
+        if _depth > _MAX_NESTING or not 0 < type_id < len(self.types):
+            return "<bad type>"
         t = self.types[type_id]
         if t.kind == PTR:
-            return self.type_str(t.size_or_type) + " *"
+            return self.type_str(t.size_or_type, _depth + 1) + " *"
         if t.kind == ARRAY:
-            return f"{self.type_str(t.extra[0])}[{t.extra[2]}]"
+            return f"{self.type_str(t.extra[0], _depth + 1)}[{t.extra[2]}]"
         if t.kind in (CONST, VOLATILE, RESTRICT):
-            return f"{KIND_NAMES[t.kind].lower()} {self.type_str(t.size_or_type)}"
+            return f"{KIND_NAMES[t.kind].lower()} {self.type_str(t.size_or_type, _depth + 1)}"
         prefix = {STRUCT: "struct ", UNION: "union ", ENUM: "enum ", ENUM64: "enum "}.get(t.kind, "")
         return prefix + (self.name(type_id) or f"<anon {t.kind_name}>")
 
@@ -267,13 +280,18 @@ class Btf:
     def encode(self) -> bytes:
         """The blob for BTF_LOAD: header, types, strings (the layout every producer uses)."""
         parts = []
-        for t in self.types[1:]:
-            parts.append(_TYPE.pack(t.name_off, t.info_word(), t.size_or_type))
-            if t.kind in _EXTRA_FMT:
-                parts.append(struct.pack(_EXTRA_FMT[t.kind], *t.extra))
-            elif t.kind in _MEMBER_FMT:
-                rec = struct.Struct(_MEMBER_FMT[t.kind])
-                parts.extend(rec.pack(*m) for m in t.members)
+        for tid, t in enumerate(self.types[1:], 1):
+            try:
+                parts.append(_TYPE.pack(t.name_off, t.info_word(), t.size_or_type))
+                if t.kind in _EXTRA_FMT:
+                    parts.append(struct.pack(_EXTRA_FMT[t.kind], *t.extra))
+                elif t.kind in _MEMBER_FMT:
+                    rec = struct.Struct(_MEMBER_FMT[t.kind])
+                    parts.extend(rec.pack(*m) for m in t.members)
+            except struct.error:
+                # A field set from the ELF (a DATASEC size, a member list) no longer fits BTF.
+                raise BtfError(f"BTF type {tid} ({t.kind_name}) has a field that does not fit "
+                               "its 32-bit slot") from None
         type_sec = b"".join(parts)
         hdr = _HDR.pack(BTF_MAGIC, self.version, self.flags, _HDR.size, 0, len(type_sec),
                         len(type_sec), len(self.strings))
@@ -292,6 +310,8 @@ def _parse_types(data: memoryview, off: int, end: int) -> list[BtfType | None]:
     extra_recs = {k: struct.Struct(f) for k, f in _EXTRA_FMT.items()}
     append = types.append
     while off < end:
+        if off + 12 > end:
+            raise BtfError(f"BTF type {len(types)} is cut off by the end of the type section")
         name_off, info, sot = unpack_type(data, off)
         off += 12
         kind = (info >> 24) & 0x1F
@@ -299,12 +319,17 @@ def _parse_types(data: memoryview, off: int, end: int) -> list[BtfType | None]:
         kflag = info >> 31
         rec = extra_recs.get(kind)
         if rec is not None:
+            if off + rec.size > end:
+                raise BtfError(f"BTF type {len(types)} is cut off by the end of the type section")
             append(BtfType(kind, name_off, vlen, kflag, sot, rec.unpack_from(data, off)))
             off += rec.size
             continue
         rec = member_recs.get(kind)
         if rec is not None:
             n = rec.size * vlen
+            if off + n > end:
+                raise BtfError(f"BTF type {len(types)} has {vlen} members, more than the type "
+                               "section holds")
             append(BtfType(kind, name_off, vlen, kflag, sot, (),
                            list(rec.iter_unpack(data[off:off + n])) if vlen else []))
             off += n
@@ -360,18 +385,24 @@ class BtfExt:
         magic, _version, _flags, hdr_len = _EXT_HDR.unpack_from(data)
         if magic != BTF_MAGIC:
             raise BtfError(f"bad .BTF.ext magic {magic:#x}")
+        if not 8 <= hdr_len <= len(data):
+            raise BtfError(f".BTF.ext header length {hdr_len} is outside 8..{len(data)}")
         words = struct.unpack_from(f"<{(hdr_len - 8) // 4}I", data, 8)
 
-        def section(idx: int, decode) -> dict:
+        def section(idx: int, decode, rec_min: int) -> dict:
             if len(words) < idx + 2 or words[idx + 1] == 0:
                 return {}
             start = hdr_len + words[idx]
-            return _parse_ext_section(data, start, start + words[idx + 1], btf, decode)
+            end = start + words[idx + 1]
+            if end > len(data):
+                raise BtfError(f".BTF.ext: a subsection ({start}..{end}) runs past the end of "
+                               f"the blob ({len(data)} bytes)")
+            return _parse_ext_section(data, start, end, btf, decode, rec_min)
 
         return cls(
-            func_info=section(0, lambda r: FuncInfoRec(*struct.unpack_from("<II", r))),
-            line_info=section(2, _decode_line),
-            core_relos=section(4, lambda r: CoreReloRec(*struct.unpack_from("<IIII", r))))
+            func_info=section(0, lambda r: FuncInfoRec(*struct.unpack_from("<II", r)), 8),
+            line_info=section(2, _decode_line, 16),
+            core_relos=section(4, lambda r: CoreReloRec(*struct.unpack_from("<IIII", r)), 16))
 
 
 def _decode_line(r: bytes) -> LineInfoRec:
@@ -379,14 +410,23 @@ def _decode_line(r: bytes) -> LineInfoRec:
     return LineInfoRec(insn_off, file_off, line_off, line_col >> 10, line_col & 0x3FF)
 
 
-def _parse_ext_section(data: bytes, off: int, end: int, btf: Btf, decode) -> dict:
+def _parse_ext_section(data: bytes, off: int, end: int, btf: Btf, decode, rec_min: int) -> dict:
     """`rec_size`, then per ELF section: name offset, count, records (rec_size bytes each)."""
+    if off + 4 > end:
+        raise BtfError(".BTF.ext: a subsection is too short for its record size")
     (rec_size,) = struct.unpack_from("<I", data, off)
+    if rec_size < rec_min or rec_size % 4:
+        raise BtfError(f".BTF.ext: record size {rec_size} (at least {rec_min}, a multiple of 4)")
     off += 4
     out: dict[str, list] = {}
     while off < end:
+        if off + 8 > end:
+            raise BtfError(".BTF.ext: a section header is cut off by the end of its subsection")
         sec_name_off, count = struct.unpack_from("<II", data, off)
         off += 8
+        if off + count * rec_size > end:
+            raise BtfError(f".BTF.ext: {count} records of {rec_size} bytes do not fit in "
+                           "their subsection")
         recs = out.setdefault(btf.str_at(sec_name_off), [])
         for _ in range(count):
             recs.append(decode(data[off:off + rec_size]))

@@ -10,8 +10,8 @@
 """
 from __future__ import annotations
 
-from .btf import (DATASEC, FUNC, FUNC_EXTERN, FUNC_GLOBAL, INT, VAR, VAR_GLOBAL_ALLOCATED,
-                  VAR_GLOBAL_EXTERN, Btf, BtfType)
+from .btf import (DATASEC, FUNC, FUNC_EXTERN, FUNC_GLOBAL, FUNC_PROTO, INT, VAR,
+                  VAR_GLOBAL_ALLOCATED, VAR_GLOBAL_EXTERN, Btf, BtfError, BtfType)
 from .elf import ElfImage
 
 
@@ -38,7 +38,10 @@ def fixup_btf(btf: Btf, image: ElfImage) -> Btf:
 def _name_params(btf: Btf, proto_id: int) -> None:
     """The kernel wants every FUNC's parameters named; extern declarations often leave them
     unnamed (`extern void f(struct task_struct *)`)."""
-    proto = btf.types[proto_id]
+    proto = btf[proto_id]
+    if proto.kind != FUNC_PROTO:
+        raise BtfError(f"BTF FUNC {btf.name(proto_id)!r} points at a {proto.kind_name}, not a "
+                       "FUNC_PROTO")
     proto.members = [(name_off or btf.add_string(f"arg{i}"), ptype) if ptype else (name_off, ptype)
                      for i, (name_off, ptype) in enumerate(proto.members)]
 
@@ -58,7 +61,7 @@ def _fix_extern_datasec(btf: Btf, t: BtfType, dummy_int: list[int]) -> None:
     off = 0
     members = []
     for vtype, _off, vsize in t.members:
-        vt = btf.types[vtype]
+        vt = btf[vtype]
         if vt.kind == FUNC:
             # A kfunc declaration: keep the FUNC (the loader resolves it by name) but let the
             # section hold a plain int VAR in its place.

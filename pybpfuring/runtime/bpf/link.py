@@ -232,6 +232,10 @@ def _functions_of(image: ElfImage, sec: Section) -> list[Function]:
         start = s.value // INSN_SIZE
         end = syms[i + 1].value // INSN_SIZE if i + 1 < len(syms) else n
         count = s.size // INSN_SIZE if s.size else end - start
+        if s.value % INSN_SIZE or s.size % INSN_SIZE or count <= 0 or start + count > n:
+            raise ElfObjectError(f"function {s.name!r} (offset {s.value}, {s.size} bytes) does not "
+                                 f"lie on whole instructions inside section {sec.name!r} "
+                                 f"({sec.size} bytes)")
         out.append(Function(s.name, sec, start, count, s.bind != "STB_LOCAL"))
     return out
 

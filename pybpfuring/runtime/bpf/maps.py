@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import PyBpfUringError
+from ...lang.maps import map_limits_problem
 from . import syscalls as sc
 from .btf import ARRAY, DATASEC, PTR, STRUCT, UNION, Btf, BtfError
 
@@ -98,6 +99,9 @@ def map_def_from_btf(btf: Btf, name: str, var_type_id: int) -> MapDef:
         setattr(mdef, attr, value)
     if not mdef.map_type or not mdef.max_entries:
         raise MapError(f"map {name!r}: the definition needs both `type` and `max_entries`")
+    problem = map_limits_problem(mdef.map_type, mdef.key_size, mdef.value_size, mdef.max_entries)
+    if problem is not None:
+        raise MapError(f"map {name!r}: {problem}")
     return mdef
 
 

@@ -30,6 +30,7 @@ from .maps import MAP_TYPE_ARRAY, GlobalData, GlobalVar, Map, MapDef, MapError, 
 from .sections import PROG_TYPE_SYSCALL, UnsupportedSection, describe_table, section_type
 from .verifier import SourceLine, verifier_error
 from . import externs, structops
+from ...lang.maps import map_limits_problem
 
 DATA_PREFIXES = (".rodata", ".data", ".bss")
 
@@ -95,14 +96,20 @@ class BpfObject:
         self.links: list[int] = []
         self._fds: list[int] = []
         self.loaded = False
-        self._read_btf()
-        self.license = self._license()
         self.global_data: dict[str, GlobalData] = {}
         self.maps: dict[str, Map] = {}
-        self._collect_maps()
         self.programs: dict[str, Program] = {}
-        self._collect_programs()
-        self.struct_ops: dict[str, structops.StructOps] = structops.collect(self, image)
+        self.struct_ops: dict[str, structops.StructOps] = {}
+        try:
+            self._read_btf()
+            self.license = self._license()
+            self._collect_maps()
+            self._collect_programs()
+            self.struct_ops = structops.collect(self, image)
+        except (BtfError, MapError, structops.StructOpsError, ElfObjectError) as exc:
+            # Whatever part of the file is malformed, the user gets one error class naming it.
+            text = str(exc)
+            raise ElfObjectError(text if text.startswith(label) else f"{label}: {text}") from None
 
     # ---- opening ----
     @classmethod
@@ -117,16 +124,18 @@ class BpfObject:
         sec = self._image.section(".BTF")
         if sec is None:
             return
-        try:
-            self.btf = Btf.parse(sec.data)
-            ext = self._image.section(".BTF.ext")
-            self.btf_ext = BtfExt.parse(ext.data, self.btf) if ext is not None else None
-        except BtfError as exc:
-            raise ElfObjectError(f"{self.label}: {exc}") from None
+        self.btf = Btf.parse(sec.data)
+        ext = self._image.section(".BTF.ext")
+        self.btf_ext = BtfExt.parse(ext.data, self.btf) if ext is not None else None
 
     def _license(self) -> str:
         sec = self._image.section("license")
-        return sec.data.split(b"\0", 1)[0].decode() if sec is not None else "GPL"
+        if sec is None:
+            return "GPL"
+        try:
+            return sec.data.split(b"\0", 1)[0].decode("ascii")
+        except UnicodeDecodeError:
+            raise ElfObjectError("the license section is not ASCII text") from None
 
     def _collect_maps(self) -> None:
         maps_sec = self._image.section(".maps")
@@ -162,6 +171,9 @@ class BpfObject:
                                                    self.btf[vtype].size_or_type))
         if not variables:   # no BTF: fall back to the symbol table
             variables = [GlobalVar(s.name, s.value, s.size, 0) for s in syms.values()]
+        problem = map_limits_problem(MAP_TYPE_ARRAY, 4, max(sec.size, 1), 1)
+        if problem is not None:
+            raise ElfObjectError(f"section {sec.name!r} cannot become a global-data map: {problem}")
         flags = sc.BPF_F_RDONLY_PROG if sec.name.startswith(".rodata") else 0
         mdef = MapDef(sec.name, MAP_TYPE_ARRAY, 4, max(sec.size, 1), 1, flags,
                       0, value_type, data_section=sec.name)
@@ -194,6 +206,10 @@ class BpfObject:
         self._linker = Linker(self._image, self.btf_ext, maps_sec.index if maps_sec else None, data)
         for func in self._linker.entry_points():
             linked = self._linker.link(func)
+            for ref in linked.map_refs:
+                if ref.map_name not in self.maps:
+                    raise ElfObjectError(f"program {func.name!r} instruction {ref.insn} refers to "
+                                         f"map {ref.map_name!r}, which the object does not define")
             entry = section_type(func.section.name)
             prog = Program(func.name, func.section.name, linked, self.license,
                            self._line_table(linked))

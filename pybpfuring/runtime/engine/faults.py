@@ -20,6 +20,7 @@ KIND_ERRNO = {
     "invalid": _errno.EINVAL,  # bad opcode/register/jump target, unresolved ld_imm64
     "no_helper": _errno.ENOSYS,  # helper or kfunc that the program's tables do not have
     "helper": _errno.EFAULT,  # a helper refused its arguments (HelperFault chooses the errno)
+    "livelock": _errno.EDEADLK,  # the ring's run budget: too many runs with no kernel completion
 }
 
 

@@ -24,6 +24,10 @@ from pybpfuring.runtime.engine.memory import ATOMIC_LOCK, Memory, MemoryFault, R
 
 M64 = codegen.M64
 DEFAULT_BUDGET = 1_000_000
+# The largest per-run budget a Ring accepts: a run of the JIT or native engine cannot be interrupted
+# (Ctrl-C, a deadline) until it returns, so a run must stay short: 2^24 instructions take well under
+# 100 ms of JIT-compiled code. (The kernel verifier's own cap is 1M instructions per program.)
+MAX_BUDGET = 1 << 24
 _STACK_GAP = 512  # unmapped bytes between frame stacks, so a small overflow faults
 
 

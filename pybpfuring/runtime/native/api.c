@@ -57,6 +57,10 @@ void nl_set_engine(struct loop *l, uint64_t *vctx, uint64_t bpf_ctx, uint64_t bu
     l->vctx = vctx, l->bpf_ctx = bpf_ctx, l->budget = budget, l->py_map = py_map;
 }
 
+void nl_set_run_budget(struct loop *l, uint64_t run_budget) { l->run_budget = run_budget; }
+
+uint64_t nl_attempts(struct loop *l) { return l->attempts; }
+
 void nl_set_programs(struct loop *l, const uint64_t *fns, const uint64_t *consts, uint32_t n)
 {
     l->progs = calloc(n ? n : 1, sizeof *l->progs);

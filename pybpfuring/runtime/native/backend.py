@@ -19,12 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pybpfuring.errors import ProgramFault
-from pybpfuring.runtime.backends.emulated import (_CTX, RUN_OK, RUN_WAIT, BpfRequest, EmulatedBackend,
-                                                  RingStalledError, _Continuation)
+from pybpfuring.runtime.backends.emulated import (_CTX, DEFAULT_RUN_BUDGET, RUN_OK, RUN_WAIT, BpfRequest,
+                                                  EmulatedBackend, RingStalledError, _Continuation,
+                                                  livelock_fault)
 from pybpfuring.runtime.backends.engine_maps import EngineMap
 from pybpfuring.runtime.backends.helpers_2021 import (HELPER_COPY_TO_USER, HELPER_EMIT_CQE,
                                                       HELPER_REAP_CQE, HELPER_SUBMIT, Helpers2021)
 from pybpfuring.runtime.backends.programs import build_programs, open_object, select_programs
+from pybpfuring.runtime.backends.sigint import SIGINT_DEFERRAL
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64
@@ -40,8 +42,8 @@ from .conditions import CqAtLeast
 from .maps import create_native_maps, map_descriptors
 
 log = logging.getLogger("pybpfuring.runtime")
-NL_DONE, NL_NEED_PY, NL_STALLED, NL_TIMEOUT, NL_ERROR, NL_INTR = range(6)
-EV_CONT, EV_RELEASE, EV_RUN = 1, 2, 3
+NL_DONE, NL_NEED_PY, NL_STALLED, NL_TIMEOUT, NL_ERROR, NL_INTR, NL_YIELD = range(7)
+EV_CONT, EV_RELEASE, EV_RUN, EV_LIVELOCK = 1, 2, 3, 4
 QUIET_BIT = 1 << 63
 _M32 = 0xFFFF_FFFF
 NATIVE_OPT = 2  # JIT level: with Python out of the loop the programs' own code shows; 2 is ~2x level 1
@@ -165,6 +167,7 @@ class NativeBackend(EmulatedBackend):
         self.fault_count = 0
         self._staged = []
         self._link_in_run = []
+        self._sigint = SIGINT_DEFERRAL
         self._ready = _NativeReady(self)  # type: ignore[assignment]
         self._bindings: list[_Binding] = []
         self._conts: dict[int, _Continuation] = {}
@@ -180,6 +183,18 @@ class NativeBackend(EmulatedBackend):
         self.vm._ctx[J.CTX_PYHELPER] = ctypes.cast(self._trampoline, ctypes.c_void_p).value or 0
         self._lib.nl_set_engine(self._loop, self.vm._ctx_addr, self._ctx_addr, budget,
                                 ctypes.cast(self._map_cb, ctypes.c_void_p))
+        self.run_budget = DEFAULT_RUN_BUDGET
+
+    @property
+    def run_budget(self) -> int:
+        """See EmulatedBackend: consecutive runs without a kernel completion before a live-lock
+        is ended (the native loop keeps the count)."""
+        return self._run_budget
+
+    @run_budget.setter
+    def run_budget(self, value: int) -> None:
+        self._run_budget = value
+        self._lib.nl_set_run_budget(self._loop, value)
 
     def _new_loop(self, capacities: list[int]) -> int:
         io, p = self.io, self.io.params
@@ -306,6 +321,9 @@ class NativeBackend(EmulatedBackend):
                 self._continue(self._conts.pop(a), b - (1 << 64) if b >> 63 else b)
             elif kind == EV_RUN:
                 self._finish_run(a, b, c)
+            elif kind == EV_LIVELOCK:   # the loop already completed the request with -EDEADLK
+                assert self.programs is not None
+                self._record(livelock_fault(self.programs[a].program, self._run_budget), b, a)
 
     def _finish_run(self, req: int, r0: int, status: int) -> None:
         """A run the native loop handed over: dispatch its deferred SQEs, then its fault or result
@@ -358,6 +376,10 @@ class NativeBackend(EmulatedBackend):
         """As EmulatedBackend.pump, in native code: returns when `until()` holds (at once when None)."""
         if self._closed:
             return
+        self._sigint.ensure_installed()
+        self._pump_native(until, timeout)
+
+    def _pump_native(self, until: Callable[[], bool] | None, timeout: float | None) -> None:
         deadline = -1 if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
         native_cond = isinstance(until, CqAtLeast) and isinstance(until.cq, NativeCq) \
             and until.cq._backend is self
@@ -371,10 +393,24 @@ class NativeBackend(EmulatedBackend):
         self._drain_events()
         self.vm._sync_regions()
         lib, loop = self._lib, self._loop
+        # As the Python loop: a non-blocking call stops after its share of runs (the rest stay
+        # ready); the loop yields every few ms so Ctrl-C and the deadline are seen while it spins.
+        attempt_limit = lib.nl_attempts(loop) + self._run_budget + 1 if until is None else 0
         while True:
-            rc = lib.nl_run(loop, cond_cq, cond_n, deadline)
-            self._drain_events()
-            if rc in (NL_NEED_PY, NL_INTR):
+            sigint = self._sigint
+            sigint.enter_run()   # Python helpers called from the run must not take Ctrl-C
+            try:
+                rc = lib.nl_run(loop, cond_cq, cond_n, deadline, attempt_limit)
+                self._drain_events()
+            finally:
+                sigint.leave_run()   # between nl_run calls the loop's state is consistent
+            if rc in (NL_NEED_PY, NL_INTR, NL_YIELD) and 0 <= deadline <= time.monotonic_ns():
+                if until is None or until():
+                    return
+                raise TimeoutError(f"no completion within {timeout} s")
+            if rc == NL_YIELD and until is not None and not native_cond and until():
+                return
+            if rc in (NL_NEED_PY, NL_INTR, NL_YIELD):
                 continue
             if rc == NL_DONE:
                 if until is None or native_cond or until():

@@ -345,6 +345,7 @@ NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uin
 static void route(struct loop *l, const struct cqe *c)
 {
     uint64_t tv = c->user_data;
+    l->spin = 0; /* a kernel completion: the programs are doing I/O, not spinning */
     if (tv & QUIET_BIT) {
         if (l->quiet) {
             struct quiet *q = &l->quiet[tv & (QUIET_SLOTS - 1)];
@@ -401,6 +402,7 @@ NL_HIDDEN int drain(struct loop *l)
 NL_HIDDEN void run(struct loop *l, uint32_t r)
 {
     struct req *q = &l->reqs[r];
+    l->attempts++;
     if (q->fail) {
         complete(l, r, q->fail);
         return;
@@ -408,6 +410,12 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
     if (q->claim_cq >= 0) {
         l->cqs[q->claim_cq].promised -= q->claim_nr;
         q->claim_cq = -1;
+    }
+    if (++l->spin > l->run_budget) { /* a live-lock: end this request (Python logs the fault) */
+        l->spin = 0;
+        push_event(l, EV_LIVELOCK, q->prog, q->user_data, 0);
+        complete(l, r, -EDEADLK);
+        return;
     }
     uint8_t *ctx = (uint8_t *)l->bpf_ctx;
     memcpy(ctx, &q->user_data, 8);
@@ -440,16 +448,32 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
 /* The event loop: run ready requests, submit, route kernel CQEs, wake waiters; return when CQ
  * `cond_cq` holds >= cond_n CQEs (cond_cq -1: when idle; -2: when idle after one blocking wait),
  * on timeout (deadline_ns of CLOCK_MONOTONIC, -1 for none), when stalled, or when Python has work. */
-int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns)
+static int64_t now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+}
+
+/* attempt_limit: a non-blocking call returns (NL_DONE) once l->attempts reaches it (0: none). */
+int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns, uint64_t attempt_limit)
 {
     struct loop *saved = nl_cur_loop;
     int blocked = 0, rc;
+    int64_t slice_end = now_ns() + NL_SLICE_NS;
+    uint64_t n = 0;
     nl_cur_loop = l;
     for (;;) {
         if (l->need_py) { rc = NL_NEED_PY; break; }
-        while (l->ready_len && !l->need_py)
+        int out_of_time = 0, out_of_runs = 0;
+        while (l->ready_len && !l->need_py) {
             run(l, ready_pop(l));
+            if (attempt_limit && l->attempts >= attempt_limit) { out_of_runs = 1; break; }
+            if (!(++n & 63) && now_ns() >= slice_end) { out_of_time = 1; break; }
+        }
         if (l->need_py) { rc = NL_NEED_PY; break; }
+        if (out_of_runs) { rc = NL_DONE; break; }
+        if (out_of_time) { rc = NL_YIELD; break; }
         /* The SQEs the runs queued reach the kernel with the next blocking wait (one io_uring_enter
          * submits and waits, as liburing's submit_and_wait), or before returning. */
         int err = drain(l);
@@ -492,6 +516,7 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (ret < 0 && errno == EINTR) { rc = NL_INTR; break; } /* let Python run its signal handlers */
         if (ret < 0 && errno != ETIME) { l->err = errno; rc = NL_ERROR; break; }
         blocked = 1;
+        if (now_ns() >= slice_end) { rc = NL_YIELD; break; } /* busy with I/O: let Python look */
     }
     int err = flush(l);
     if (err && rc != NL_ERROR) {

@@ -33,9 +33,13 @@ enum { MODE_READ = 0, MODE_WRITE = 1 };
 #define RUN_WAIT 1
 
 /* nl_run results */
-enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4, NL_INTR = 5 };
+enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4, NL_INTR = 5,
+       NL_YIELD = 6 };
+/* nl_run returns NL_YIELD after this long without returning, so Python can run its signal
+ * handlers (Ctrl-C) and check a timed call's deadline even while programs never block. */
+#define NL_SLICE_NS 5000000ll
 /* events for Python */
-enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3 };
+enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3, EV_LIVELOCK = 4 };
 /* tag flags */
 enum { TAG_SKIP = 1, TAG_PINNED = 2 };
 
@@ -108,6 +112,9 @@ struct loop {
     uint64_t bpf_ctx;             /* address of io_uring_bpf_ctx {u64 user_data; u32 wait_nr, wait_idx} */
     uint64_t budget;
     uint32_t cur_prog;
+    /* live-lock guard (Ring run_budget): runs since the last kernel completion, and requests
+     * taken from the ready queue so far (a non-blocking call stops after its share) */
+    uint64_t run_budget, spin, attempts;
     /* maps */
     struct emap *maps;
     uint32_t nmaps;

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import ArgumentError
 from . import constants as C
 from .buffers import pin
 from .structs import Iovec, Sqe, Timespec
@@ -37,12 +38,31 @@ def _keep(sqe: Sqe, obj: object) -> None:
         keep.append(obj)
 
 
+_S32_MIN, _S32_MAX = -(1 << 31), (1 << 31) - 1
+
+
 def _fd(fd: Any) -> int:
-    if type(fd) is int:
-        return fd
-    if hasattr(fd, "fileno"):
-        return fd.fileno()
-    raise TypeError(f"fd must be an int or have fileno(), not {type(fd).__name__}")
+    if type(fd) is not int:
+        if not hasattr(fd, "fileno"):
+            raise TypeError(f"fd must be an int or have fileno(), not {type(fd).__name__}")
+        fd = fd.fileno()
+    if not _S32_MIN <= fd <= _S32_MAX:   # sqe->fd is an __s32: a larger int would wrap
+        raise ArgumentError(f"fd {fd} does not fit the SQE's 32-bit fd field")
+    return fd
+
+
+def _field(value: int, bits: int, what: str) -> int:
+    """An unsigned SQE field: refused (never wrapped, as ctypes would) outside 0..2**bits-1."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise ArgumentError(f"{what} must be an int in 0..{(1 << bits) - 1}, not {value!r}")
+    return value
+
+
+def _offset(offset: int) -> int:
+    """A file offset: 0..2**64-1, or -1 for the file's current position."""
+    if not isinstance(offset, int) or isinstance(offset, bool) or not -1 <= offset <= _U64:
+        raise ArgumentError(f"offset must be -1 (current position) or 0..{_U64}, not {offset!r}")
+    return offset & _U64
 
 
 def _length(nbytes: int | None, available: int, what: str) -> int:
@@ -58,7 +78,7 @@ def _length(nbytes: int | None, available: int, what: str) -> int:
 def _rw(sqe: Sqe, opcode: int, fd: int, addr: int, length: int, offset: int) -> None:
     sqe.opcode = opcode
     sqe.fd = fd
-    sqe.off = offset & _U64
+    sqe.off = _offset(offset)
     sqe.addr = addr
     sqe.len = length
 
@@ -77,11 +97,11 @@ def _buffer_rw(sqe: Sqe, opcode: int, fd: Any, buf: Any, nbytes: int | None, off
             _length(None, size, "buffer")
     elif not 0 <= nbytes <= size:
         _length(nbytes, size, "buffer")
-    if type(fd) is not int:
+    if type(fd) is not int or not _S32_MIN <= fd <= _S32_MAX:
         fd = _fd(fd)
     sqe.opcode = opcode
     sqe.fd = fd
-    sqe.off = offset & _U64
+    sqe.off = offset & _U64 if type(offset) is int and -1 <= offset <= _U64 else _offset(offset)
     sqe.addr = addr
     sqe.len = nbytes
     keep = getattr(sqe, "_keep", None)
@@ -110,7 +130,7 @@ def _vectored(sqe: Sqe, opcode: int, fd: Any, buffers: Sequence[Any], offset: in
     pinned = [pin(buf, writable=writable, what=f"buffer {i}") for i, buf in enumerate(buffers)]
     iovecs = (Iovec * len(pinned))(*[(addr, size) for addr, size, _ in pinned])
     _rw(sqe, opcode, _fd(fd), ctypes.addressof(iovecs), len(pinned), offset)
-    sqe.rw_flags = flags
+    sqe.rw_flags = _field(flags, 32, "flags")
     _keep(sqe, iovecs)
     for _, _, keepalive in pinned:
         _keep(sqe, keepalive)
@@ -133,20 +153,20 @@ def prep_read_fixed(sqe: Sqe, fd: Any, buf: Any, offset: int, buf_index: int, *,
     """Read into registered buffer `buf_index`; `buf` is that buffer or a slice of it (its address
     and length say where in the registered region the data goes)."""
     _buffer_rw(sqe, C.IORING_OP_READ_FIXED, fd, buf, nbytes, offset, writable=True)
-    sqe.buf_index = buf_index
+    sqe.buf_index = _field(buf_index, 16, "buf_index")
 
 
 def prep_write_fixed(sqe: Sqe, fd: Any, buf: Any, offset: int, buf_index: int, *,
                      nbytes: int | None = None) -> None:
     """Write from registered buffer `buf_index` (`buf` is it or a slice of it)."""
     _buffer_rw(sqe, C.IORING_OP_WRITE_FIXED, fd, buf, nbytes, offset, writable=False)
-    sqe.buf_index = buf_index
+    sqe.buf_index = _field(buf_index, 16, "buf_index")
 
 
 def prep_fsync(sqe: Sqe, fd: Any, flags: int = 0) -> None:
     """fsync (or fdatasync with IORING_FSYNC_DATASYNC)."""
     _rw(sqe, C.IORING_OP_FSYNC, _fd(fd), 0, 0, 0)
-    sqe.fsync_flags = flags
+    sqe.fsync_flags = _field(flags, 32, "flags")
 
 
 def _timespec(ts: Timespec | float) -> Timespec:
@@ -160,8 +180,8 @@ def _timespec(ts: Timespec | float) -> Timespec:
 def prep_timeout(sqe: Sqe, ts: Timespec | float, count: int = 0, flags: int = 0) -> None:
     """Complete after `ts` (res -ETIME) or once `count` other CQEs were posted (res 0)."""
     spec = _timespec(ts)
-    _rw(sqe, C.IORING_OP_TIMEOUT, -1, ctypes.addressof(spec), 1, count)
-    sqe.timeout_flags = flags
+    _rw(sqe, C.IORING_OP_TIMEOUT, -1, ctypes.addressof(spec), 1, _field(count, 64, "count"))
+    sqe.timeout_flags = _field(flags, 32, "flags")
     _keep(sqe, spec)
 
 
@@ -169,7 +189,7 @@ def prep_link_timeout(sqe: Sqe, ts: Timespec | float, flags: int = 0) -> None:
     """Cancel the previous (IOSQE_IO_LINK-ed) request if it has not completed within `ts`."""
     spec = _timespec(ts)
     _rw(sqe, C.IORING_OP_LINK_TIMEOUT, -1, ctypes.addressof(spec), 1, 0)
-    sqe.timeout_flags = flags
+    sqe.timeout_flags = _field(flags, 32, "flags")
     _keep(sqe, spec)
 
 
@@ -177,14 +197,14 @@ def prep_send(sqe: Sqe, sockfd: Any, buf: Any, flags: int = 0, *,
               nbytes: int | None = None) -> None:
     """send(2) of `buf` with MSG_* `flags`."""
     _buffer_rw(sqe, C.IORING_OP_SEND, sockfd, buf, nbytes, 0, writable=False)
-    sqe.msg_flags = flags
+    sqe.msg_flags = _field(flags, 32, "flags")
 
 
 def prep_recv(sqe: Sqe, sockfd: Any, buf: Any, flags: int = 0, *,
               nbytes: int | None = None) -> None:
     """recv(2) into `buf` with MSG_* `flags`."""
     _buffer_rw(sqe, C.IORING_OP_RECV, sockfd, buf, nbytes, 0, writable=True)
-    sqe.msg_flags = flags
+    sqe.msg_flags = _field(flags, 32, "flags")
 
 
 def prep_close(sqe: Sqe, fd: Any) -> None:
@@ -198,14 +218,15 @@ def prep_openat(sqe: Sqe, dfd: int, path: str | bytes | os.PathLike[Any], flags:
     if b"\0" in encoded:
         raise ValueError("path must not contain NUL bytes")
     c_path = ctypes.create_string_buffer(encoded)  # NUL-terminated, pinned until completion
-    _rw(sqe, C.IORING_OP_OPENAT, _fd(dfd), ctypes.addressof(c_path), mode, 0)
-    sqe.open_flags = flags
+    _rw(sqe, C.IORING_OP_OPENAT, _fd(dfd), ctypes.addressof(c_path), _field(mode, 32, "mode"), 0)
+    sqe.open_flags = _field(flags, 32, "flags")
     _keep(sqe, c_path)
 
 
 def prep_poll_add(sqe: Sqe, fd: Any, poll_mask: int) -> None:
     """One-shot poll for `poll_mask` (select.POLLIN, ...); cqe.res is the ready mask."""
     _rw(sqe, C.IORING_OP_POLL_ADD, _fd(fd), 0, 0, 0)
+    _field(poll_mask, 32, "poll_mask")
     if sys.byteorder == "big":  # the uapi stores the 32-bit mask word-swapped on big endian
         poll_mask = ((poll_mask << 16) | (poll_mask >> 16)) & _U32
     sqe.poll32_events = poll_mask
@@ -213,5 +234,5 @@ def prep_poll_add(sqe: Sqe, fd: Any, poll_mask: int) -> None:
 
 def prep_cancel(sqe: Sqe, user_data: int, flags: int = 0) -> None:
     """Cancel the request(s) whose user_data is `user_data` (IORING_ASYNC_CANCEL_* flags widen it)."""
-    _rw(sqe, C.IORING_OP_ASYNC_CANCEL, -1, user_data & _U64, 0, 0)
-    sqe.cancel_flags = flags
+    _rw(sqe, C.IORING_OP_ASYNC_CANCEL, -1, _field(user_data, 64, "user_data"), 0, 0)
+    sqe.cancel_flags = _field(flags, 32, "flags")

@@ -5,6 +5,7 @@ import ctypes
 from collections.abc import Iterable
 from typing import Any
 
+from ...errors import ArgumentError
 from . import constants as C
 from .buffers import pin
 from .structs import IoUringProbe, Iovec, PROBE_OPS
@@ -71,6 +72,7 @@ class RegistrationMixin:
 def _as_fd(fd: Any) -> int:
     if hasattr(fd, "fileno") and not isinstance(fd, int):
         fd = fd.fileno()
-    if not isinstance(fd, int) or isinstance(fd, bool) or fd < -1:
-        raise ValueError(f"a file descriptor must be an int >= -1 (-1 = empty slot), got {fd!r}")
+    if not isinstance(fd, int) or isinstance(fd, bool) or not -1 <= fd < 1 << 31:
+        raise ArgumentError(f"a file descriptor must be an int in -1..{(1 << 31) - 1} "
+                            f"(-1 = empty slot), got {fd!r}")
     return fd

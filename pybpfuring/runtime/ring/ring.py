@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ...errors import ArgumentError, check_int_arg, check_timeout_arg
 from . import constants as C
 from .registration import RegistrationMixin
 from .structs import Cqe, IoUringGeteventsArg, IoUringParams, Sqe, Timespec
@@ -359,6 +360,7 @@ class IoUring(RegistrationMixin):
 
     def submit_and_wait(self, wait_nr: int) -> int:
         """Submit, then block until at least `wait_nr` CQEs are ready."""
+        check_int_arg(wait_nr, 0, _U32, "wait_nr")
         return self._submit(wait_nr, C.IORING_ENTER_GETEVENTS if wait_nr else 0)
 
     def _submit(self, wait_nr: int, enter_flags: int) -> int:
@@ -466,6 +468,8 @@ class IoUring(RegistrationMixin):
         """Wait for one CQE, consume it and return it. Raises TimeoutError after `timeout` seconds."""
         if self._closed:
             raise RingClosedError("this io_uring is closed")
+        if timeout is not None:
+            check_timeout_arg(timeout)
         # Fast path, inlined (the benchmark's per-block cost): a CQE is already in the ring.
         words = self._cq_words
         head = words[self._cq_head_i]
@@ -543,15 +547,15 @@ def _build_params(entries: int, flags: int, cq_entries: int | None,
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"IoUring {name} must be an int, not {type(value).__name__}")
         if not 0 <= value <= _U32:
-            raise ValueError(f"IoUring {name} must fit in an unsigned 32-bit word, got {value}")
+            raise ArgumentError(f"IoUring {name} must fit in an unsigned 32-bit word, got {value}")
     for bit, name in _UNSUPPORTED_SETUP.items():
         if flags & bit:
-            raise ValueError(f"IORING_SETUP_{name} is not supported by pybpfuring's ring")
+            raise ArgumentError(f"IORING_SETUP_{name} is not supported by pybpfuring's ring")
     params = IoUringParams(flags=flags, sq_thread_idle=sq_thread_idle)
     if cq_entries is not None:
         if not isinstance(cq_entries, int) or isinstance(cq_entries, bool) or \
                 not 0 <= cq_entries <= _U32:
-            raise ValueError(f"IoUring cq_entries must be an unsigned 32-bit int, got {cq_entries!r}")
+            raise ArgumentError(f"IoUring cq_entries must be an unsigned 32-bit int, got {cq_entries!r}")
         params.flags |= C.IORING_SETUP_CQSIZE
         params.cq_entries = cq_entries
     return params

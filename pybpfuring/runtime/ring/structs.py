@@ -10,6 +10,7 @@ import ctypes
 from ctypes import c_int32, c_int64, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import NamedTuple
 
+from ...errors import ArgumentError
 from .constants import CQE_SIZE, SQE_SIZE
 
 
@@ -119,8 +120,8 @@ class Timespec(ctypes.Structure):
 
     @classmethod
     def from_seconds(cls, seconds: float) -> "Timespec":
-        if seconds < 0:
-            raise ValueError(f"a timeout cannot be negative (got {seconds} s)")
+        if not 0 <= seconds < 2**63:   # also refuses NaN; tv_sec is a signed 64-bit field
+            raise ArgumentError(f"a timeout must be 0..2**63 seconds, not {seconds!r}")
         whole = int(seconds)
         return cls(whole, int(round((seconds - whole) * 1e9)))
 

@@ -127,6 +127,10 @@ def load_module(path: str | os.PathLike[str], *, exit_is_error: bool = True) -> 
         raise CompileError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # As `python FILE` does: the file's folder comes first while its top level runs, so a program
+    # can import the modules beside it (shared @bpf_functions, struct definitions).
+    old_path = list(sys.path)
+    sys.path.insert(0, str(p.parent))
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
@@ -155,6 +159,8 @@ def load_module(path: str | os.PathLike[str], *, exit_is_error: bool = True) -> 
                            _deepest_frame_in(e, p),
                            "compiling imports the file; the error is in its top-level code:\n"
                            + _user_traceback(e)) from None
+    finally:
+        sys.path[:] = old_path
     return module
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,27 @@ def test_bpftool_dumps_the_btf(reference_elf: bytes, tmp_path: Path) -> None:
     for prog in REFERENCE_HELPERS:
         assert f"FUNC '{prog}'" in out
     assert "DATASEC '.maps'" in out
+
+
+def test_compile_imports_modules_beside_the_program(tmp_path: Path) -> None:
+    """`pybpfuring compile prog.py` imports prog.py as `python prog.py` would: a module in the same
+    folder (here a shared @bpf_function) is importable, from any working directory."""
+    (tmp_path / "shared_helpers.py").write_text(
+        "from pybpfuring import bpf_function, u64\n\n"
+        "@bpf_function\n"
+        "def twice(x: u64) -> u64:\n"
+        "    return x * 2\n")
+    (tmp_path / "prog.py").write_text(
+        "from pybpfuring import iouring_program, Ctx, ArrayMap, u64, OK\n"
+        "from shared_helpers import twice\n\n"
+        "out = ArrayMap(u64, 1)\n\n"
+        "@iouring_program\n"
+        "def uses_neighbour(ctx: Ctx) -> int:\n"
+        "    out[0] = twice(ctx.user_data)\n"
+        "    return OK\n")
+    obj = tmp_path / "prog.bpf.o"
+    proc = subprocess.run([sys.executable, "-m", "pybpfuring", "compile", str(tmp_path / "prog.py"),
+                           "-o", str(obj)], cwd="/", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert obj.read_bytes()[:4] == b"\x7fELF"
+    assert "shared_helpers" not in sys.modules   # the folder was on sys.path only during the import

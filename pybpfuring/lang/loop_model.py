@@ -72,6 +72,7 @@ CTL_CQ0_FULL = 22         # routing stopped: CQ 0 holds all it can until user sp
 CTL_BUSY = 23             # set by each step: work is ready now (runnable, queued, staged)
 CTL_ROUTED = 24           # kernel CQEs routed in this step
 CTL_NSUBMIT = 25          # SQEs handed to the kernel in this step
+CTL_CUR = 26              # the instance running now
 CTL_WORDS = 32
 
 INST_FREE = 0
@@ -147,6 +148,7 @@ model_dirty = ArrayMap(u32, 1)
 model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
 model_ctl = ArrayMap(u32, CTL_WORDS)
+model_ctxbuf = ArrayMap(Ctx, 1)   # the context of the program running now
 
 # Sizes, set by the loader (powers of two where a FIFO masks with them).
 model_ncq = ReadOnly(u32)
@@ -199,9 +201,8 @@ def model_copy_sqe(dst: Sqe, src: Sqe) -> None:
 
 @bpf_function
 def model_mark_dirty(cq_idx: u32) -> None:
-    q = model_cq[cq_idx]
-    if q.dirty == 0 and q.wait_head != NONE:
-        q.dirty = 1
+    if model_cq[cq_idx].dirty == 0 and model_cq[cq_idx].wait_head != NONE:
+        model_cq[cq_idx].dirty = 1
         t = model_ctl[CTL_DIRTY_TAIL]
         model_dirty[t & (model_ncq - 1)] = cq_idx
         model_ctl[CTL_DIRTY_TAIL] = t + 1
@@ -241,22 +242,23 @@ def model_wake(cq_idx: u32) -> i64:
 
 @bpf_function(verified_alone=True)
 def model_post(cq_idx: u32, user_data: u64, res: i32, cflags: u32) -> i64:
-    """Append a CQE to CQ cq_idx and wake its satisfied waiters. An extra CQ that is full refuses
+    """Append a CQE to CQ cq_idx and mark its waiters for waking. An extra CQ that is full refuses
     it (-ENOMEM, counted in drops); CQ 0 keeps CQEs beyond its size (counted in overflow) up to
-    its backlog, then refuses them too (-ENOMEM: the memory the ring was given is used up)."""
-    q = model_cq[cq_idx]
-    head = q.head
-    tail = q.tail
-    if tail - head >= q.size:
-        if cq_idx != 0 or tail - head > q.mask:
-            q.drops += 1
+    its backlog, then refuses them too (-ENOMEM: the memory the ring was given is used up).
+    Fields one by one, not `q = model_cq[i]`: a reference needs a stack copy for a missing key,
+    and this frame is part of every program's call chain (512 bytes in all)."""
+    tail = model_cq[cq_idx].tail
+    ready = tail - model_cq[cq_idx].head
+    if ready >= model_cq[cq_idx].size:
+        if cq_idx != 0 or ready > model_cq[cq_idx].mask:
+            model_cq[cq_idx].drops += 1
             return -ENOMEM
-        q.overflow += 1
-    e = model_cqes[q.base + (tail & q.mask)]
-    e.user_data = user_data
-    e.res = res
-    e.flags = cflags
-    q.tail = tail + 1
+        model_cq[cq_idx].overflow += 1
+    slot = model_cq[cq_idx].base + (tail & model_cq[cq_idx].mask)
+    model_cqes[slot].user_data = user_data
+    model_cqes[slot].res = res
+    model_cqes[slot].flags = cflags
+    model_cq[cq_idx].tail = tail + 1
     # Its waiters are woken right after the program (or the routing) that posted it, in
     # model_wake_dirty: waking from here would nest one more call frame under programs.
     model_mark_dirty(cq_idx)
@@ -336,18 +338,28 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32) -> i64:
         if s >= model_nreqs:
             return -EBUSY
         model_ctl[CTL_REQ_BUMP] = s + 1
-    r = model_reqs[s]
-    r.user_data = user_data
-    r.cq_idx = cq_idx
-    r.link = link
-    r.flags = sqe.flags
-    r.next = NONE
+    model_reqs[s].user_data = user_data
+    model_reqs[s].cq_idx = cq_idx
+    model_reqs[s].link = link
+    model_reqs[s].flags = sqe.flags
+    model_reqs[s].next = NONE
+    x = model_ctl[CTL_STAGE_TAIL] & (model_nreqs - 1)
+    # Field by field (no stack copy: this frame is under every program that submits). Bytes
+    # 48..63 (the 2021 cq_idx) stay zero: the upstream layout. The kernel must post every CQE
+    # (the slot is freed by it): skip-success is applied when the CQE is routed.
+    model_staged[x].opcode = sqe.opcode
+    model_staged[x].flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
+    model_staged[x].ioprio = sqe.ioprio
+    model_staged[x].fd = sqe.fd
+    model_staged[x].off = sqe.off
+    model_staged[x].addr = sqe.addr
+    model_staged[x].len = sqe.len
+    model_staged[x].rw_flags = sqe.rw_flags
+    model_staged[x].user_data = (u64(TAG_HI) << 32) | s
+    model_staged[x].buf_index = sqe.buf_index
+    model_staged[x].personality = sqe.personality
+    model_staged[x].splice_fd_in = sqe.splice_fd_in
     t = model_ctl[CTL_STAGE_TAIL]
-    st = model_staged[t & (model_nreqs - 1)]
-    model_copy_sqe(st, sqe)
-    # The kernel must post every CQE (the slot is freed by it): skip-success is applied here.
-    st.flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
-    st.user_data = (u64(TAG_HI) << 32) | s
     model_ctl[CTL_STAGE_TAIL] = t + 1
     model_ctl[CTL_INFLIGHT] += 1
     return 0

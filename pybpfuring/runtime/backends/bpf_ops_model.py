@@ -59,8 +59,9 @@ cq_entries = ReadOnly(u32)
 sq_entries = ReadOnly(u32)
 
 
-@bpf_function
-def model_dispatch(prog: u32, c: Ctx) -> i64:
+@bpf_function(verified_alone=True)
+def model_dispatch(prog: u32) -> i64:
+    c = model_ctxbuf[0]
 {dispatch}
     return -EFAULT
 
@@ -122,8 +123,9 @@ def model_wait_on(j: u32) -> i64:
 
 
 @bpf_function(verified_alone=True)
-def model_run_next() -> i64:
-    \"\"\"Run the next runnable instance; 0 if there is none.\"\"\"
+def model_pick() -> i64:
+    \"\"\"Take the next runnable instance: 0 if there is none; -1 if it completed at once (refused);
+    else 1 + the program to run, its context ready in model_ctxbuf[0].\"\"\"
     h = model_ctl[CTL_RUNQ_HEAD]
     if h == model_ctl[CTL_RUNQ_TAIL]:
         return 0
@@ -132,24 +134,34 @@ def model_run_next() -> i64:
     inst = model_insts[j]
     if inst.fail != 0:
         model_complete(j, inst.fail)
-        return 1
+        return -1
     if inst.claimed != 0:
         model_cq[inst.wait_idx].promised -= inst.wait_nr
         inst.claimed = 0
         model_mark_dirty(inst.wait_idx)
-    c = Ctx()
+    c = model_ctxbuf[0]
     c.user_data = inst.user_data
+    c.wait_idx = 0
+    c.wait_nr = 0
+    model_ctl[CTL_CUR] = j
     inst.state = INST_RUNNING
     inst.runs += 1
     model_ctl[CTL_RUNS] += 1
-    ret = model_dispatch(inst.prog, c)
+    return i64(inst.prog) + 1
+
+
+@bpf_function(verified_alone=True)
+def model_finish(ret: i64) -> i64:
+    \"\"\"After a run: wake the waiters its CQEs satisfy, then complete, park or requeue it.\"\"\"
+    j = model_ctl[CTL_CUR]
     model_wake_all()
     if ret == WAIT:
-        wi = c.wait_idx
-        nr = c.wait_nr
+        wi = model_ctxbuf[0].wait_idx
+        nr = model_ctxbuf[0].wait_nr
         if wi >= model_ncq or nr == 0 or (wi != 0 and nr > model_cq[wi].size):
             model_complete(j, -EINVAL)      # a wait that could never end
-            return 1
+            return 0
+        inst = model_insts[j]
         inst.wait_idx = wi
         inst.wait_nr = nr
         q = model_cq[wi]
@@ -161,7 +173,7 @@ def model_run_next() -> i64:
         model_complete(j, 0)
     else:
         model_complete(j, -EINVAL)          # neither OK nor WAIT
-    return 1
+    return 0
 
 
 @bpf_function(verified_alone=True)
@@ -172,6 +184,9 @@ def model_route(user_data: u64, res: i32, cflags: u32) -> i64:
     s = u32(user_data & 0xFFFFFFFF)
     if s >= model_nreqs:
         return 0
+    q0 = model_cq[0]
+    if q0.tail - q0.head > q0.mask - 1:
+        return -1                           # CQ 0 holds all it can: leave this CQE to the kernel
     r = model_reqs[s]
     if r.flags & IOSQE_CQE_SKIP_SUCCESS == 0 or res < 0:
         model_post(r.cq_idx, r.user_data, res, cflags)
@@ -218,6 +233,26 @@ def model_wake_dirty() -> i64:
     return 1
 
 
+@bpf_function
+def model_put_sqe(sq: Region, off: u32, x: u32) -> None:
+    \"\"\"Staged SQE x into the SQ region at off, field by field (no stack copy: the step's frame
+    is part of every program's call chain), bytes 48..63 zero (the upstream layout).\"\"\"
+    sq.store_u8(off, model_staged[x].opcode)
+    sq.store_u8(off + 1, model_staged[x].flags)
+    sq.store_u16(off + 2, model_staged[x].ioprio)
+    sq.store_i32(off + 4, model_staged[x].fd)
+    sq.store_u64(off + 8, model_staged[x].off)
+    sq.store_u64(off + 16, model_staged[x].addr)
+    sq.store_u32(off + 24, model_staged[x].len)
+    sq.store_u32(off + 28, model_staged[x].rw_flags)
+    sq.store_u64(off + 32, model_staged[x].user_data)
+    sq.store_u16(off + 40, model_staged[x].buf_index)
+    sq.store_u16(off + 42, model_staged[x].personality)
+    sq.store_i32(off + 44, model_staged[x].splice_fd_in)
+    sq.store_u64(off + 48, 0)
+    sq.store_u64(off + 56, 0)
+
+
 @bpf_function(verified_alone=True)
 def model_wake_all() -> i64:
     """Wake the waiters of the CQs that got CQEs (a bounded batch; the rest in the next step)."""
@@ -235,9 +270,6 @@ def model_work() -> i64:
         if model_user_next() == 0:
             break
     model_wake_all()
-    for i in range(RUN_MAX):
-        if model_run_next() == 0 or model_ctl[CTL_NWRITES] != 0:
-            break
     return 0
 
 
@@ -289,16 +321,25 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
         n = cq.load_u32(cq_tail_offset) - head
         for i in range(ROUTE_MAX):
             if i < n and model_ctl[CTL_CQ0_FULL] == 0:
-                q0 = model_cq[0]
-                if q0.tail - q0.head > q0.mask - 1:
+                k = cq.view(Cqe, cqes_offset + ((head + i) & (cq_entries - 1)) * CQE_SIZE)
+                if model_route(k.user_data, k.res, k.flags) < 0:
                     model_ctl[CTL_CQ0_FULL] = 1     # the kernel keeps the rest until CQ 0 is read
                 else:
-                    k = cq.view(Cqe, cqes_offset + ((head + i) & (cq_entries - 1)) * CQE_SIZE)
-                    model_route(k.user_data, k.res, k.flags)
                     model_ctl[CTL_ROUTED] = i + 1
         cq.store_u32(cq_head_offset, cq.load_u32(cq_head_offset) + model_ctl[CTL_ROUTED])
-    # 2-4. User submissions, waiters, programs.
+    # 2-3. User submissions, and the waiters their CQEs satisfy.
     model_work()
+    # 4. Programs; a run that staged copy_to_user writes ends the batch so they land before the
+    # next run. Programs are called from here, not from a helper, to keep the call chain under a
+    # program short (the verifier's 512-byte limit is for the whole chain).
+    for i in range(RUN_MAX):
+        p = model_pick()
+        if p == 0:
+            break
+        if p > 0:
+            model_finish(model_dispatch(u32(p - 1)))
+            if model_ctl[CTL_NWRITES] != 0:
+                break
     if model_ctl[CTL_NWRITES] != 0:
         mem = get_region(ctx, IOU_REGION_MEM, model_mem_size)
         for w in range(MAX_WRITES):
@@ -319,7 +360,7 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     model_ctl[CTL_NSUBMIT] = min(model_ctl[CTL_STAGE_TAIL] - sh, min(sq_entries, SUBMIT_MAX))
     for i in range(SUBMIT_MAX):
         if i < model_ctl[CTL_NSUBMIT]:
-            model_copy_sqe(sq.view(Sqe, i * SQE_SIZE), model_staged[(sh + i) & (model_nreqs - 1)])
+            model_put_sqe(sq, i * SQE_SIZE, (sh + i) & (model_nreqs - 1))
     ns = model_ctl[CTL_NSUBMIT]
     if ns > 0:
         model_ctl[CTL_STAGE_HEAD] = sh + ns
@@ -491,7 +532,8 @@ class ModelRing:
         key = tuple(p.py_func for p in programs)
         elf = _SCHEDULER_ELFS.get(key)
         if elf is None:
-            elf = _SCHEDULER_ELFS[key] = compile_functions([step], "bpf_ops", cache=False)
+            # The compile cache key covers the generated module and every program it calls.
+            elf = _SCHEDULER_ELFS[key] = compile_functions([step], "bpf_ops")
         self.sizes = ModelSizes(cq_sizes or [2 * entries, 256, 256, 256], len(programs),
                                 entries, max_in_flight, max_instances)
         self.memory: mmap.mmap | None = memory

@@ -640,6 +640,10 @@ class ModelRing:
             self._ctl_set(M.CTL_SUBMIT_ERR, 0)
             got = err - (1 << 32) if err >= 1 << 31 else err
             raise ModelStalled(f"submit_sqes in the kernel loop submitted {got} of the staged SQEs")
+        if min_complete and self.cqs[cq].ready < min_complete and self.stalled():
+            raise ModelStalled(f"the loop stopped with {self.cqs[cq].ready} of {min_complete} CQEs "
+                               f"on CQ {cq}: {self._ctl(M.CTL_ACTIVE)} program instance(s) wait for "
+                               "CQEs that nothing in flight will post")
         return ret
 
     def stalled(self) -> bool:

@@ -73,6 +73,8 @@ CTL_BUSY = 23             # set by each step: work is ready now (runnable, queue
 CTL_ROUTED = 24           # kernel CQEs routed in this step
 CTL_NSUBMIT = 25          # SQEs handed to the kernel in this step
 CTL_CUR = 26              # the instance running now
+CTL_WALK_PREV = 27        # model_wait_on's list walk
+CTL_WALK_CUR = 28
 CTL_WORDS = 32
 
 INST_FREE = 0
@@ -144,6 +146,7 @@ model_staged = ArrayMap(Sqe, 1)
 model_starts = ArrayMap(Sqe, 1)      # user space's submissions (pad words: fail, link)
 model_insts = ArrayMap(Instance, 1)
 model_runq = ArrayMap(u32, 1)
+model_wlink = ArrayMap(u64, 1)    # waiter lists: wait_nr << 32 | next waiter on the same CQ
 model_dirty = ArrayMap(u32, 1)
 model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
@@ -157,6 +160,7 @@ model_ninst = ReadOnly(u32)       # program instances: power of two, <= MAX_INST
 model_nstarts = ReadOnly(u32)     # power of two
 model_nlinks = ReadOnly(u32)      # power of two
 model_nprogs = ReadOnly(u32)
+model_ndirty = ReadOnly(u32)      # the dirty-CQ FIFO: power of two >= model_ncq
 # User memory programs may write: the ring's MEM region (IORING_REGISTER_MEM_REGION), set by the
 # loader; 0 bytes when the ring has none (then copy_to_user gives -EFAULT).
 model_mem_base = ReadOnly(u64)
@@ -204,7 +208,7 @@ def model_mark_dirty(cq_idx: u32) -> None:
     if model_cq[cq_idx].dirty == 0 and model_cq[cq_idx].wait_head != NONE:
         model_cq[cq_idx].dirty = 1
         t = model_ctl[CTL_DIRTY_TAIL]
-        model_dirty[t & (model_ncq - 1)] = cq_idx
+        model_dirty[t & (model_ndirty - 1)] = cq_idx
         model_ctl[CTL_DIRTY_TAIL] = t + 1
 
 
@@ -220,22 +224,22 @@ def model_push_runq(j: u32) -> None:
 def model_wake(cq_idx: u32) -> i64:
     """Wake the waiters of a CQ while the CQEs not promised to an earlier one cover their wait_nr
     (as the emulated backend does, cqs.py); 1 if more may be satisfied than one call woke."""
-    q = model_cq[cq_idx]
-    avail = i64(q.tail - q.head) - i64(q.promised)
+    avail = i64(model_cq[cq_idx].tail - model_cq[cq_idx].head) - i64(model_cq[cq_idx].promised)
     for i in range(64):
-        j = q.wait_head
+        j = model_cq[cq_idx].wait_head
         if j == NONE:
             return 0
-        inst = model_insts[j]
-        if i64(inst.wait_nr) > avail:
+        link = model_wlink[j]
+        nr = u32(link >> 32)
+        if i64(nr) > avail:
             return 0
-        q.wait_head = inst.next
-        if inst.next == NONE:
-            q.wait_tail = NONE
-        inst.next = NONE
-        avail -= i64(inst.wait_nr)
-        q.promised += inst.wait_nr
-        inst.claimed = 1
+        nxt = u32(link & 0xFFFFFFFF)
+        model_cq[cq_idx].wait_head = nxt
+        if nxt == NONE:
+            model_cq[cq_idx].wait_tail = NONE
+        avail -= i64(nr)
+        model_cq[cq_idx].promised += nr
+        model_insts[j].claimed = 1
         model_push_runq(j)
     return 1
 

@@ -47,11 +47,11 @@ from pybpfuring.lang.loop_model import *
 
 LICENSE = "GPL"
 __pybpfuring_scheduler__ = True   # its functions build the contexts programs read
-ROUTE_MAX = 64          # kernel CQEs routed per step
+ROUTE_MAX = 32          # kernel CQEs routed per step
 USER_MAX = 64           # user submissions taken per step
 DIRTY_MAX = 16          # CQs whose waiters are checked again per step
 RUN_MAX = 16            # program runs per step
-SUBMIT_MAX = 64         # SQEs handed to the kernel per step
+SUBMIT_MAX = 32         # SQEs handed to the kernel per step
 cq_head_offset = ReadOnly(u32)
 cq_tail_offset = ReadOnly(u32)
 cqes_offset = ReadOnly(u32)
@@ -93,32 +93,45 @@ def model_link_done(link: u32, res: i32) -> None:
 
 @bpf_function(verified_alone=True)
 def model_wait_on(j: u32) -> i64:
-    \"\"\"Park instance j on its CQ's waiter list, kept sorted by wait_nr (FIFO among equals).\"\"\"
-    inst = model_insts[j]
-    nr = inst.wait_nr
-    q = model_cq[inst.wait_idx]
-    inst.state = INST_WAITING
-    inst.next = NONE
-    if q.wait_head == NONE:
-        q.wait_head = j
-        q.wait_tail = j
+    \"\"\"Park instance j on its CQ's waiter list, kept sorted by wait_nr (FIFO among equals).
+    The list links are `model_wlink[j]` = wait_nr << 32 | next: one scalar load per step of the
+    walk, which the verifier checks once per iteration of its bound.\"\"\"
+    nr = model_insts[j].wait_nr
+    k = model_insts[j].wait_idx
+    model_insts[j].state = INST_WAITING
+    model_wlink[j] = (u64(nr) << 32) | NONE
+    head = model_cq[k].wait_head
+    tail = model_cq[k].wait_tail
+    if head == NONE:
+        model_cq[k].wait_head = j
+        model_cq[k].wait_tail = j
         return 0
-    if model_insts[q.wait_tail].wait_nr <= nr:
-        model_insts[q.wait_tail].next = j
-        q.wait_tail = j
+    if u32(model_wlink[tail] >> 32) <= nr:
+        model_wlink[tail] = (model_wlink[tail] & 0xFFFFFFFF00000000) | j
+        model_cq[k].wait_tail = j
         return 0
+    # The walk's result leaves the loop through map words: the paths out of the loop then carry
+    # the same state and the verifier checks the code after it once, not once per exit.
+    model_ctl[CTL_WALK_PREV] = NONE
+    model_ctl[CTL_WALK_CUR] = NONE
     prev: u32 = NONE
-    cur = q.wait_head
+    cur = head
     for i in range(MAX_INSTANCES):
-        if cur == NONE or model_insts[cur].wait_nr > nr:
+        link = model_wlink[cur]
+        if u32(link >> 32) > nr:
+            model_ctl[CTL_WALK_PREV] = prev
+            model_ctl[CTL_WALK_CUR] = cur
             break
         prev = cur
-        cur = model_insts[cur].next
-    inst.next = cur
+        cur = u32(link & 0xFFFFFFFF)
+    # The tail's wait_nr is larger than nr, so the walk stopped at a waiter (cur) before it.
+    cur = model_ctl[CTL_WALK_CUR]
+    prev = model_ctl[CTL_WALK_PREV]
+    model_wlink[j] = (u64(nr) << 32) | cur
     if prev == NONE:
-        q.wait_head = j
+        model_cq[k].wait_head = j
     else:
-        model_insts[prev].next = j
+        model_wlink[prev] = (model_wlink[prev] & 0xFFFFFFFF00000000) | j
     return 0
 
 
@@ -225,7 +238,7 @@ def model_wake_dirty() -> i64:
     h = model_ctl[CTL_DIRTY_HEAD]
     if h == model_ctl[CTL_DIRTY_TAIL]:
         return 0
-    k = model_dirty[h & (model_ncq - 1)]
+    k = model_dirty[h & (model_ndirty - 1)]
     model_ctl[CTL_DIRTY_HEAD] = h + 1
     model_cq[k].dirty = 0
     if model_wake(k) != 0:
@@ -455,13 +468,13 @@ class ModelSizes:
     def map_sizes(self) -> dict[str, int]:
         return {"model_cq": self.ncq, "model_cqes": sum(self.slots), "model_reqs": self.nreqs,
                 "model_staged": self.nreqs, "model_starts": self.nstarts,
-                "model_insts": self.ninst, "model_runq": self.ninst,
+                "model_insts": self.ninst, "model_runq": self.ninst, "model_wlink": self.ninst,
                 "model_dirty": _pow2(self.ncq), "model_links": self.nlinks}
 
     def rodata(self) -> dict[str, int]:
         return {"model_ncq": self.ncq, "model_nreqs": self.nreqs, "model_ninst": self.ninst,
                 "model_nstarts": self.nstarts, "model_nlinks": self.nlinks,
-                "model_nprogs": self.nprogs}
+                "model_nprogs": self.nprogs, "model_ndirty": _pow2(self.ncq)}
 
 
 class MapCq:

@@ -163,6 +163,7 @@ class FunctionBuilder(ExprTyper):
         return ir.TypedFunction(
             name=self.bfn.name, kind=self.bfn.kind, params=params, return_type=self.return_type,
             body=body, loc=self.loc(node), source_file=self.file, inline=self.bfn.inline,
+            verified_alone=getattr(self.bfn, "verified_alone", False),
             locals=self.locals, slots=self.slots, callees=self.callees, maps=self.maps_used,
             end_line=(node.end_lineno or node.lineno) + self.line_offset, stack_size=stack_size)
 
@@ -205,6 +206,12 @@ class FunctionBuilder(ExprTyper):
     def _return_type(self, node: ast.FunctionDef) -> ir.IRType:
         if self.bfn.kind in ("iouring", "loop_step"):
             return i32  # the ABI's int
+        if getattr(self.bfn, "verified_alone", False):
+            t = i64 if node.returns is None else self.annotation(node.returns)
+            if isinstance(t, (StructType, ArrayType, BoolType)):
+                raise self.error(node.returns or node, "a function verified alone returns an integer",
+                                 "annotate it `-> i64` (the verifier needs a scalar result)")
+            return t
         if node.returns is None or (isinstance(node.returns, ast.Constant) and node.returns.value is None):
             return None
         t = self.annotation(node.returns)
@@ -444,7 +451,8 @@ class FunctionBuilder(ExprTyper):
             base_t = place.base.type
             # The bpf_ops model scheduler (a loop_step) builds the contexts programs then read.
             if isinstance(base_t, StructType) and base_t.fields[place.name].readonly \
-                    and self.bfn.kind != "loop_step":
+                    and self.bfn.kind != "loop_step" \
+                    and not self.bfn.globals.get("__pybpfuring_scheduler__"):
                 raise self.error(node, f"{ast.unparse(node)} is read-only ({tname(base_t)}.{place.name})",
                                  "a program may set ctx.wait_idx and ctx.wait_nr only")
 

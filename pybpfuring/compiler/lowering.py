@@ -95,12 +95,15 @@ class ModuleLowering:
         program = fn.kind != "function"
         if program:
             f.section = self.program_section(fn)
+        elif fn.verified_alone:
+            f.section = ".text"          # external linkage: BTF FUNC linkage global
+            f.attributes.add("noinline")
         else:
             f.linkage = "internal"
             f.section = ".text"
             f.attributes.add("alwaysinline" if fn.inline else "noinline")
         f.attributes.add("nounwind")
-        f.set_metadata("dbg", self.di.subprogram(fn, local_to_unit=not program))
+        f.set_metadata("dbg", self.di.subprogram(fn, local_to_unit=not (program or fn.verified_alone)))
         self.funcs[id(fn)] = f
 
     def program_section(self, fn: ir.TypedFunction) -> str:
@@ -155,6 +158,8 @@ class FunctionLowering:
             a = opaque(self.b.alloca(ll.ArrayType(I8, t.size), name=f"obj{n}"))
             a.align = 8
             self.slots[n] = a
+        if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
+            self.null_params_fail()
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
             self.at(SourceLocation(self.fn.source_file, self.fn.end_line))
@@ -162,6 +167,19 @@ class FunctionLowering:
                 self.b.ret_void()
             else:
                 self.b.ret(self.returned(ll.Constant(llty(self.fn.return_type), 0)))
+
+    def null_params_fail(self) -> None:
+        """The verifier checks a global function against its BTF argument types alone: a pointer
+        argument may be NULL there, so a NULL struct argument returns -EFAULT before any use."""
+        for i, p in enumerate(self.fn.params):
+            if not isinstance(p.type, ir.RefType):
+                continue
+            arg = self.f.args[i]
+            bad, ok = self.f.append_basic_block(f"{p.name}.null"), self.f.append_basic_block(f"{p.name}.ok")
+            self.b.cbranch(self.b.icmp_unsigned("==", arg, ll.Constant(PTR, None)), bad, ok)
+            self.b.position_at_end(bad)
+            self.b.ret(self.returned(ll.Constant(llty(self.fn.return_type), -14)))  # -EFAULT
+            self.b.position_at_end(ok)
 
     def at(self, loc: SourceLocation) -> None:
         self.b.debug_metadata = self.ml.di.location(loc, self.sp)

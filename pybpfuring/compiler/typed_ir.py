@@ -380,6 +380,7 @@ class TypedFunction:
     loc: SourceLocation
     source_file: str
     inline: bool = True
+    verified_alone: bool = False  # a global BPF function (BTF linkage global)
     locals: list[Local] = field(default_factory=list)
     # Stack objects made by `S()`, by slot number.
     slots: list[ValueType] = field(default_factory=list)

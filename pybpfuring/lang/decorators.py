@@ -16,12 +16,15 @@ class BpfFunction:
     """A decorated function. `kind` says what it is; `.compile()` gives ELF bytes for a target."""
 
     def __init__(self, py_func: Callable[..., Any], kind: ProgramKind, *, inline: bool = True,
-                 name: str | None = None):
+                 name: str | None = None, verified_alone: bool = False):
         if not inspect.isfunction(py_func):
             raise TypeError(f"@{kind} decorates a plain function, not {py_func!r}")
         self.py_func = py_func
         self.kind: ProgramKind = kind
-        self.inline = inline
+        # A global (non-static) BPF function: the verifier checks it once, on its own, against its
+        # argument types, instead of once per call path through its callers.
+        self.verified_alone = verified_alone
+        self.inline = inline and not verified_alone
         self.name = name or py_func.__name__
         self.__name__ = py_func.__name__
         self.__doc__ = py_func.__doc__
@@ -50,11 +53,16 @@ def iouring_program(fn: Callable[..., Any]) -> BpfFunction:
     return BpfFunction(fn, "iouring")
 
 
-def bpf_function(fn: Callable[..., Any] | None = None, *, inline: bool = True) -> Any:
-    """`@bpf_function` (inlined where called) or `@bpf_function(inline=False)` (a BPF-to-BPF call)."""
+def bpf_function(fn: Callable[..., Any] | None = None, *, inline: bool = True,
+                 verified_alone: bool = False) -> Any:
+    """`@bpf_function` (inlined where called), `@bpf_function(inline=False)` (a BPF-to-BPF call to
+    a static function, verified as part of each caller's paths) or
+    `@bpf_function(verified_alone=True)` (a global function: verified once on its own, so its cost
+    does not multiply with its callers' paths; it returns an integer, and a struct parameter that
+    is NULL makes it return -EFAULT)."""
     if fn is None:
-        return lambda f: BpfFunction(f, "function", inline=inline)
-    return BpfFunction(fn, "function", inline=inline)
+        return lambda f: BpfFunction(f, "function", inline=inline, verified_alone=verified_alone)
+    return BpfFunction(fn, "function", inline=inline, verified_alone=verified_alone)
 
 
 def loop_step(fn: Callable[..., Any]) -> BpfFunction:

@@ -1,22 +1,28 @@
 """The talk's programming model on the Linux >= 7.1 loop (target `bpf_ops`), written in the language.
 
-On this target `submit`, `emit_cqe` and `reap_cqe` in an `@iouring_program` are these functions
+On this target `submit`, `emit_cqe` and `reap_cqe` in an `@iouring_program` are the functions below
 (the compiler routes the helper names here); a generated `@loop_step` scheduler
-(`pybpfuring/runtime/backends/bpf_ops_model.py`) starts programs, routes kernel completions to
-their CQ by the `cq_idx` of the SQE that caused them, re-runs programs whose WAIT is satisfied and
-completes requests. docs/kernel.md, "Step 2", has the design.
+(`pybpfuring/runtime/backends/bpf_ops_model.py`) routes kernel completions to their CQ by the
+`cq_idx` of the SQE that caused them, starts requests, runs ready programs and completes them.
+docs/kernel.md, "How the model runs in the kernel", has the design.
 
-State, all in maps user space reads too:
-- virtual CQs 0..NCQ-1 (`model_cqes`, heads in `model_cq_head`, tails in `model_cq_tail`); CQ 0 is
-  the one user space waits on;
-- a request table (`model_reqs`): an SQE's user_data and cq_idx, by the slot its kernel user_data
-  names (`TAG_HI << 32 | slot`);
-- staged SQEs (`model_staged`): submit() copies the SQE there; the scheduler copies them into the SQ
-  region and submits them once per step;
-- start records (`model_starts`, written by user space) and program instances (`model_insts`);
-- control words (`model_ctl`, indices CTL_*).
-Limits of this first version: NCQ CQs of CQ_SLOTS entries, MAX_STAGED SQEs per step, MAX_REQS in
-flight, MAX_INST program instances.
+Every size is the ring's: the maps below are declared with one entry and sized at load time
+(`model_sizes()` in bpf_ops_model.py), and the counts the code needs are `.rodata` values set then,
+constants to the verifier. No loop of a program's helper scans a table: request slots and program
+instances come from free lists, runnable instances wait in a FIFO, and the waiters of a CQ in a
+list sorted by `wait_nr`, so a step costs what it does, not what the ring could hold.
+
+State (all in maps; user space reads and writes them through mmap):
+- CQs 0..ncq-1: `model_cq` (head, tail, where its slots are in `model_cqes`, its size, drops,
+  overflow, waiters); CQ 0 is the one io_uring_enter waits on; its slots hold more than its size
+  (the overflow backlog: like a kernel with IORING_FEAT_NODROP, CQ 0 never drops).
+- kernel requests: `model_reqs`, by the slot the kernel-side user_data names (TAG_HI << 32 | slot);
+- SQEs waiting to be handed to the kernel: `model_staged` (a FIFO);
+- requests user space started: `model_starts` (a FIFO written by user space);
+- program instances: `model_insts`, runnable ones in `model_runq` (a FIFO);
+- chains user space continues: `model_links` (link id, res), filled when a request that carries a
+  link id completes (the scheduler then returns to user space);
+- control words `model_ctl` (CTL_*).
 """
 from __future__ import annotations
 
@@ -25,45 +31,81 @@ from .globals import ReadOnly
 from .decorators import bpf_function
 from .maps import ArrayMap
 from .structs import Cqe, Ctx, Sqe
-from .types import i32, i64, struct, u32, u64
+from .types import i32, i64, struct, u16, u32, u64, u8
 
-NCQ = 4
-CQ_SLOTS = 256
-MAX_REQS = 32
-MAX_STAGED = 8
-MAX_INST = 8
-MAX_STARTS = 8
 TAG_HI = 0x7B9F0000       # high word of the kernel-side user_data of routed requests
+NONE = 0xFFFFFFFF         # the end of a list
+IORING_OP_BPF = 37        # the 2021 opcode of a BPF request
+IOSQE_IO_LINK = 1 << 2
+IOSQE_IO_HARDLINK = 1 << 3
+IOSQE_CQE_SKIP_SUCCESS = 1 << 6
+IORING_CQE_F_MORE = 1 << 1
 
-CTL_NSTAGED = 0
-CTL_START_HEAD = 1
-CTL_START_TAIL = 2        # written by user space
-CTL_WANT = 3              # CQEs on CQ 0 that end io_uring_enter (written by user space)
-CTL_INFLIGHT = 4
-CTL_SUBMIT_ERR = 5
-CTL_ACTIVE = 6            # program instances started and not completed
-CTL_READY = 7             # set during a step when an instance can run again at once
-CTL_WANT_CQ = 8           # the CQ whose CTL_WANT CQEs end io_uring_enter (written by user space)
-CTL_NWRITES = 9           # copy_to_user writes staged for the scheduler
-MAX_WRITES = 16
+# Compile-time bounds of the scheduler's per-step loops. They bound one step's work, not what a
+# program can do: a step that reaches one returns IOU_LOOP_CONTINUE without sleeping and goes on.
+MAX_INSTANCES = 1024      # the most program instances a ring may have (the waiter-list walk bound)
+MAX_WRITES = 64           # copy_to_user calls one program run may make
+
+CTL_STAGE_HEAD = 0        # model_staged FIFO (written by programs and user space)
+CTL_STAGE_TAIL = 1
+CTL_START_HEAD = 2        # model_starts FIFO (tail written by user space)
+CTL_START_TAIL = 3
+CTL_RUNQ_HEAD = 4
+CTL_RUNQ_TAIL = 5
+CTL_DIRTY_HEAD = 6        # CQs whose waiters must be checked again
+CTL_DIRTY_TAIL = 7
+CTL_LINK_HEAD = 8         # model_links FIFO (head written by user space)
+CTL_LINK_TAIL = 9
+CTL_REQ_FREE = 10         # free lists (NONE when empty) and the slots never used yet
+CTL_REQ_BUMP = 11
+CTL_INST_FREE = 12
+CTL_INST_BUMP = 13
+CTL_INFLIGHT = 14         # kernel requests not completed
+CTL_ACTIVE = 15           # program instances started and not completed
+CTL_WANT = 16             # CQEs on CQ CTL_WANT_CQ that end io_uring_enter (user space)
+CTL_WANT_CQ = 17
+CTL_SUBMIT_ERR = 18
+CTL_NWRITES = 19
+CTL_RUNS = 20             # program runs
+CTL_STOP = 21             # a reason to return to user space at the end of this step
+CTL_CQ0_FULL = 22         # routing stopped: CQ 0 holds all it can until user space reaps
+CTL_BUSY = 23             # set by each step: work is ready now (runnable, queued, staged)
+CTL_ROUTED = 24           # kernel CQEs routed in this step
+CTL_NSUBMIT = 25          # SQEs handed to the kernel in this step
+CTL_CUR = 26              # the instance running now
+CTL_WALK_PREV = 27        # model_wait_on's list walk
+CTL_WALK_CUR = 28
+CTL_WORDS = 32
 
 INST_FREE = 0
 INST_RUNNABLE = 1
 INST_WAITING = 2
+INST_RUNNING = 3
+
+
+@struct
+class CqState:
+    head: u32             # advanced by whoever reaps (programs, user space)
+    tail: u32
+    base: u32             # its first slot in model_cqes
+    mask: u32             # slots - 1 (a power of two)
+    size: u32             # an extra CQ takes no more (-ENOMEM); CQ 0 counts overflow beyond it
+    drops: u32
+    overflow: u32
+    promised: u32         # CQEs counted for woken waiters that have not run yet
+    wait_head: u32        # waiting instances, by wait_nr then arrival (NONE: none)
+    wait_tail: u32
+    dirty: u32
+    pad: u32
 
 
 @struct
 class ReqSlot:
     user_data: u64
     cq_idx: u32
-    used: u32
-
-
-@struct
-class StartRec:
-    user_data: u64
-    prog: u32
-    cq_idx: u32
+    next: u32             # free list
+    link: u32             # 0, or the chain user space continues when this completes
+    flags: u32            # the SQE's IOSQE_* flags
 
 
 @struct
@@ -75,21 +117,18 @@ class Instance:
     wait_idx: u32
     wait_nr: u32
     runs: u32
+    next: u32             # free list, or the next waiter on its CQ
+    link: u32
+    fail: i32
+    flags: u32
+    claimed: u32          # woken with wait_nr CQEs promised on CQ wait_idx
+    pad: u32
 
 
-model_cqes = ArrayMap(Cqe, NCQ * CQ_SLOTS)
-model_cq_head = ArrayMap(u32, NCQ)
-model_cq_tail = ArrayMap(u32, NCQ)
-model_reqs = ArrayMap(ReqSlot, MAX_REQS)
-model_staged = ArrayMap(Sqe, MAX_STAGED)
-model_starts = ArrayMap(StartRec, MAX_STARTS)
-model_insts = ArrayMap(Instance, MAX_INST)
-model_ctl = ArrayMap(u32, 16)
-
-# User memory programs may write: the ring's MEM region (IORING_REGISTER_MEM_REGION), set by the
-# loader; 0 bytes when the ring has none (then copy_to_user gives -EFAULT).
-model_mem_base = ReadOnly(u64)
-model_mem_size = ReadOnly(u32)
+@struct
+class LinkDone:
+    link: u32
+    res: i32
 
 
 @struct
@@ -100,13 +139,38 @@ class PendingWrite:
     pad: u32
 
 
+model_cq = ArrayMap(CqState, 1)
+model_cqes = ArrayMap(Cqe, 1)
+model_reqs = ArrayMap(ReqSlot, 1)
+model_staged = ArrayMap(Sqe, 1)
+model_starts = ArrayMap(Sqe, 1)      # user space's submissions (pad words: fail, link)
+model_insts = ArrayMap(Instance, 1)
+model_runq = ArrayMap(u32, 1)
+model_wlink = ArrayMap(u64, 1)    # waiter lists: wait_nr << 32 | next waiter on the same CQ
+model_dirty = ArrayMap(u32, 1)
+model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
+model_ctl = ArrayMap(u32, CTL_WORDS)
+model_ctxbuf = ArrayMap(Ctx, 1)   # the context of the program running now
+
+# Sizes, set by the loader (powers of two where a FIFO masks with them).
+model_ncq = ReadOnly(u32)
+model_nreqs = ReadOnly(u32)       # kernel requests in flight (and SQEs staged): power of two
+model_ninst = ReadOnly(u32)       # program instances: power of two, <= MAX_INSTANCES
+model_nstarts = ReadOnly(u32)     # power of two
+model_nlinks = ReadOnly(u32)      # power of two
+model_nprogs = ReadOnly(u32)
+model_ndirty = ReadOnly(u32)      # the dirty-CQ FIFO: power of two >= model_ncq
+# User memory programs may write: the ring's MEM region (IORING_REGISTER_MEM_REGION), set by the
+# loader; 0 bytes when the ring has none (then copy_to_user gives -EFAULT).
+model_mem_base = ReadOnly(u64)
+model_mem_size = ReadOnly(u32)
 
 
 @bpf_function
 def model_put_user(uptr: u64, value: u64, size: u32) -> i64:
     """Stage a write of `size` (1, 2, 4, 8) bytes to user memory inside the MEM region; the
-    scheduler performs it after the program returns. -EFAULT outside the region."""
+    scheduler performs it as soon as the program returns. -EFAULT outside the region."""
     if uptr < model_mem_base or uptr - model_mem_base + size > model_mem_size:
         return -EFAULT
     n = model_ctl[CTL_NWRITES]
@@ -140,73 +204,183 @@ def model_copy_sqe(dst: Sqe, src: Sqe) -> None:
 
 
 @bpf_function
-def model_emit_cqe(ctx: Ctx, cq_idx: u32, user_data: u64, res: i32, cflags: u32) -> i64:
-    """Post a CQE to virtual CQ cq_idx; -ENOMEM (dropped) if it is full."""
-    if cq_idx >= NCQ:
-        return -EINVAL
-    head = model_cq_head[cq_idx]
-    tail = model_cq_tail[cq_idx]
-    if tail - head >= CQ_SLOTS:
-        return -ENOMEM
-    e = model_cqes[cq_idx * CQ_SLOTS + (tail & (CQ_SLOTS - 1))]
-    e.user_data = user_data
-    e.res = res
-    e.flags = cflags
-    model_cq_tail[cq_idx] = tail + 1
+def model_mark_dirty(cq_idx: u32) -> None:
+    if model_cq[cq_idx].dirty == 0 and model_cq[cq_idx].wait_head != NONE:
+        model_cq[cq_idx].dirty = 1
+        t = model_ctl[CTL_DIRTY_TAIL]
+        model_dirty[t & (model_ndirty - 1)] = cq_idx
+        model_ctl[CTL_DIRTY_TAIL] = t + 1
+
+
+@bpf_function
+def model_push_runq(j: u32) -> None:
+    model_insts[j].state = INST_RUNNABLE
+    t = model_ctl[CTL_RUNQ_TAIL]
+    model_runq[t & (model_ninst - 1)] = j
+    model_ctl[CTL_RUNQ_TAIL] = t + 1
+
+
+@bpf_function(verified_alone=True)
+def model_wake(cq_idx: u32) -> i64:
+    """Wake the waiters of a CQ while the CQEs not promised to an earlier one cover their wait_nr
+    (as the emulated backend does, cqs.py); 1 if more may be satisfied than one call woke."""
+    avail = i64(model_cq[cq_idx].tail - model_cq[cq_idx].head) - i64(model_cq[cq_idx].promised)
+    for i in range(64):
+        j = model_cq[cq_idx].wait_head
+        if j == NONE:
+            return 0
+        link = model_wlink[j]
+        nr = u32(link >> 32)
+        if i64(nr) > avail:
+            return 0
+        nxt = u32(link & 0xFFFFFFFF)
+        model_cq[cq_idx].wait_head = nxt
+        if nxt == NONE:
+            model_cq[cq_idx].wait_tail = NONE
+        avail -= i64(nr)
+        model_cq[cq_idx].promised += nr
+        model_insts[j].claimed = 1
+        model_push_runq(j)
+    return 1
+
+
+@bpf_function(verified_alone=True)
+def model_post(cq_idx: u32, user_data: u64, res: i32, cflags: u32) -> i64:
+    """Append a CQE to CQ cq_idx and mark its waiters for waking. An extra CQ that is full refuses
+    it (-ENOMEM, counted in drops); CQ 0 keeps CQEs beyond its size (counted in overflow) up to
+    its backlog, then refuses them too (-ENOMEM: the memory the ring was given is used up).
+    Fields one by one, not `q = model_cq[i]`: a reference needs a stack copy for a missing key,
+    and this frame is part of every program's call chain (512 bytes in all)."""
+    tail = model_cq[cq_idx].tail
+    ready = tail - model_cq[cq_idx].head
+    if ready >= model_cq[cq_idx].size:
+        if cq_idx != 0 or ready > model_cq[cq_idx].mask:
+            model_cq[cq_idx].drops += 1
+            return -ENOMEM
+        model_cq[cq_idx].overflow += 1
+    slot = model_cq[cq_idx].base + (tail & model_cq[cq_idx].mask)
+    model_cqes[slot].user_data = user_data
+    model_cqes[slot].res = res
+    model_cqes[slot].flags = cflags
+    model_cq[cq_idx].tail = tail + 1
+    # Its waiters are woken right after the program (or the routing) that posted it, in
+    # model_wake_dirty: waking from here would nest one more call frame under programs.
+    model_mark_dirty(cq_idx)
     return 0
 
 
 @bpf_function
+def model_emit_cqe(ctx: Ctx, cq_idx: u32, user_data: u64, res: i32, cflags: u32) -> i64:
+    """Post a CQE to CQ cq_idx: 0, -EINVAL for a CQ the ring lacks, -ENOMEM if it is full."""
+    if cq_idx >= model_ncq:
+        return -EINVAL
+    return model_post(cq_idx, user_data, res, cflags)
+
+
+@bpf_function
 def model_reap_cqe(ctx: Ctx, cq_idx: u32, cqe: Cqe) -> i64:
-    """Move the oldest CQE of virtual CQ cq_idx into cqe; -ENOENT if it is empty."""
+    """Move the oldest CQE of CQ cq_idx into cqe; -ENOENT if it is empty."""
     cqe.user_data = 0
     cqe.res = 0
     cqe.flags = 0
-    if cq_idx >= NCQ:
+    if cq_idx >= model_ncq:
         return -EINVAL
-    head = model_cq_head[cq_idx]
-    if head == model_cq_tail[cq_idx]:
+    q = model_cq[cq_idx]
+    head = q.head
+    if head == q.tail:
         return -ENOENT
-    e = model_cqes[cq_idx * CQ_SLOTS + (head & (CQ_SLOTS - 1))]
+    e = model_cqes[q.base + (head & q.mask)]
     cqe.user_data = e.user_data
     cqe.res = e.res
     cqe.flags = e.flags
-    model_cq_head[cq_idx] = head + 1
+    q.head = head + 1
+    return 0
+
+
+@bpf_function(verified_alone=True)
+def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i32) -> i64:
+    """A new BPF request: an instance in the run queue; -EBUSY if every instance is in use.
+    `flags_link` is the SQE flags | link id << 8 (a BPF-to-BPF call passes five arguments)."""
+    j = model_ctl[CTL_INST_FREE]
+    if j != NONE:
+        model_ctl[CTL_INST_FREE] = model_insts[j].next
+    else:
+        j = model_ctl[CTL_INST_BUMP]
+        if j >= model_ninst:
+            return -EBUSY
+        model_ctl[CTL_INST_BUMP] = j + 1
+    inst = model_insts[j]
+    inst.user_data = user_data
+    inst.prog = prog
+    inst.cq_idx = cq_idx
+    inst.flags = flags_link & 0xFF
+    inst.fail = fail
+    inst.link = flags_link >> 8
+    inst.wait_idx = 0
+    inst.wait_nr = 0
+    inst.claimed = 0
+    inst.next = NONE
+    if cq_idx >= model_ncq:
+        inst.cq_idx = 0                     # a CQ the ring lacks: -EINVAL on CQ 0
+        inst.fail = -EINVAL
+    elif fail == 0 and prog >= model_nprogs:
+        inst.fail = -EFAULT                 # an empty slot of the program table
+    model_ctl[CTL_ACTIVE] += 1
+    model_push_runq(j)
+    return 0
+
+
+@bpf_function(verified_alone=True)
+def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32) -> i64:
+    """Hand a kernel SQE to the next submission, routed back to CQ cq_idx with user_data;
+    -EBUSY when every request slot is in flight."""
+    s = model_ctl[CTL_REQ_FREE]
+    if s != NONE:
+        model_ctl[CTL_REQ_FREE] = model_reqs[s].next
+    else:
+        s = model_ctl[CTL_REQ_BUMP]
+        if s >= model_nreqs:
+            return -EBUSY
+        model_ctl[CTL_REQ_BUMP] = s + 1
+    model_reqs[s].user_data = user_data
+    model_reqs[s].cq_idx = cq_idx
+    model_reqs[s].link = link
+    model_reqs[s].flags = sqe.flags
+    model_reqs[s].next = NONE
+    x = model_ctl[CTL_STAGE_TAIL] & (model_nreqs - 1)
+    # Field by field (no stack copy: this frame is under every program that submits). Bytes
+    # 48..63 (the 2021 cq_idx) stay zero: the upstream layout. The kernel must post every CQE
+    # (the slot is freed by it): skip-success is applied when the CQE is routed.
+    model_staged[x].opcode = sqe.opcode
+    model_staged[x].flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
+    model_staged[x].ioprio = sqe.ioprio
+    model_staged[x].fd = sqe.fd
+    model_staged[x].off = sqe.off
+    model_staged[x].addr = sqe.addr
+    model_staged[x].len = sqe.len
+    model_staged[x].rw_flags = sqe.rw_flags
+    model_staged[x].user_data = (u64(TAG_HI) << 32) | s
+    model_staged[x].buf_index = sqe.buf_index
+    model_staged[x].personality = sqe.personality
+    model_staged[x].splice_fd_in = sqe.splice_fd_in
+    t = model_ctl[CTL_STAGE_TAIL]
+    model_ctl[CTL_STAGE_TAIL] = t + 1
+    model_ctl[CTL_INFLIGHT] += 1
     return 0
 
 
 @bpf_function
 def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
-    """Stage an SQE for this step's submission; its completion goes to CQ sqe.cq_idx."""
-    n = model_ctl[CTL_NSTAGED]
-    if n >= MAX_STAGED:
-        return -EBUSY
-    slot: u32 = MAX_REQS
-    for i in range(MAX_REQS):
-        if model_reqs[i].used == 0:
-            slot = i
-            break
-    if slot >= MAX_REQS:
-        return -EBUSY
-    r = model_reqs[slot]
-    r.used = 1
-    r.user_data = sqe.user_data
-    r.cq_idx = sqe.cq_idx
-    st = model_staged[n]
-    model_copy_sqe(st, sqe)
-    st.user_data = (u64(TAG_HI) << 32) | slot
-    model_ctl[CTL_NSTAGED] = n + 1
-    model_ctl[CTL_INFLIGHT] += 1
-    return 0
+    """Submit an SQE from a program: its completion goes to CQ sqe.cq_idx. An IORING_OP_BPF SQE
+    starts a request; a cq_idx the ring lacks fails the request with -EINVAL on CQ 0."""
+    if sqe.opcode == IORING_OP_BPF:
+        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
+            return -EINVAL                  # docs/kernel.md: links from a BPF request in a program
+        return model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, sqe.flags, 0)
+    if sqe.cq_idx >= model_ncq:
+        return model_start(sqe.user_data, 0, 0, 0, -EINVAL)
+    return model_stage(sqe, sqe.user_data, sqe.cq_idx, 0)
 
 
 # The helpers of the model, as this target implements them (frontend_calls routes the names).
 MODEL_HELPERS = {"submit": model_submit, "emit_cqe": model_emit_cqe, "reap_cqe": model_reap_cqe}
-
-__all__ = ["MODEL_HELPERS", "NCQ", "CQ_SLOTS", "MAX_REQS", "MAX_STAGED", "MAX_INST", "MAX_STARTS",
-           "TAG_HI", "ReqSlot", "StartRec", "Instance", "model_cqes", "model_cq_head",
-           "model_cq_tail", "model_reqs", "model_staged", "model_starts", "model_insts", "model_ctl",
-           "model_copy_sqe", "model_emit_cqe", "model_reap_cqe", "model_submit", "INST_FREE",
-           "INST_RUNNABLE", "INST_WAITING", "CTL_NSTAGED", "CTL_START_HEAD", "CTL_START_TAIL",
-           "CTL_WANT", "CTL_INFLIGHT", "CTL_SUBMIT_ERR", "CTL_ACTIVE", "CTL_READY", "CTL_WANT_CQ", "CTL_NWRITES", "MAX_WRITES",
-           "model_mem_base", "model_mem_size", "PendingWrite", "model_writes", "model_put_user"]

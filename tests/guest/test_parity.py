@@ -61,10 +61,10 @@ def test_auto_picks_the_kernel_backend() -> None:
     from pybpfuring.runtime.probe import default_backend
     with Ring(8, cqs=[16]) as ring:
         assert ring.backend == "bpf_ops" == default_backend()
-    with Ring(8, cqs=[16] * 4, engine="interp") as ring:   # more CQs than bpf_ops has: fall back
-        assert ring.backend == "emulated"
-    with pytest.raises(ValueError, match="4 CQs"):
-        Ring(8, cqs=[16] * 4, backend="bpf_ops")
+    # Sizes come from the ring: many CQs and big ones stay in the kernel (no silent fallback).
+    with Ring(8, cqs=[16] * 4 + [1024], engine="interp") as ring:
+        assert ring.backend == "bpf_ops"
+        assert ring.cq_count == 6 and ring.cq_size(5) == 1024
 
 
 def test_reference_test1(backend: str) -> None:

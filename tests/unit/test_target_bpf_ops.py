@@ -277,9 +277,10 @@ def prog(ctx: Ctx) -> int:
 """
 
 
-def test_scheduler_inlines_programs_and_uses_the_model_state(tmp_path):
+def test_scheduler_calls_programs_as_global_functions(tmp_path):
+    """Each program is a global BPF function the verifier checks on its own (BTF linkage global)."""
     from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler, scheduler_source
-    assert scheduler_source(3).count("return _program_") == 3
+    assert scheduler_source(3).count("return i64(_program_") == 3
     path = tmp_path / "model_prog.py"
     path.write_text(MODEL_PROGRAM)
     mod = _load(path, "pybpfuring_test_model_prog")
@@ -288,8 +289,11 @@ def test_scheduler_inlines_programs_and_uses_the_model_state(tmp_path):
     obj = BpfObject.open(raw)
     assert list(obj.programs) == ["model_step"]
     assert obj.struct_ops["model_step_ops"].programs == {"loop_step": "model_step"}
-    assert {"model_cqes", "model_reqs", "model_staged", "model_insts", "model_starts", "model_ctl",
-            "hits"} <= set(obj.maps)
+    assert {"model_cq", "model_cqes", "model_reqs", "model_staged", "model_insts", "model_starts",
+            "model_ctl", "hits"} <= set(obj.maps)
+    funcs = {obj.btf.str_at(t.name_off): t.vlen for t in obj.btf.types
+             if t is not None and t.kind_name == "FUNC"}
+    assert funcs["prog"] == 1 and funcs["model_post"] == 1     # BTF_FUNC_GLOBAL
     calls = {r.name for r in obj.programs["model_step"].linked.extern_refs}
     assert calls == {"bpf_io_uring_get_region", "bpf_io_uring_submit_sqes"}
     obj.close()

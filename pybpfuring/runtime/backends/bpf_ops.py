@@ -52,6 +52,9 @@ def kernel_has_loop_ops() -> bool:
         return False
 
 
+BPF_F_MMAPABLE = 1 << 10
+
+
 def ring_rodata(ring: IoUring) -> dict[str, int]:
     """The ring layout a loop program reads as ReadOnly globals (names as in liburing's tests)."""
     p = ring.params
@@ -80,7 +83,10 @@ class LoopRing:
 
     def __init__(self, program: BpfFunction, *, entries: int = 8, cq_entries: int = 8,
                  rodata: Mapping[str, int] | None = None, bss: Mapping[str, Any] | None = None,
-                 elf: bytes | None = None):
+                 elf: bytes | None = None, map_sizes: Mapping[str, int] | None = None,
+                 mmapable: frozenset[str] = frozenset()):
+        """`map_sizes`: max_entries of maps, set before they are created (the ring's sizes);
+        `mmapable`: array maps created with BPF_F_MMAPABLE (user space maps them, `Map.mmap()`)."""
         if not isinstance(program, BpfFunction) or program.kind != "loop_step":
             raise TypeError(f"LoopRing runs a @loop_step program, not {program!r}")
         if not kernel_has_loop_ops():
@@ -97,6 +103,10 @@ class LoopRing:
             self.ops["ring_fd"] = self.ring.fd
             self._set_data(".rodata", {**ring_rodata(self.ring), **(rodata or {})}, strict=rodata)
             self._set_data(".bss", dict(bss or {}), strict=bss)
+            for name, entries in (map_sizes or {}).items():
+                self.obj.maps[name].definition.max_entries = entries
+            for name in mmapable:
+                self.obj.maps[name].definition.map_flags |= BPF_F_MMAPABLE
             load_retrying(self.obj)
             self._bind_globals()
             self.ops.attach()

@@ -13,7 +13,9 @@ placed there (copy_to_user elsewhere gives -EFAULT).
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
+import struct
 import time
 from pathlib import Path
 from collections import deque
@@ -23,11 +25,12 @@ from ...compiler.targets import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from ..ring import constants as C
 from ..ring.structs import Sqe
-from . import BackendUnfit
 from .bpf_ops import kernel_has_loop_ops
 from .bpf_ops_model import ModelRing, ModelStalled
 from .cqs import CompletionQueue
+from .emulated import RingStalledError
 
 
 _PACKAGE = str(Path(__file__).resolve().parents[2]) + "/"
@@ -72,30 +75,46 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
         obj.close()
 
 
+_LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
+_BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
+_SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
+
+
+class _Chain:
+    """A user-space link chain cut where the kernel cannot carry the link (at a BPF request): the
+    rest starts when the request before the cut completes (docs/kernel.md, "Links")."""
+
+    __slots__ = ("entries", "next")
+
+    def __init__(self, entries: list[tuple[bytes, int]], nxt: int) -> None:
+        self.entries = entries
+        self.next = nxt
+
+
 class BpfOpsBackend:
     """What `Ring` needs, with programs run by the kernel (see the module docstring)."""
 
     name = "bpf_ops"
 
     def __init__(self, entries: int, cq_capacities: list[int], budget: int, engine: str = "auto"):
-        if len(cq_capacities) + 1 > M.NCQ:
-            raise BackendUnfit(f"backend bpf_ops has {M.NCQ} CQs (0..{M.NCQ - 1}) in this version; "
-                             f"{len(cq_capacities)} extra CQs were asked for")
-        if any(c > M.CQ_SLOTS for c in cq_capacities):
-            raise BackendUnfit(f"backend bpf_ops has CQs of at most {M.CQ_SLOTS} entries in this "
-                               f"version; extra CQs of {list(cq_capacities)} were asked for")
         self.entries = entries
-        self.cqs = [CompletionQueue(0, 2 * entries)] + \
-            [CompletionQueue(i + 1, min(c, M.CQ_SLOTS)) for i, c in enumerate(cq_capacities)]
+        self.cq_sizes = [2 * entries] + list(cq_capacities)
+        # Until register_programs builds the kernel loop, CQs are empty queues of the right sizes.
+        self.cqs: list[Any] = [CompletionQueue(i, size) for i, size in enumerate(self.cq_sizes)]
         self.faults: deque[Any] = deque(maxlen=64)
         self.fault_count = 0
-        self.runs = 0
         self.insns = 0
         self.maps: dict[str, Any] = {}
         self._model: ModelRing | None = None
-        self._pending: list[tuple[Sqe, int]] = []
+        self._pending: list[tuple[bytes, int]] = []
+        self._chains: dict[int, _Chain] = {}
+        self._next_link = 1
         self.memory = mmap.mmap(-1, USER_MEMORY)
         self._memory_used = 0
+
+    @property
+    def runs(self) -> int:
+        return self._model.program_runs() if self._model is not None else 0
 
     def _ring(self) -> ModelRing:
         if self._model is None:
@@ -105,7 +124,9 @@ class BpfOpsBackend:
 
     def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
         functions = programs_of(elf, names)
-        self._model = ModelRing(functions, entries=min(self.entries, M.MAX_STAGED), memory=self.memory)
+        self._model = ModelRing(functions, entries=self.entries, memory=self.memory,
+                                cq_sizes=self.cq_sizes)
+        self.cqs = self._model.cqs
         self.maps = {n: m for n, m in self._model.maps.items() if not n.startswith(("model_", "."))
                      and not n.endswith("_ops")}
         return [f.name for f in functions]
@@ -125,63 +146,128 @@ class BpfOpsBackend:
     def register_buffers(self, buffers: list[Any]) -> None:
         self._ring().loop.ring.register_buffers(buffers)
 
+    # ---- submission ----
     def get_sqe(self, cq_idx: int) -> Sqe | None:
-        if len(self._pending) >= M.MAX_STAGED:
+        if len(self._pending) >= self.entries:
             return None
         sqe = Sqe()
-        self._pending.append((sqe, cq_idx))
+        self._pending.append((sqe, cq_idx))      # type: ignore[arg-type]
         return sqe
 
     def submit(self, timeout: float | None = None) -> int:
         ring = self._ring()
         pending, self._pending = self._pending, []
+        chain: list[tuple[bytes, int]] = []
         for sqe, cq_idx in pending:
-            if sqe.opcode == IORING_OP_BPF_2021:
-                ring.start(int(sqe.off), int(sqe.user_data), cq_idx)
-            else:
-                ring.submit_sqe(ctypes.string_at(ctypes.addressof(sqe), 64), cq_idx)
+            raw = ctypes.string_at(ctypes.addressof(sqe), 64)  # type: ignore[arg-type]
+            chain.append((raw, cq_idx))
+            if not raw[1] & _LINK_FLAGS:
+                self._start_stage(_Chain(chain, 0))
+                chain = []
+        if chain:
+            self._start_stage(_Chain(chain, 0))
         if pending:
-            self._step(0, 0)
+            self._run(0, 0)
+        del ring
         return len(pending)
 
-    def _step(self, cq: int, want: int) -> bool:
-        """Run the kernel loop until virtual CQ `cq` holds `want` more CQEs; False if it stalled."""
+    def _is_cut(self, raw: bytes, cq_idx: int) -> bool:
+        """Where a chain leaves the kernel: a BPF request, or an SQE for a CQ the ring lacks."""
+        return raw[0] == IORING_OP_BPF_2021 or cq_idx >= len(self.cq_sizes)
+
+    def _link_for(self, chain: _Chain, nxt: int) -> int:
+        if nxt >= len(chain.entries):
+            return 0
+        link = self._next_link
+        self._next_link = link % 0xFFFFFF + 1          # 24 bits travel with a BPF request
+        self._chains[link] = _Chain(chain.entries, nxt)
+        return link
+
+    def _start_stage(self, chain: _Chain) -> None:
+        ring, entries, i = self._ring(), chain.entries, chain.next
+        raw, cq_idx = entries[i]
+        if self._is_cut(raw, cq_idx):
+            ring.queue(self._no_link(raw), cq_idx, self._bpf_refusal(raw), self._link_for(chain, i + 1))
+            return
+        j = i + 1
+        while j < len(entries) and not self._is_cut(*entries[j]):
+            j += 1
+        for k in range(i, j):
+            raw, cq_idx = entries[k]
+            if k == j - 1:
+                ring.queue(self._no_link(raw), cq_idx, 0, self._link_for(chain, j))
+            else:
+                ring.queue(raw, cq_idx)
+
+    @staticmethod
+    def _no_link(raw: bytes) -> bytes:
+        return raw[:1] + bytes([raw[1] & ~_LINK_FLAGS & 0xFF]) + raw[2:]
+
+    @staticmethod
+    def _bpf_refusal(raw: bytes) -> int:
+        """The res the 2021 patches complete a malformed BPF request with (0: none)."""
+        if raw[0] != IORING_OP_BPF_2021:
+            return 0
+        _, flags, ioprio, _, _, addr, length, rw_flags, _ = _SQE_HEAD.unpack_from(raw)
+        if addr or length or ioprio or rw_flags or flags & _BPF_BAD_FLAGS:
+            return -errno.EINVAL
+        return 0
+
+    def _continue(self, link: int, res: int) -> None:
+        chain = self._chains.pop(link, None)
+        if chain is None:
+            return
+        before = chain.entries[chain.next - 1][0]
+        if res < 0 and not before[1] & C.IOSQE_IO_HARDLINK:
+            ncq = len(self.cq_sizes)
+            for raw, cq_idx in chain.entries[chain.next:]:
+                self._ring().queue(raw, cq_idx if cq_idx < ncq else 0, -errno.ECANCELED)
+            return
+        self._start_stage(chain)
+
+    # ---- running the kernel loop ----
+    def _run(self, cq: int, want: int) -> None:
+        """io_uring_enter until CQ `cq` holds `want` CQEs or nothing more can happen now; chains
+        continue in between."""
         ring = self._ring()
-        try:
-            ring.run(min_complete=want, cq=cq)
-            stalled = False
-        except ModelStalled:
-            stalled = True
-        for i, q in enumerate(self.cqs):
-            for ud, res, flags in ring.reap(i):
-                q.post(ud, res, flags)
-        self.runs = ring.program_runs()
-        return not stalled
+        while True:
+            try:
+                ring.run(min_complete=want, cq=cq)
+            except ModelStalled as err:
+                raise RingStalledError(str(err)) from None
+            done = ring.links_done()
+            for link, res in done:
+                self._continue(link, res)
+            if want and self.cqs[cq].ready >= want:
+                return
+            if not (done or ring.busy()):
+                return
 
     def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
-        from .emulated import RingStalledError
         if until is None:
-            self._step(0, 0)
+            self._run(0, 0)
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         while not until():
             cq, n = getattr(until, "cq", None), getattr(until, "n", None)
             if cq is not None and n is not None:
-                progressed = self._step(cq.index, max(n - cq.ready, 0))
+                self._run(cq.index, n)
             else:
-                progressed = self._step(0, 0)
+                self._run(0, 0)
             if until():
                 return
-            if not progressed:
-                raise RingStalledError("the wait can never end: every program waits for CQEs that "
-                                       "nothing in flight will post")
+            if self._ring().stalled() and not self._chains:
+                raise RingStalledError("the wait can never end: no request is in flight in the "
+                                       "kernel and every program waits for CQEs nothing will post")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("the condition did not hold in time")
 
     def in_flight(self) -> int:
-        return self._ring().in_flight() if self._model is not None else 0
+        held = sum(len(c.entries) - c.next for c in self._chains.values())
+        return (self._model.in_flight() if self._model is not None else 0) + held
 
     def close(self) -> None:
         if self._model is not None:
             self._model.close()
             self._model = None
+        self._chains.clear()

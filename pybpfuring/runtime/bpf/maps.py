@@ -4,6 +4,7 @@ dict-like view user space gets of a created map.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import mmap as mmap_mod
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +180,14 @@ class Map:
             raise MapError(f"map {self.name!r} is not created yet (call load() first) "
                            "or its object was closed")
         return self.fd
+
+    def mmap(self) -> "mmap_mod.mmap":
+        """The values of an array map created with BPF_F_MMAPABLE, mapped shared: element i is at
+        i * round_up(value_size, 8). Reads and writes need no system call."""
+        d = self.definition
+        size = -(-(self._slot() * d.max_entries) // mmap_mod.PAGESIZE) * mmap_mod.PAGESIZE
+        return mmap_mod.mmap(self._fd(), size, mmap_mod.MAP_SHARED,
+                             mmap_mod.PROT_READ | mmap_mod.PROT_WRITE)
 
     # Per-CPU maps: the kernel copies round_up(value_size, 8) bytes per possible CPU, so the buffer
     # must be that large (a value_size buffer would be overrun).

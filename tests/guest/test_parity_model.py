@@ -1,0 +1,94 @@
+"""The model's parity suite (issue 11): every case of parity_cases.py runs through the public `Ring`
+API on `emulated` and on `bpf_ops` in the Linux 7.x guest, and what a user sees must be the same:
+every CQE per CQ in order, map values, memory and file contents. The emulated result is also
+checked against the 2021 semantics, here and on the host (the sanity twin, any kernel).
+
+Run in the guest with `python3 -m pybpfuring vm test -- -k parity_model -x`.
+"""
+from __future__ import annotations
+
+import os
+import pprint
+import warnings
+from pathlib import Path
+
+import pytest
+
+from guest_tier import IN_GUEST
+from parity_cases import CASES, Observation, deadline
+
+_emulated: dict[str, Observation] = {}
+
+
+def _directory(tmp_path: Path) -> Path:
+    """The guest's ext4 scratch disk where there is one (io_uring punts tmpfs I/O to io-wq)."""
+    base = os.environ.get("PYBPFURING_SCRATCH")
+    if not base:
+        return tmp_path
+    d = Path(base) / "parity-model"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _emulated_result(name: str, directory: Path) -> Observation:
+    if name not in _emulated:
+        with deadline():
+            _emulated[name] = CASES[name].run("emulated", directory)
+    return _emulated[name]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_emulated_gives_the_2021_results(name: str, tmp_path: Path) -> None:
+    """Sanity twin (host and guest): the reference backend does what the 2021 design says."""
+    CASES[name].check(_emulated_result(name, _directory(tmp_path)))
+
+
+def _differences(a: Observation, b: Observation) -> str:
+    keys = sorted(set(a) | set(b), key=str)
+    lines = []
+    for k in keys:
+        if a.get(k, "<missing>") != b.get(k, "<missing>"):
+            lines.append(f"  {k}:\n    emulated: {pprint.pformat(a.get(k, '<missing>'), width=100)}"
+                         f"\n    bpf_ops:  {pprint.pformat(b.get(k, '<missing>'), width=100)}")
+    return "\n".join(lines)
+
+
+@pytest.mark.in_guest
+@pytest.mark.parametrize("name", list(CASES))
+def test_bpf_ops_gives_what_emulated_gives(name: str, tmp_path: Path) -> None:
+    directory = _directory(tmp_path)
+    expected = _emulated_result(name, directory)
+    try:
+        with deadline():
+            got = CASES[name].run("bpf_ops", directory)
+    except Exception as err:      # the kernel backend failed where emulated ran: say how
+        pytest.fail(f"{name} ({CASES[name].item}): bpf_ops raised {type(err).__name__}: {err}\n"
+                    f"emulated gave: {pprint.pformat(expected, width=100)}", pytrace=False)
+    assert got == expected, f"{name} ({CASES[name].item}): bpf_ops differs:\n" + _differences(expected, got)
+
+
+@pytest.mark.in_guest
+def test_auto_never_falls_back_silently() -> None:
+    """A ring of 5 CQs (one more than the first kernel backend had) under "auto": the kernel backend
+    runs it, or the user is warned why not, and backend_reason says which."""
+    from pybpfuring import BackendFallbackWarning
+    from pybpfuring.runtime import Ring
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ring = Ring(8, cqs=[16] * 4)
+    fallbacks = [w for w in caught if issubclass(w.category, BackendFallbackWarning)]
+    with ring:
+        if ring.backend == "bpf_ops":
+            assert not fallbacks and ring.backend_reason == "bpf_ops: kernel has io_uring_bpf_ops"
+        else:
+            assert ring.backend == "emulated" and len(fallbacks) == 1
+            assert ring.backend_reason.startswith("emulated: bpf_ops cannot take this ring: ")
+            assert ring.backend_reason in str(fallbacks[0].message)
+    with Ring(8, cqs=[16]) as small:
+        assert small.backend == "bpf_ops" and small.backend_reason == "bpf_ops: kernel has io_uring_bpf_ops"
+
+
+def test_the_guest_has_what_the_suite_needs() -> None:
+    if IN_GUEST:
+        from pybpfuring.runtime.backends import choose_backend
+        assert choose_backend().name == "bpf_ops", choose_backend().reason

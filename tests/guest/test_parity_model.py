@@ -11,6 +11,7 @@ import os
 import pprint
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,72 @@ def test_the_guest_has_what_the_suite_needs() -> None:
     if IN_GUEST:
         from pybpfuring.runtime.backends import choose_backend
         assert choose_backend().name == "bpf_ops", choose_backend().reason
+
+
+# ---- random model programs (parity_gen.py) --------------------------------------------------------
+
+GENERATED_MODULES = 5            # x 40 programs = 200 programs per guest run
+
+
+def _generated_runs(programs: int, examples: int, backends: list[str]) -> list[tuple[Any, Path, dict[str, list[Any]]]]:
+    """Draw `examples` modules of `programs` programs, run each on every backend."""
+    import parity_gen as G
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    directory = G.private_dir()
+    runs: list[tuple[Any, Path, dict[str, list[Any]]]] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(G.modules(programs))
+    def run(module: Any) -> None:
+        path = G.write_module(module, directory)
+        results = {}
+        for backend in backends:
+            with deadline(600):
+                results[backend] = G.run_module(module, path, backend)
+        runs.append((module, path, results))
+
+    run()
+    return runs
+
+
+def _program_difference(module: Any, path: Path, k: int, a: Any, b: Any) -> str:
+    import parity_gen as G
+    prog = module.programs[k] if k < len(module.programs) else None
+    where = "" if prog is None else (f"program {prog.name} (start {prog.start}, instances {prog.instances}, "
+                                     f"order {prog.order}) of {path}:\n{G.program_source(k, prog)}")
+    return (f"{where}  emulated: {pprint.pformat(a, width=110, compact=True)}\n"
+            f"  bpf_ops:  {pprint.pformat(b, width=110, compact=True)}")
+
+
+def test_generated_programs_are_deterministic_on_emulated() -> None:
+    """Host and guest: the generator's programs all end (no stall) and the reference backend gives
+    the same results twice, the premise of comparing backends on them."""
+    for module, path, results in _generated_runs(12, 3, ["emulated"]):
+        first = results["emulated"]
+        assert len(first) == len(module.programs), first[-1]
+        assert all("error" not in r for r in first), [r for r in first if "error" in r]
+        import parity_gen as G
+        assert G.run_module(module, path, "emulated") == first
+
+
+@pytest.mark.in_guest
+def test_generated_programs_match_on_both_backends() -> None:
+    """>= 200 random model programs: every CQE stream and map slot the same on both backends."""
+    runs = _generated_runs(40, GENERATED_MODULES, ["emulated", "bpf_ops"])
+    total = sum(len(m.programs) for m, _, _ in runs)
+    differing: list[str] = []
+    count = 0
+    for module, path, results in runs:
+        a, b = results["emulated"], results["bpf_ops"]
+        for k in range(max(len(a), len(b))):
+            x = a[k] if k < len(a) else "<not run>"
+            y = b[k] if k < len(b) else "<not run>"
+            if x != y:
+                count += 1
+                if len(differing) < 4:
+                    differing.append(_program_difference(module, path, k, x, y))
+    assert total >= 200
+    assert count == 0, (f"{count} of {total} generated programs differ (first {len(differing)}):\n"
+                        + "\n".join(differing))

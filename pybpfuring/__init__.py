@@ -2,7 +2,7 @@
 
     from pybpfuring import iouring_program, Ctx, Sqe, ArrayMap, u64, OK, WAIT
 """
-from .errors import CompileError, ProgramFault, SourceLocation, VerifierError
+from .errors import BackendFallbackWarning, CompileError, ProgramFault, SourceLocation, VerifierError
 from .lang import (OK, WAIT, Array, ArrayMap, Cqe, Ctx, HashMap, IoVec, Sqe, Timespec, bpf_function,
                    i8, i16, i32, i64, iouring_program, loop_step, struct, u8, u16, u32, u64)
 
@@ -16,7 +16,7 @@ def compile_module(path: str, target: str = "op_bpf") -> bytes:
 
 
 __all__ = [
-    "CompileError", "ProgramFault", "SourceLocation", "VerifierError", "OK", "WAIT", "Array", "ArrayMap",
+    "BackendFallbackWarning", "CompileError", "ProgramFault", "SourceLocation", "VerifierError", "OK", "WAIT", "Array", "ArrayMap",
     "Cqe", "Ctx", "HashMap", "IoVec", "Sqe", "Timespec", "bpf_function", "i8", "i16", "i32", "i64",
     "iouring_program", "loop_step", "struct", "u8", "u16", "u32", "u64", "compile_module", "__version__",
 ]

@@ -61,6 +61,11 @@ def check_timeout_arg(timeout: float | None) -> float | None:
     return timeout
 
 
+class BackendFallbackWarning(UserWarning):
+    """`Ring(backend="auto")` could not use a backend this machine has (the kernel's) for the ring
+    asked for and runs it on the next one; the message says why (as `ring.backend_reason` does)."""
+
+
 class CompileError(PyBpfUringError):
     """The program is outside the language; `loc` says where, `hint` what to do instead."""
 

@@ -97,6 +97,11 @@ class MapDef:
         """Attach (or with None, detach) the live map a backend created for this declaration."""
         self._live = live
 
+    @property
+    def live_map(self) -> LiveMap | None:
+        """The map this declaration is bound to (None before a backend binds it)."""
+        return self._live
+
     def _require_live(self) -> LiveMap:
         if self._live is None:
             raise RuntimeError("this map is not loaded yet: register its program with a Ring "

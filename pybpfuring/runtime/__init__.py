@@ -3,6 +3,7 @@
     from pybpfuring.runtime import Ring
 See docs/runtime.md.
 """
+from ..errors import BackendFallbackWarning
 from .backends.emulated import RingStalledError
 from .backends.programs import RegistrationError
 from .model import Ring, RingStats
@@ -10,7 +11,7 @@ from .ring import (Cqe, Sqe, Timespec, prep_cancel, prep_close, prep_fsync, prep
                    prep_nop, prep_openat, prep_poll_add, prep_read, prep_readv, prep_recv,
                    prep_send, prep_timeout, prep_write, prep_writev)
 
-__all__ = ["Cqe", "RegistrationError", "Ring", "RingStalledError", "RingStats", "Sqe", "Timespec",
+__all__ = ["BackendFallbackWarning", "Cqe", "RegistrationError", "Ring", "RingStalledError", "RingStats", "Sqe", "Timespec",
            "prep_cancel", "prep_close", "prep_fsync", "prep_link_timeout", "prep_nop",
            "prep_openat", "prep_poll_add", "prep_read", "prep_readv", "prep_recv", "prep_send",
            "prep_timeout", "prep_write", "prep_writev"]

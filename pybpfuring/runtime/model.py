@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,10 +29,11 @@ from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
 from pybpfuring.runtime.ring import RingClosedError
 from pybpfuring.runtime.ring.structs import Cqe, Sqe
 
-from .backends import RingBackend, create_backend
+from .backends import BackendFallbackWarning, RingBackend, choose_backend
 from .backends.emulated import DEFAULT_RUN_BUDGET
 from .backends.cqs import cq_capacity
 from .backends.programs import RegistrationError
+from .backends.retained import RetainedMap, retain
 from .native.conditions import CqAtLeast
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ class Ring:
 
     entries: SQ size of the underlying io_uring (CQ 0 gets 2 * entries, as io_uring sets it up).
     cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
-    backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated"), or a
-        backend name. `ring.backend` names the one in use.
+    backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated", with a
+        BackendFallbackWarning when the kernel has it but the ring does not fit), or a backend name.
+        `ring.backend` names the one in use, `ring.backend_reason` says why.
     budget: instructions one program run may execute before its request fails (-ELOOP);
         1..2**24 (a run must stay short enough for Ctrl-C and timeouts to be seen).
     run_budget: program runs the event loop makes one after another with no kernel completion
@@ -78,11 +81,16 @@ class Ring:
         capacities = [cq_capacity(size, f"extra CQ {i + 1}") for i, size in enumerate(cqs)]
         check_int_arg(budget, 1, MAX_BUDGET, "budget")
         check_int_arg(run_budget, 1, MAX_RUN_BUDGET, "run_budget")
-        self._impl = create_backend(backend, entries, capacities, budget, engine)
+        choice = choose_backend(backend, entries, capacities, budget, engine)
+        if choice.skipped:   # never a silent fallback: say which backend was passed over and why
+            warnings.warn(f"Ring runs on backend {choice.name!r}, not the kernel's: {choice.reason}",
+                          BackendFallbackWarning, stacklevel=2)
+        self._impl = choice.backend
+        self._backend_reason = choice.reason
         self._impl.run_budget = run_budget
         self._program_names: list[str] | None = None
         self._functions: list[BpfFunction] = []
-        self._bound: list[MapDef] = []
+        self._bound: list[tuple[str, MapDef, Any]] = []   # (name, declaration, the map bound)
 
     # --- lifetime -----------------------------------------------------------------------------
     def __enter__(self) -> "Ring":
@@ -101,10 +109,28 @@ class Ring:
 
     def close(self) -> None:
         """Cancel what is in flight and release the ring. Bound maps keep their last values
-        (readable from user space) until another ring binds them. Idempotent."""
+        (readable, not writable, from user space) until another ring binds them. Idempotent."""
         impl, self._impl = getattr(self, "_impl", None), None
-        if impl is not None:
+        if impl is None:
+            return
+        retained = self._retain_maps()      # before the backend closes: kernel maps go with it
+        try:
             impl.close()
+        finally:
+            for name, declared, live in self._bound:
+                # Not where another ring bound the declaration since (it is that ring's now).
+                if name in retained and declared.live_map in (live, None):
+                    declared.bind(retained[name])
+
+    def _retain_maps(self) -> dict[str, RetainedMap]:
+        retained: dict[str, RetainedMap] = {}
+        for name, _, live in self._bound:
+            if name not in retained:
+                try:
+                    retained[name] = retain(live, name)
+                except OSError:      # no descriptor left to keep a kernel map: it goes
+                    pass
+        return retained
 
     @property
     def closed(self) -> bool:
@@ -118,6 +144,12 @@ class Ring:
     @property
     def backend(self) -> str:
         return self._backend().name
+
+    @property
+    def backend_reason(self) -> str:
+        """Why this backend runs the ring, e.g. "bpf_ops: kernel has io_uring_bpf_ops" or
+        "emulated: bpf_ops cannot take this ring: ..." (readable after close too)."""
+        return self._backend_reason
 
     @property
     def cq_count(self) -> int:
@@ -152,7 +184,7 @@ class Ring:
                 declared = fn.globals.get(name)
                 if isinstance(declared, MapDef):
                     declared.bind(live)
-                    self._bound.append(declared)
+                    self._bound.append((name, declared, live))
 
     @property
     def maps(self) -> dict[str, Any]:

@@ -76,5 +76,7 @@ def describe_backends() -> str:
     lines = [f"kernel {platform.release()} ({platform.machine()})"]
     for s in backends():
         lines.append(f"  {s.name:14s} {'yes' if s.available else 'no ':4s} {s.why}")
-    lines.append(f"default backend: {default_backend()}")
+    from .backends import choose_backend
+    choice = choose_backend()
+    lines.append(f"default backend: {choice.reason}")
     return "\n".join(lines)

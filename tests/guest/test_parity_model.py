@@ -1,0 +1,164 @@
+"""The model's parity suite (issue 11): every case of parity_cases.py runs through the public `Ring`
+API on `emulated` and on `bpf_ops` in the Linux 7.x guest, and what a user sees must be the same:
+every CQE per CQ in order, map values, memory and file contents. The emulated result is also
+checked against the 2021 semantics, here and on the host (the sanity twin, any kernel).
+
+Run in the guest with `python3 -m pybpfuring vm test -- -k parity_model -x`.
+"""
+from __future__ import annotations
+
+import os
+import pprint
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guest_tier import IN_GUEST
+from parity_cases import CASES, Observation, deadline
+
+_emulated: dict[str, Observation] = {}
+
+
+def _directory(tmp_path: Path) -> Path:
+    """The guest's ext4 scratch disk where there is one (io_uring punts tmpfs I/O to io-wq)."""
+    base = os.environ.get("PYBPFURING_SCRATCH")
+    if not base:
+        return tmp_path
+    d = Path(base) / "parity-model"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _emulated_result(name: str, directory: Path) -> Observation:
+    if name not in _emulated:
+        with deadline():
+            _emulated[name] = CASES[name].run("emulated", directory)
+    return _emulated[name]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_emulated_gives_the_2021_results(name: str, tmp_path: Path) -> None:
+    """Sanity twin (host and guest): the reference backend does what the 2021 design says."""
+    CASES[name].check(_emulated_result(name, _directory(tmp_path)))
+
+
+def _differences(a: Observation, b: Observation) -> str:
+    keys = sorted(set(a) | set(b), key=str)
+    lines = []
+    for k in keys:
+        if a.get(k, "<missing>") != b.get(k, "<missing>"):
+            lines.append(f"  {k}:\n    emulated: {pprint.pformat(a.get(k, '<missing>'), width=100)}"
+                         f"\n    bpf_ops:  {pprint.pformat(b.get(k, '<missing>'), width=100)}")
+    return "\n".join(lines)
+
+
+@pytest.mark.in_guest
+@pytest.mark.parametrize("name", list(CASES))
+def test_bpf_ops_gives_what_emulated_gives(name: str, tmp_path: Path) -> None:
+    directory = _directory(tmp_path)
+    expected = _emulated_result(name, directory)
+    try:
+        with deadline():
+            got = CASES[name].run("bpf_ops", directory)
+    except Exception as err:      # the kernel backend failed where emulated ran: say how
+        pytest.fail(f"{name} ({CASES[name].item}): bpf_ops raised {type(err).__name__}: {err}\n"
+                    f"emulated gave: {pprint.pformat(expected, width=100)}", pytrace=False)
+    assert got == expected, f"{name} ({CASES[name].item}): bpf_ops differs:\n" + _differences(expected, got)
+
+
+@pytest.mark.in_guest
+def test_auto_never_falls_back_silently() -> None:
+    """A ring of 5 CQs (one more than the first kernel backend had) under "auto": the kernel backend
+    runs it, or the user is warned why not, and backend_reason says which."""
+    from pybpfuring import BackendFallbackWarning
+    from pybpfuring.runtime import Ring
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ring = Ring(8, cqs=[16] * 4)
+    fallbacks = [w for w in caught if issubclass(w.category, BackendFallbackWarning)]
+    with ring:
+        if ring.backend == "bpf_ops":
+            assert not fallbacks and ring.backend_reason == "bpf_ops: kernel has io_uring_bpf_ops"
+        else:
+            assert ring.backend == "emulated" and len(fallbacks) == 1
+            assert ring.backend_reason.startswith("emulated: bpf_ops cannot take this ring: ")
+            assert ring.backend_reason in str(fallbacks[0].message)
+    with Ring(8, cqs=[16]) as small:
+        assert small.backend == "bpf_ops" and small.backend_reason == "bpf_ops: kernel has io_uring_bpf_ops"
+
+
+def test_the_guest_has_what_the_suite_needs() -> None:
+    if IN_GUEST:
+        from pybpfuring.runtime.backends import choose_backend
+        assert choose_backend().name == "bpf_ops", choose_backend().reason
+
+
+# ---- random model programs (parity_gen.py) --------------------------------------------------------
+
+GENERATED_MODULES = 5            # x 40 programs = 200 programs per guest run
+
+
+def _generated_runs(programs: int, examples: int, backends: list[str]) -> list[tuple[Any, Path, dict[str, list[Any]]]]:
+    """Draw `examples` modules of `programs` programs, run each on every backend."""
+    import parity_gen as G
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    directory = G.private_dir()
+    runs: list[tuple[Any, Path, dict[str, list[Any]]]] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(G.modules(programs))
+    def run(module: Any) -> None:
+        path = G.write_module(module, directory)
+        results = {}
+        for backend in backends:
+            with deadline(600):
+                results[backend] = G.run_module(module, path, backend)
+        runs.append((module, path, results))
+
+    run()
+    return runs
+
+
+def _program_difference(module: Any, path: Path, k: int, a: Any, b: Any) -> str:
+    import parity_gen as G
+    prog = module.programs[k] if k < len(module.programs) else None
+    where = "" if prog is None else (f"program {prog.name} (start {prog.start}, instances {prog.instances}, "
+                                     f"order {prog.order}) of {path}:\n{G.program_source(k, prog)}")
+    return (f"{where}  emulated: {pprint.pformat(a, width=110, compact=True)}\n"
+            f"  bpf_ops:  {pprint.pformat(b, width=110, compact=True)}")
+
+
+def test_generated_programs_are_deterministic_on_emulated() -> None:
+    """Host and guest: the generator's programs all end (no stall) and the reference backend gives
+    the same results twice, the premise of comparing backends on them."""
+    for module, path, results in _generated_runs(12, 3, ["emulated"]):
+        first = results["emulated"]
+        assert len(first) == len(module.programs), first[-1]
+        assert all("error" not in r for r in first), [r for r in first if "error" in r]
+        import parity_gen as G
+        assert G.run_module(module, path, "emulated") == first
+
+
+@pytest.mark.in_guest
+def test_generated_programs_match_on_both_backends() -> None:
+    """>= 200 random model programs: every CQE stream and map slot the same on both backends."""
+    runs = _generated_runs(40, GENERATED_MODULES, ["emulated", "bpf_ops"])
+    total = sum(len(m.programs) for m, _, _ in runs)
+    differing: list[str] = []
+    count = 0
+    for module, path, results in runs:
+        a, b = results["emulated"], results["bpf_ops"]
+        for k in range(max(len(a), len(b))):
+            x = a[k] if k < len(a) else "<not run>"
+            y = b[k] if k < len(b) else "<not run>"
+            if x != y:
+                count += 1
+                if len(differing) < 4:
+                    differing.append(_program_difference(module, path, k, x, y))
+    assert total >= 200
+    assert count == 0, (f"{count} of {total} generated programs differ (first {len(differing)}):\n"
+                        + "\n".join(differing))

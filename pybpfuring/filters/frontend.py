@@ -207,7 +207,7 @@ class FilterFrontend:
         if isinstance(a, int):
             a, b, op = b, a, _FLIP[op]
         if isinstance(b, int):
-            hi = (1 << a.width) - 1
+            hi = ir.vmax(a)
             if not 0 <= b <= hi:      # the comparison's answer does not depend on the field
                 return ir.BoolConst(_PYCMP[op](0, b) if b < 0 else _PYCMP[op](hi, b), loc)
             return ir.Compare(op, a, ir.Const(b, loc), loc)
@@ -332,7 +332,7 @@ class FilterFrontend:
             a, b = b, a
         if isinstance(b, int):
             if op == "&":
-                b &= ir.U64           # field >= 0 and < 2**64, so masking the constant is exact
+                b &= ir.vmax(a)       # a >= 0 and <= vmax(a), so masking the constant is exact
                 if b == 0:
                     return 0
             elif not 0 <= b <= ir.U64:

@@ -123,3 +123,18 @@ def evaluate_value(v: Value, ctx_read) -> int:
         return evaluate_value(v.value, ctx_read) >> v.amount
     a, b = evaluate_value(v.left, ctx_read), evaluate_value(v.right, ctx_read)
     return {"&": a & b, "|": a | b, "^": a ^ b}[v.op]
+
+
+def vmax(v: Value) -> int:
+    """An upper bound of the value (all values are >= 0): lets the front end fold tests that cannot
+    depend on the context, e.g. `ctx.sqe_flags & 0x100` or `ctx.opcode == 300`."""
+    if isinstance(v, FieldRead):
+        return (1 << v.field.bits) - 1
+    if isinstance(v, Const):
+        return v.value
+    if isinstance(v, Shift):
+        return vmax(v.value) >> v.amount
+    a, b = vmax(v.left), vmax(v.right)
+    if v.op == "&":
+        return min(a, b)
+    return (1 << max(a, b).bit_length()) - 1

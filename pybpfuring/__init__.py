@@ -6,7 +6,15 @@ from .errors import BackendFallbackWarning, CompileError, ProgramFault, SourceLo
 from .lang import (OK, WAIT, Array, ArrayMap, Cqe, Ctx, HashMap, IoVec, Sqe, Timespec, bpf_function,
                    i8, i16, i32, i64, iouring_program, loop_step, struct, u8, u16, u32, u64)
 
+from .filters import FilterCtx, iouring_filter
+
 __version__ = "0.1.0"
+
+
+def restrict_task(filters, deny_rest: bool = True, no_new_privs: bool = False) -> None:
+    """Apply @iouring_filter functions to this task and its children (docs/filters.md)."""
+    from .filters.kernel import restrict_task as _restrict_task
+    _restrict_task(filters, deny_rest=deny_rest, no_new_privs=no_new_privs)
 
 
 def compile_module(path: str, target: str = "op_bpf") -> bytes:
@@ -19,4 +27,5 @@ __all__ = [
     "BackendFallbackWarning", "CompileError", "ProgramFault", "SourceLocation", "VerifierError", "OK", "WAIT", "Array", "ArrayMap",
     "Cqe", "Ctx", "HashMap", "IoVec", "Sqe", "Timespec", "bpf_function", "i8", "i16", "i32", "i64",
     "iouring_program", "loop_step", "struct", "u8", "u16", "u32", "u64", "compile_module", "__version__",
+    "FilterCtx", "iouring_filter", "restrict_task",
 ]

@@ -2,6 +2,8 @@
 
     pybpfuring compile FILE.py [-o OUT] [--force] [--target T] [--emit obj|ir|asm]
     pybpfuring disasm OBJ.o               BPF instructions interleaved with the Python source lines
+    pybpfuring disasm POLICY.py           the cBPF of a policy file's @iouring_filter functions
+    pybpfuring sandbox --policy P.py [--deny-rest] -- CMD   run CMD under io_uring filters
     pybpfuring check FILE.py              load into this kernel's verifier (target generic)
     pybpfuring run SCRIPT.py [ARGS...]    run an example's main(argv) on the default backend
     pybpfuring info                       which backends this machine supports, and why
@@ -52,6 +54,10 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _disasm(args: argparse.Namespace) -> int:
+    if args.object.endswith(".py"):          # a policy file: its @iouring_filter functions as cBPF
+        from ..filters.sandbox import disasm_policy
+        sys.stdout.write(disasm_policy(args.object))
+        return 0
     from .disasm import disassemble_object
     sys.stdout.write(disassemble_object(args.object))
     return 0
@@ -75,7 +81,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from ..runtime.probe import describe_backends
+    from ..filters.kernel import support_line
     print(describe_backends())
+    print(support_line())
     return 0
 
 
@@ -88,6 +96,11 @@ def _bench(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(repo))  # first: a `bench` in the current directory must not shadow ours
     from bench.__main__ import main as bench_main  # type: ignore[import-not-found]
     return bench_main(args.args)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from ..filters.sandbox import sandbox_main
+    return sandbox_main(args.args)
 
 
 def _vm(args: argparse.Namespace) -> int:
@@ -121,6 +134,10 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks", add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER)
     b.set_defaults(func=_bench)
+    s = sub.add_parser("sandbox", help="run a command under a policy of io_uring filters",
+                       add_help=False)
+    s.add_argument("args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_sandbox)
     v = sub.add_parser("vm", help="the Linux 7.x QEMU guest", add_help=False)
     v.add_argument("args", nargs=argparse.REMAINDER)
     v.set_defaults(func=_vm)
@@ -128,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # Commands that hand all their arguments (their own --help included) to another parser.
-_PASS_THROUGH = {"bench": _bench, "vm": _vm, "run": _run}
+_PASS_THROUGH = {"bench": _bench, "vm": _vm, "run": _run, "sandbox": _sandbox}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -286,6 +286,12 @@ class Ring:
     def register_buffers(self, buffers: Sequence[Any]) -> None:
         self._backend().register_buffers(list(buffers))
 
+    def register_filter(self, filt: Any, deny_rest: bool = False) -> None:
+        """Apply an @iouring_filter to this ring's real io_uring (every SQE that reaches the kernel
+        through it, the BPF programs' too); see docs/filters.md."""
+        from ..filters.kernel import apply_filter
+        apply_filter(_real_ring_fd(self._backend()), filt, deny_rest=deny_rest)
+
     # --- completion ----------------------------------------------------------------------------
     def _cq(self, cq: int) -> Any:
         cqs = self._backend().cqs
@@ -355,6 +361,16 @@ class Ring:
             return "<Ring closed>"
         sizes = [cq.capacity for cq in self._impl.cqs]
         return f"<Ring backend={self._impl.name} cqs={sizes} programs={self.programs}>"
+
+
+def _real_ring_fd(impl: Any) -> int:
+    """The fd of the io_uring a backend submits real SQEs to (emulated: `io`; bpf_ops: its loop's)."""
+    io = getattr(impl, "io", None)
+    if io is None and hasattr(impl, "_ring"):
+        io = impl._ring().loop.ring
+    if io is None:
+        raise ArgumentError(f"backend {type(impl).__name__} has no real io_uring to filter")
+    return io.fd
 
 
 def _drain(queue: Any) -> Iterator[Cqe]:

@@ -1,0 +1,74 @@
+"""Helpers for tests/guest/test_filters.py: run SQEs on a real ring, run code in a forked child."""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import traceback
+from typing import Callable, Iterable
+
+from pybpfuring.runtime.ring.ring import IoUring
+
+IORING_OP_SOCKET = 45
+
+
+def run_sqes(ring: IoUring, fills: list[tuple[Callable, int]], batch: int = 32) -> list[int]:
+    """Submit one SQE per (fill, user_data) (user_data unique), in batches; each one's cqe.res."""
+    where = {ud: i for i, (_, ud) in enumerate(fills)}
+    assert len(where) == len(fills), "user_data must be unique"
+    results = [0] * len(fills)
+    for start in range(0, len(fills), batch):
+        chunk = fills[start:start + batch]
+        for fill, ud in chunk:
+            sqe = ring.get_sqe()
+            fill(sqe)
+            sqe.user_data = ud
+        ring.submit_and_wait(len(chunk))
+        for _ in chunk:
+            cqe = ring.wait_cqe(timeout=30)
+            results[where[cqe.user_data]] = cqe.res
+    return results
+
+
+def socket_fill(family: int, kind: int, protocol: int, flags: int = 0) -> Callable:
+    def f(sqe) -> None:
+        sqe.opcode = IORING_OP_SOCKET
+        sqe.fd = family if family < 2**31 else family - 2**32
+        sqe.off = kind
+        sqe.len = protocol
+        sqe.flags = flags
+    return f
+
+
+def in_child(fn: Callable[[], object], timeout: float = 120) -> object:
+    """Run fn in a forked child (task filters cannot be undone); its JSON result or its error."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            out = {"ok": fn()}
+        except BaseException as e:  # report anything to the parent
+            out = {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc()}"}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    try:
+        while True:
+            ready, _, _ = select.select([r], [], [], timeout)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise TimeoutError("child did not finish")
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    out = json.loads(data or b'{"error": "child died without a result"}')
+    if "error" in out:
+        raise AssertionError(out["error"])
+    return out["ok"]

@@ -12,13 +12,14 @@ import textwrap
 from typing import Any
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
+from ..lang import helpers as H
 from ..lang.decorators import BpfFunction
 from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
-from . import frontend_loop
+from . import frontend_gen, frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
 from .loops import prove_while_bound
 from .targets import STACK_SIZE, Target
@@ -123,7 +124,11 @@ class FunctionBuilder(ExprTyper):
         self.module = module
         self.target = module.target
         self.node, self.file, self.line_offset, self.col_offset = _source_of(bfn)
-        self.globals: dict[str, Any] = bfn.globals
+        self.globals: Any = bfn.globals
+        if bfn.kind == "iouring":   # room for the names of the code frontend_gen synthesises
+            self.globals = frontend_gen.with_hidden_globals(self)
+        self.generator: frontend_gen.Generator | None = None
+        self.raw_returns = False   # `return x` in synthesised code: x is the BPF return value
         self.scope: dict[str, ir.Local] = {}
         self.locals: list[ir.Local] = []
         self.slots: list[ValueType] = []
@@ -149,10 +154,20 @@ class FunctionBuilder(ExprTyper):
     # ---- the function ---------------------------------------------------------------------------
     def build(self) -> ir.TypedFunction:
         node = self.node
+        is_gen = frontend_gen.is_generator(self)
+        if is_gen:
+            frontend_gen.generator_params(self, node)
         params = self._params(node)
         self.return_type = self._return_type(node)
         try:
+            prologue: list[ir.Stmt] = []
+            if is_gen:
+                params, args = frontend_gen.split_args_param(self, params)
+                self.generator, prologue = frontend_gen.prologue(self, args)
             body = self.block(node.body)
+            if self.generator is not None:
+                frontend_gen.finish(self, self.generator, body)
+                body = prologue + body
         except CompileError:
             raise
         except RecursionError:
@@ -172,7 +187,7 @@ class FunctionBuilder(ExprTyper):
         if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
             raise self.error(node, "only plain positional parameters are supported",
                              "remove *args, **kwargs, keyword-only parameters and defaults")
-        if self.bfn.kind == "iouring" and len(args.args) != 1:
+        if self.bfn.kind == "iouring" and len(args.args) != 1 and not frontend_gen.is_generator(self):
             raise self.error(node, "an @iouring_program takes exactly one parameter, its context",
                              "write `def prog(ctx: Ctx) -> int:`")
         if not self.bfn.inline and len(args.args) > 5:
@@ -280,12 +295,23 @@ class FunctionBuilder(ExprTyper):
         if isinstance(node, ast.Expr):
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                 return []  # a docstring
-            if isinstance(node.value, (ast.Yield, ast.YieldFrom, ast.Await)):
-                raise self.error(node.value, "generators and await are not supported")
+            if isinstance(node.value, ast.Yield):
+                return frontend_gen.yield_stmt(self, node.value, None, node)
+            if isinstance(node.value, (ast.YieldFrom, ast.Await)):
+                raise self.error(node.value, "yield from and await are not supported",
+                                 "wait with `cqe = yield wait_cqe(ctx, cq)`")
             if not isinstance(node.value, ast.Call):
                 raise self.error(node, "this expression has no effect", "remove it")
+            done = frontend_gen.intrinsic_call(self, node.value, H.complete)
+            if done is not None:
+                return frontend_gen.complete_stmts(self, done, returning=False)
             return [ir.ExprStmt(self.call(node.value, statement=True), loc)]
         if isinstance(node, ast.Assign):
+            if isinstance(node.value, ast.Yield) and len(node.targets) == 1:
+                return frontend_gen.yield_stmt(self, node.value, node.targets[0], node)
+            state = frontend_gen.intrinsic_call(self, node.value, H.request_state)
+            if state is not None and len(node.targets) == 1:
+                return frontend_gen.request_state_stmts(self, node.targets[0], state, node)
             return self.assign(node)
         if isinstance(node, ast.AnnAssign):
             return self.ann_assign(node)
@@ -303,6 +329,11 @@ class FunctionBuilder(ExprTyper):
                 raise self.error(node, f"'{'break' if isinstance(node, ast.Break) else 'continue'}' outside a loop")
             return [ir.Break(loc) if isinstance(node, ast.Break) else ir.Continue(loc)]
         if isinstance(node, ast.Return):
+            done = frontend_gen.intrinsic_call(self, node.value, H.complete)
+            if done is not None:
+                return frontend_gen.complete_stmts(self, done, returning=True)
+            if self.generator is not None and not self.raw_returns:
+                return frontend_gen.result_return(self, node)
             return [self.return_stmt(node)]
         if isinstance(node, ast.Delete):
             return [ir.ExprStmt(self.delete(t), loc) for t in node.targets]

@@ -28,6 +28,13 @@ _RESULT: dict[str, IntType] = {"ktime_get_ns": u64, "get_prandom_u32": u32}
 _SCALARS = {"u32": u32, "u64": u64, "i32": i32}
 _STRUCT_ARGS = {"ctx": Ctx, "sqe": Sqe, "cqe": Cqe}
 MAX_PRINTK_ARGS = 3
+# Intrinsics that are whole statements (compiler/frontend_gen.py), with how to write them.
+_STATEMENT_FORMS = {
+    "wait_cqe": "`cqe = yield wait_cqe(ctx, cq)`, on a line of its own in an @iouring_program",
+    "wait": "`yield wait(ctx, cq, nr)`, on a line of its own in an @iouring_program",
+    "complete": "`return complete(ctx, res)` or a statement `complete(ctx, res)`",
+    "request_state": "`st = request_state(ctx, State)`, assigned to a local name",
+}
 
 
 def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
@@ -59,6 +66,9 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
     if isinstance(obj, BpfFunction):
         return call_function(b, node, obj)
+    if isinstance(obj, Intrinsic) and obj.name in _STATEMENT_FORMS:
+        raise b.error(node, f"{obj.name}() is used as {_STATEMENT_FORMS[obj.name]}",
+                      "see docs/language.md, \"Generator programs and per-request state\"")
     if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
         return frontend_loop.loop_call(b, node, obj.name)
     if isinstance(obj, Intrinsic) and b.target.name == frontend_loop.LOOP_TARGET:

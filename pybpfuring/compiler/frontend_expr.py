@@ -30,8 +30,9 @@ _UNSUPPORTED_EXPRS: dict[type, tuple[str, str | None]] = {
     ast.SetComp: ("comprehensions are not supported", "use a for loop over range(N)"),
     ast.DictComp: ("comprehensions are not supported", "use a for loop over range(N)"),
     ast.GeneratorExp: ("generator expressions are not supported", "use a for loop over range(N)"),
-    ast.Yield: ("yield is not supported", None),
-    ast.YieldFrom: ("yield is not supported", None),
+    ast.Yield: ("yield is a statement of its own here", "write `cqe = yield wait_cqe(ctx, cq)` or "
+                "`yield wait(ctx, cq, nr)` on a line of its own"),
+    ast.YieldFrom: ("yield from is not supported", "wait with `cqe = yield wait_cqe(ctx, cq)`"),
     ast.Await: ("await is not supported", None),
     ast.List: ("lists are not supported", "use Array[T, N] for fixed-size arrays"),
     ast.Tuple: ("tuples are not supported", None),

@@ -359,7 +359,29 @@ class Return:
     loc: SourceLocation
 
 
-Stmt = Union[Assign, ExprStmt, If, Loop, Break, Continue, Return]
+@dataclass(eq=False)
+class Yield:
+    """A generator program's `yield`: store the live locals in the request's frame (`save`, which
+    also records `index` as the resume point), set the wait and return WAIT (`suspend`, ending in a
+    Return); the statements after it run when the request is resumed at `index`."""
+
+    index: int
+    save: list["Stmt"]
+    suspend: list["Stmt"]
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class Resume:
+    """A generator program's dispatch, after its prologue: when `state` (the frame's resume point)
+    is k, run `restore[k]` (the locals back from the frame) and go on right after Yield k."""
+
+    state: Expr
+    restore: dict[int, list["Stmt"]]
+    loc: SourceLocation
+
+
+Stmt = Union[Assign, ExprStmt, If, Loop, Break, Continue, Return, Yield, Resume]
 
 
 # ---- functions and modules -------------------------------------------------------------------------

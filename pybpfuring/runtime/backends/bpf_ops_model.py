@@ -156,6 +156,9 @@ def model_pick() -> i64:
     c.user_data = inst.user_data
     c.wait_idx = 0
     c.wait_nr = 0
+    c.res = 0
+    c.req = j                               # the instance: unique among those in flight
+    c.runs = inst.runs
     model_ctl[CTL_CUR] = j
     inst.state = INST_RUNNING
     inst.runs += 1
@@ -183,7 +186,7 @@ def model_finish(ret: i64) -> i64:
         else:
             model_wait_on(j)
     elif ret == OK:
-        model_complete(j, 0)
+        model_complete(j, model_ctxbuf[0].res)
     else:
         model_complete(j, -EINVAL)          # neither OK nor WAIT
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import heapq
 import logging
 import struct
 import time
@@ -48,7 +49,9 @@ log = logging.getLogger("pybpfuring.runtime")
 _M32 = 0xFFFF_FFFF
 _SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
 _CQ_IDX = struct.Struct("<H")
-_CTX = struct.Struct("<QII")               # io_uring_bpf_ctx: user_data, wait_nr, wait_idx
+# io_uring_bpf_ctx: user_data, wait_nr, wait_idx (2021), then res, req, runs (lang/structs.py, Ctx)
+_CTX = struct.Struct("<QIIiIII")
+_CTX_RES = 16
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
@@ -126,7 +129,7 @@ class BpfRequest:
     """An IORING_OP_BPF request: which program, its SQE's user_data/cq_idx/flags, how often it ran."""
 
     __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs", "claim_cq", "claim_nr",
-                 "fail")
+                 "fail", "slot")
 
     def __init__(self, prog: int, entry: _Entry, cont: _Continuation | None) -> None:
         self.prog = prog
@@ -138,6 +141,7 @@ class BpfRequest:
         self.claim_cq: CompletionQueue | None = None  # the CQ whose CQEs woke it, and how many
         self.claim_nr = 0
         self.fail = 0  # < 0: complete with this instead of running (a request refused at start)
+        self.slot = -1  # ctx.req: taken at the first run, given back at completion
 
     def __repr__(self) -> str:
         return f"<BpfRequest prog={self.prog} user_data={self.user_data:#x} cq_idx={self.cq_idx}>"
@@ -161,6 +165,8 @@ class EmulatedBackend:
             self.io.close()
             raise
         self._ctx = self.memory.allocate(_CTX.size, "io_uring_bpf_ctx")
+        self._free_slots: list[int] = []    # a heap of the request slots given back
+        self._next_slot = 0
         self._ctx_addr = self._ctx.start
         self.helpers = Helpers2021(self)
         self.programs: list[EngineProgram] | None = None
@@ -427,6 +433,9 @@ class EmulatedBackend:
         self._ready.append(request)  # refused ones complete from there (no deep recursion)
 
     def _complete(self, request: BpfRequest, res: int) -> None:
+        if request.slot >= 0:
+            heapq.heappush(self._free_slots, request.slot)
+            request.slot = -1
         if res < 0 or not request.flags & C.IOSQE_CQE_SKIP_SUCCESS:
             self.post(request.cq_idx, request.user_data, res, 0)
         if request.cont is not None:
@@ -470,7 +479,9 @@ class EmulatedBackend:
             self._complete(request, -errno.EDEADLK)
             return
         ctx = self._ctx.view
-        _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
+        if request.slot < 0:
+            request.slot = self._take_slot()
+        _CTX.pack_into(ctx, 0, request.user_data, 0, 0, 0, request.slot, request.runs, 0)
         request.runs += 1
         self.runs += 1
         if not self._defer_sigint:
@@ -495,14 +506,23 @@ class EmulatedBackend:
         self._end_run_links()
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete(request, 0)
+            self._complete(request, _CTX.unpack_from(ctx)[3])
         elif ret == RUN_WAIT:
-            _, wait_nr, wait_idx = _CTX.unpack_from(ctx)
+            _, wait_nr, wait_idx = _CTX.unpack_from(ctx)[:3]
             self._wait(request, wait_nr, wait_idx)
         else:
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", program.name, ret)
             self._complete(request, -errno.EINVAL)
+
+    def _take_slot(self) -> int:
+        """The lowest free request slot (ctx.req): slots stay below REQUEST_SLOTS unless that
+        many requests are in flight at once, and then the program's per-request state refuses
+        the request (-EBUSY)."""
+        if self._free_slots:
+            return heapq.heappop(self._free_slots)
+        self._next_slot += 1
+        return self._next_slot - 1
 
     def _wait(self, request: BpfRequest, wait_nr: int, wait_idx: int) -> None:
         # A wait that can never end (bad CQ, nothing to wait for, more than an extra CQ holds)

@@ -351,9 +351,9 @@ class NativeBackend(EmulatedBackend):
                 r0 = stop.value & M64
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete_native(req, 0)
+            self._complete_native(req, _CTX.unpack_from(self._ctx.view)[3])
         elif ret == RUN_WAIT:
-            _, wait_nr, wait_idx = _CTX.unpack_from(self._ctx.view)
+            _, wait_nr, wait_idx = _CTX.unpack_from(self._ctx.view)[:3]
             lib.nl_wait(loop, req, wait_nr, wait_idx)
             self._drain_events()
         else:

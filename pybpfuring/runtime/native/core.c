@@ -418,8 +418,12 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
         return;
     }
     uint8_t *ctx = (uint8_t *)l->bpf_ctx;
+    /* io_uring_bpf_ctx (lang/structs.py): user_data, wait_nr, wait_idx, then res, req (the
+     * request's slot: r, unique among live requests), runs (before this one) */
+    uint32_t ext[4] = { 0, r, q->runs, 0 };
     memcpy(ctx, &q->user_data, 8);
     memset(ctx + 8, 0, 8);
+    memcpy(ctx + 16, ext, sizeof(ext));
     q->runs++;
     l->runs++;
     l->cur_prog = q->prog;
@@ -436,7 +440,9 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
         return;
     }
     if (ret == RUN_OK) {
-        complete(l, r, 0);
+        int32_t res;
+        memcpy(&res, ctx + 16, 4);
+        complete(l, r, res);
     } else {
         uint32_t wait_nr, wait_idx;
         memcpy(&wait_nr, ctx + 8, 4);

@@ -350,6 +350,13 @@ class FunctionBuilder(ExprTyper):
             raise self.error(node.value, f"{self.bfn.name} is declared to return nothing",
                              "annotate the return type, e.g. `-> u64`")
         value = self.scalar(node.value)
+        if self.bfn.kind == "iouring" and not self.raw_returns:
+            known = self.const_value(node.value)
+            if known is not None and known not in (0, 1):
+                raise self.error(node.value, f"an @iouring_program returns OK or WAIT; {known} is "
+                                 "neither (the request would fail with -EINVAL)",
+                                 f"to complete the request with a result, write `return complete("
+                                 f"{self.node.args.args[0].arg}, {ast.unparse(node.value)})`")
         return ir.Return(self.coerce(value, self.return_type, node.value), loc)  # type: ignore[arg-type]
 
     # assignments -----------------------------------------------------------------------------------

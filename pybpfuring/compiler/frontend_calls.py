@@ -6,6 +6,7 @@ import builtins
 from typing import TYPE_CHECKING
 
 from ..lang.decorators import BpfFunction
+from ..lang import helpers as H
 from ..lang.helpers import Intrinsic
 from ..lang.loop import LOOP_INTRINSICS, RegionType
 from ..lang.structs import Ctx, Cqe, Sqe
@@ -69,6 +70,8 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     if isinstance(obj, Intrinsic) and obj.name in _STATEMENT_FORMS:
         raise b.error(node, f"{obj.name}() is used as {_STATEMENT_FORMS[obj.name]}",
                       "see docs/language.md, \"Generator programs and per-request state\"")
+    if obj is H.emit_cqe and len(node.args) == 5:
+        check_res_narrowing(b, node.args[3])
     if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
         return frontend_loop.loop_call(b, node, obj.name)
     if isinstance(obj, Intrinsic) and b.target.name == frontend_loop.LOOP_TARGET:
@@ -145,6 +148,17 @@ def call_function(b: "FunctionBuilder", node: ast.Call, fn: BpfFunction) -> ir.E
     if callee.inline:
         b.inline_calls.append((callee, loc))
     return ir.Call(callee, args, callee.return_type, loc)
+
+
+def check_res_narrowing(b: "FunctionBuilder", arg: ast.expr) -> None:
+    """A CQE's res is an i32: an unsigned value of 32 or 64 bits would turn large values into
+    negative "errors" silently, so narrowing it must be written (`i32(x)`)."""
+    v = b.scalar(arg)
+    t = v.type
+    if isinstance(t, IntType) and not t.signed and t.bits >= 32 and b.const_value(arg) is None:
+        raise b.error(arg, f"emit_cqe's res is an i32; {ast.unparse(arg)} is a {t.name}, and "
+                      "values past 2**31 would read as negative error codes",
+                      f"write i32({ast.unparse(arg)}) to narrow it on purpose")
 
 
 def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:

@@ -322,7 +322,9 @@ class FunctionLowering:
             if s.value is None:
                 self.b.ret_void()
             else:
-                self.b.ret(self.returned(self.expr(s.value)))
+                value = self.returned(self.expr(s.value))
+                self.note_return_line(s)
+                self.b.ret(value)
         elif isinstance(s, ir.Yield):
             self.yield_stmt(s)
         elif isinstance(s, ir.Resume):
@@ -385,6 +387,16 @@ class FunctionLowering:
         self.at(s.loc)
         self.b.branch(head)
         self.b.position_at_end(done)
+
+    def note_return_line(self, s: ir.Return) -> None:
+        """An @iouring_program records the line of the return that ends its run in ctx.__line, so
+        the runtime can locate an error it makes of the result (a bad WAIT, a bad return value)."""
+        if self.fn.kind != "iouring" or not self.fn.params:
+            return
+        f = CTX_STRUCT.fields["__line"]
+        ctx = self.static_offset(self.b.load(self.vars[id(self.fn.params[0])], typ=PTR))
+        addr = self.b.gep(ctx, [ll.Constant(I64, f.offset)], source_etype=I8)
+        self.b.store(ll.Constant(I32, s.loc.line), addr)
 
     # ---- generator programs (frontend_gen.py) -------------------------------------------------------
     def resume_block(self, index: int) -> ll.Block:

@@ -24,7 +24,9 @@ class Ctx:
     `res`, the result the request completes with when the program returns OK (0 unless the program
     sets it, e.g. with `complete(ctx, res)`); `req`, the request's slot, unique among the ring's BPF
     requests in flight (0..REQUEST_SLOTS-1: it keys per-request state); `runs`, how many times
-    this request ran before (0 on its first run)."""
+    this request ran before (0 on its first run). `__line` is written by the compiled code: the
+    source line of the `return` that ended the run, so the runtime can say where an error
+    completion comes from (`ring.explain(cqe)`)."""
 
     user_data: int
     wait_nr: int
@@ -35,7 +37,7 @@ class Ctx:
 
 
 _declare(Ctx, layout("io_uring_bpf_ctx", [("user_data", u64), ("wait_nr", u32), ("wait_idx", u32),
-                                          ("res", i32), ("req", u32), ("runs", u32), ("__pad", u32)],
+                                          ("res", i32), ("req", u32), ("runs", u32), ("__line", u32)],
                      module=__name__, readonly=frozenset({"user_data", "req", "runs"})))
 # The 2021 patches' struct ends here; the fields after it are this project's (see Ctx).
 CTX_2021_SIZE = 16

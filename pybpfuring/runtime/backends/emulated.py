@@ -38,6 +38,7 @@ from pybpfuring.runtime.ring import IoUring, IoUringError
 from pybpfuring.runtime.ring import constants as C
 from pybpfuring.runtime.ring.structs import Cqe, Sqe
 
+from . import explain as why
 from .cqs import CompletionQueue
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
@@ -165,6 +166,7 @@ class EmulatedBackend:
             self.io.close()
             raise
         self._ctx = self.memory.allocate(_CTX.size, "io_uring_bpf_ctx")
+        self.explanations = why.Explanations()
         self._free_slots: list[int] = []    # a heap of the request slots given back
         self._next_slot = 0
         self._ctx_addr = self._ctx.start
@@ -343,6 +345,7 @@ class EmulatedBackend:
             # hard-linked chain of such entries cannot recurse deeply.
             refused = BpfRequest(-1, entry, _Continuation(chain, i + 1))
             refused.cq_idx, refused.fail = 0, -errno.EINVAL
+            self.explanations.note(0, entry.user_data, -errno.EINVAL, why.bad_cq(entry.cq_idx, ncq))
             self._ready.append(refused)
             return
         if entry.opcode == IORING_OP_BPF_2021:
@@ -367,8 +370,9 @@ class EmulatedBackend:
         if res < 0 and not chain[nxt - 1].flags & C.IOSQE_IO_HARDLINK:
             ncq = len(self.cqs)
             for entry in chain[nxt:]:
-                self.post(entry.cq_idx if entry.cq_idx < ncq else 0, entry.user_data,
-                          -errno.ECANCELED, 0)
+                cq = entry.cq_idx if entry.cq_idx < ncq else 0
+                self.explanations.note(cq, entry.user_data, -errno.ECANCELED, why.canceled(res))
+                self.post(cq, entry.user_data, -errno.ECANCELED, 0)
                 entry.keep = None
             return
         self._start_stage(chain, nxt)
@@ -428,8 +432,11 @@ class EmulatedBackend:
         request = BpfRequest(off, entry, cont)
         if addr or length or ioprio or rw_flags or entry.flags & _BPF_BAD_FLAGS:
             request.fail = -errno.EINVAL
+            self.explanations.note(entry.cq_idx, entry.user_data, request.fail, why.bad_bpf_sqe())
         elif programs is None or off >= len(programs):
             request.fail = -errno.EFAULT  # an empty slot of the program table
+            self.explanations.note(entry.cq_idx, entry.user_data, request.fail,
+                                   why.bad_program(off, len(programs or [])))
         self._ready.append(request)  # refused ones complete from there (no deep recursion)
 
     def _complete(self, request: BpfRequest, res: int) -> None:
@@ -492,6 +499,8 @@ class EmulatedBackend:
             # Ctrl-C in the middle of a run: the request ends (-EINTR) rather than vanishing.
             self._sigint.enter_run()
             self._end_run_links()
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINTR,
+                                   "-EINTR: Ctrl-C (SIGINT) arrived while the program ran")
             self._complete(request, -errno.EINTR)
             raise
         except VmFault as fault:
@@ -513,6 +522,8 @@ class EmulatedBackend:
         else:
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", program.name, ret)
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL,
+                                   why.bad_return(self._where(request), ret))
             self._complete(request, -errno.EINVAL)
 
     def _take_slot(self) -> int:
@@ -529,6 +540,9 @@ class EmulatedBackend:
         # fails the request instead of hanging it.
         if wait_idx >= len(self.cqs) or wait_nr == 0 or \
                 (wait_idx and wait_nr > self.cqs[wait_idx].capacity):
+            cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL, why.bad_wait(
+                self._where(request), wait_idx, wait_nr, len(self.cqs), cap))
             self._complete(request, -errno.EINVAL)
             return
         cq = self.cqs[wait_idx]
@@ -543,7 +557,17 @@ class EmulatedBackend:
             chain, self._link_in_run = self._link_in_run, []
             self._start_stage(chain, 0)
 
+    def _where(self, request: BpfRequest) -> str:
+        """The program and the line of the return that ended its last run (ctx.__line)."""
+        assert self.programs is not None
+        program = self.programs[request.prog].program
+        line = _CTX.unpack_from(self._ctx.view)[6]
+        return why.where(program.locate, program.name, line)
+
     def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
+        self.explanations.note(request.cq_idx, request.user_data, -(fault.errno or errno.EFAULT),
+                               f"-{errno.errorcode.get(fault.errno or errno.EFAULT, '?')}: "
+                               f"{fault.render()}")
         self.faults.append(fault)
         self.fault_count += 1
         count = self.fault_count

@@ -221,6 +221,11 @@ NL_HIDDEN void complete(struct loop *l, uint32_t r, int32_t res)
 NL_HIDDEN void wait_req(struct loop *l, uint32_t r, uint32_t wait_nr, uint32_t wait_idx)
 {
     if (wait_idx >= l->ncq || wait_nr == 0 || (wait_idx && wait_nr > l->cqs[wait_idx].capacity)) {
+        /* for ring.explain(): the wait, and the line of the return (ctx.__line, at byte 28) */
+        uint32_t line;
+        memcpy(&line, (uint8_t *)l->bpf_ctx + 28, 4);
+        push_event(l, EV_BADWAIT, l->reqs[r].user_data, (uint64_t)wait_nr << 32 | wait_idx,
+                   (uint64_t)l->reqs[r].prog | (uint64_t)l->reqs[r].cq_idx << 8 | (uint64_t)line << 32);
         complete(l, r, -EINVAL);
         return;
     }

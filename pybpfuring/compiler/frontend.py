@@ -129,6 +129,7 @@ class FunctionBuilder(ExprTyper):
             self.globals = frontend_gen.with_hidden_globals(self)
         self.generator: frontend_gen.Generator | None = None
         self.raw_returns = False   # `return x` in synthesised code: x is the BPF return value
+        self.ctx_ext = False       # uses the ctx fields past the 2021 struct (res, req, runs)
         self.scope: dict[str, ir.Local] = {}
         self.locals: list[ir.Local] = []
         self.slots: list[ValueType] = []
@@ -178,7 +179,7 @@ class FunctionBuilder(ExprTyper):
         return ir.TypedFunction(
             name=self.bfn.name, kind=self.bfn.kind, params=params, return_type=self.return_type,
             body=body, loc=self.loc(node), source_file=self.file, inline=self.bfn.inline,
-            verified_alone=getattr(self.bfn, "verified_alone", False),
+            verified_alone=getattr(self.bfn, "verified_alone", False), ctx_ext=self.ctx_ext,
             locals=self.locals, slots=self.slots, callees=self.callees, maps=self.maps_used,
             end_line=(node.end_lineno or node.lineno) + self.line_offset, stack_size=stack_size)
 

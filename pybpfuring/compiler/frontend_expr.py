@@ -13,7 +13,10 @@ from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
 from . import typed_ir as ir
+from ..lang.structs import CTX_2021_SIZE, Ctx
 from .ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
+
+CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
     from .frontend import FunctionBuilder
@@ -299,6 +302,8 @@ class ExprTyper:
             close = difflib.get_close_matches(node.attr, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"its fields are: {', '.join(known)}"
             raise self.error(node, f"{tname(t)} has no field {node.attr!r}", hint)
+        if t is CTX_STRUCT and f.offset >= CTX_2021_SIZE:
+            self.ctx_ext = True     # the program reads pybpfuring's ctx fields (lang/structs.py)
         return ir.FieldPlace(base, f.name, f.offset, f.type, self.loc(node))
 
     def _is_module_chain(self: "FunctionBuilder", node: ast.expr) -> bool:

@@ -391,7 +391,9 @@ class FunctionLowering:
     def note_return_line(self, s: ir.Return) -> None:
         """An @iouring_program records the line of the return that ends its run in ctx.__line, so
         the runtime can locate an error it makes of the result (a bad WAIT, a bad return value)."""
-        if self.fn.kind != "iouring" or not self.fn.params:
+        # Only where the program uses the extended ctx already: a 2021 ctx is 16 bytes, and a
+        # kernel (or a test harness) that passes 16 bytes must keep accepting the others.
+        if self.fn.kind != "iouring" or not self.fn.params or not self.fn.ctx_ext:
             return
         f = CTX_STRUCT.fields["__line"]
         ctx = self.static_offset(self.b.load(self.vars[id(self.fn.params[0])], typ=PTR))

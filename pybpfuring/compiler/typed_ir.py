@@ -403,6 +403,8 @@ class TypedFunction:
     source_file: str
     inline: bool = True
     verified_alone: bool = False  # a global BPF function (BTF linkage global)
+    # Reads or writes ctx fields past the 2021 struct: it then also records its return lines.
+    ctx_ext: bool = False
     locals: list[Local] = field(default_factory=list)
     # Stack objects made by `S()`, by slot number.
     slots: list[ValueType] = field(default_factory=list)

@@ -295,6 +295,16 @@ def _drain(ring: Any) -> dict[int, list[tuple[int, int, int]]]:
     return {cq: [(c.user_data, c.res, c.flags) for c in ring.cqes(cq)] for cq in range(NCQ)}
 
 
+def _settle(ring: Any, seconds: float = 20.0) -> None:
+    """In the kernel a NOP submitted last can complete before SQEs linked earlier (their
+    completions run from task work): run the loop until nothing is in flight."""
+    import time
+    deadline = time.monotonic() + seconds
+    while ring.in_flight() and time.monotonic() < deadline:
+        ring.submit_and_wait(0)
+        ring.peek_cqe(0)
+
+
 def _wait_for(ring: Any, user_data: int, seen: list[tuple[int, int, int]]) -> None:
     while True:
         c = ring.wait_cqe(0, timeout=WAIT_SECONDS)
@@ -365,6 +375,7 @@ def run_module(module: Module, path: Path, backend: str) -> list[Any]:
                 sqe.user_data = marker
                 ring.submit()
                 _wait_for(ring, marker, cq0)
+                _settle(ring)
             except Exception as err:               # a stall or hang: the ring is not usable after
                 seen.append({"cq0": cq0, "error": f"{type(err).__name__}: {err}"})
                 break

@@ -74,11 +74,11 @@ def test_wait_across_enters_and_link_order(backend: str) -> None:
 
 
 def test_ten_thousand_requests_through_one_ring(backend: str) -> None:
-    with _ring(backend, 8, [16]) as ring:
+    with _ring(backend, 256, [16]) as ring:
         got = []
         for i in range(10_000):
             ring.prep_bpf(P.quick, user_data=1000 + i)
-            if (i + 1) % 8 == 0:
+            if (i + 1) % 128 == 0:          # slots are reused ~80 times over
                 ring.submit()
                 got += [c.user_data for c in ring.cqes(0)]
         ring.submit_and_wait(0)

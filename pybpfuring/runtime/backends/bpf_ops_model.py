@@ -160,6 +160,7 @@ def model_pick() -> i64:
     c.req = j                               # the instance: unique among those in flight
     c.runs = inst.runs
     model_ctl[CTL_CUR] = j
+    model_ctl[CTL_RUN_STAGE] = model_ctl[CTL_STAGE_TAIL]
     inst.state = INST_RUNNING
     inst.runs += 1
     model_ctl[CTL_RUNS] += 1
@@ -170,6 +171,12 @@ def model_pick() -> i64:
 def model_finish(ret: i64) -> i64:
     \"\"\"After a run: wake the waiters its CQEs satisfy, then complete, park or requeue it.\"\"\"
     j = model_ctl[CTL_CUR]
+    t = model_ctl[CTL_STAGE_TAIL]
+    if t != model_ctl[CTL_RUN_STAGE]:
+        # A chain the run left open ends with the run (as on emulated): the kernel must not link
+        # its last SQE to whatever is staged next.
+        x = (t - 1) & (model_nreqs - 1)
+        model_staged[x].flags = model_staged[x].flags & ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
     model_wake_all()
     if ret == WAIT:
         wi = model_ctxbuf[0].wait_idx
@@ -230,7 +237,7 @@ def model_user_next() -> i64:
             fail = -EINVAL                  # a kernel SQE for a CQ the ring lacks
         if model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, u32(sqe.flags) | (link << 8), fail) != 0:
             return 0
-    elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link) != 0:
+    elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link, 0) != 0:
         return 0
     model_ctl[CTL_START_HEAD] = h + 1
     return 1
@@ -247,6 +254,24 @@ def model_wake_dirty() -> i64:
     if model_wake(k) != 0:
         model_mark_dirty(k)
     return 1
+
+
+@bpf_function(verified_alone=True)
+def model_chain_cut(sh: u32) -> i64:
+    \"\"\"When this step cannot submit every staged SQE, end its batch after a whole chain: the
+    kernel links only SQEs of one submission, so a chain cut in two would run as two. A chain
+    longer than a batch (SUBMIT_MAX, or the SQ) is cut anyway: docs/kernel.md, Limits.\"\"\"
+    n = model_ctl[CTL_NSUBMIT]
+    if n == 0 or model_ctl[CTL_STAGE_TAIL] - sh == n:
+        return 0
+    for i in range(SUBMIT_MAX):
+        k = n - u32(i)
+        if k == 0:
+            return 0
+        if model_staged[(sh + k - 1) & (model_nreqs - 1)].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0:
+            model_ctl[CTL_NSUBMIT] = k
+            return 0
+    return 0
 
 
 @bpf_function
@@ -374,6 +399,7 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     # 5. SQEs to the kernel.
     sh = model_ctl[CTL_STAGE_HEAD]
     model_ctl[CTL_NSUBMIT] = min(model_ctl[CTL_STAGE_TAIL] - sh, min(sq_entries, SUBMIT_MAX))
+    model_chain_cut(sh)
     for i in range(SUBMIT_MAX):
         if i < model_ctl[CTL_NSUBMIT]:
             model_put_sqe(sq, i * SQE_SIZE, (sh + i) & (model_nreqs - 1))

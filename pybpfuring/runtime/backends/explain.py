@@ -57,8 +57,10 @@ def where(locate: Callable[[int], object] | None, program: str, line: int) -> st
     """`file:line` of a program's return (line 0: the end of the function)."""
     loc = locate(0) if locate is not None else None
     file = getattr(loc, "file", None)
-    at = f"line {line}" if line else "the end of the function"
-    return f"{program} at {file}:{line}" if file and line else f"{program} ({at})"
+    if file and line:
+        return f"{program} at {file}:{line}"
+    # Lines are recorded by programs that use the ctx fields past the 2021 struct (Ctx).
+    return f"{program} ({file})" if file else program
 
 
 def bad_wait(at: str, wait_idx: int, wait_nr: int, ncq: int, capacity: int) -> str:

@@ -125,7 +125,9 @@ class FunctionBuilder(ExprTyper):
         self.target = module.target
         self.node, self.file, self.line_offset, self.col_offset = _source_of(bfn)
         self.globals: Any = bfn.globals
-        if bfn.kind == "iouring":   # room for the names of the code frontend_gen synthesises
+        # An @iouring_program, or its body compiled as a function for the kernel backend.
+        self.is_program = bfn.kind == "iouring" or getattr(bfn, "program_body", False)
+        if self.is_program:   # room for the names of the code frontend_gen synthesises
             self.globals = frontend_gen.with_hidden_globals(self)
         self.generator: frontend_gen.Generator | None = None
         self.raw_returns = False   # `return x` in synthesised code: x is the BPF return value
@@ -180,6 +182,7 @@ class FunctionBuilder(ExprTyper):
             name=self.bfn.name, kind=self.bfn.kind, params=params, return_type=self.return_type,
             body=body, loc=self.loc(node), source_file=self.file, inline=self.bfn.inline,
             verified_alone=getattr(self.bfn, "verified_alone", False), ctx_ext=self.ctx_ext,
+            program_body=self.is_program,
             locals=self.locals, slots=self.slots, callees=self.callees, maps=self.maps_used,
             end_line=(node.end_lineno or node.lineno) + self.line_offset, stack_size=stack_size)
 
@@ -351,7 +354,7 @@ class FunctionBuilder(ExprTyper):
             raise self.error(node.value, f"{self.bfn.name} is declared to return nothing",
                              "annotate the return type, e.g. `-> u64`")
         value = self.scalar(node.value)
-        if self.bfn.kind == "iouring" and not self.raw_returns:
+        if self.is_program and not self.raw_returns:
             known = self.const_value(node.value)
             if known is not None and known not in (0, 1):
                 raise self.error(node.value, f"an @iouring_program returns OK or WAIT; {known} is "

@@ -97,7 +97,7 @@ def synth(b: "FunctionBuilder", source: str, at: ast.AST, raw_returns: bool = Fa
 def generator_params(b: "FunctionBuilder", node: ast.FunctionDef) -> None:
     """A generator takes `(ctx: Ctx)` or `(ctx: Ctx, args: T)`: `args` is a T the prologue copies
     from user memory at ctx.user_data on the first run and keeps in the frame."""
-    if b.bfn.kind != "iouring":
+    if not b.is_program:
         raise b.error(node, "only an @iouring_program can wait with yield",
                       "a @bpf_function runs inside one run of its caller; move the yield there")
     n = len(node.args.args)
@@ -182,7 +182,7 @@ def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,
         out += synth(b, "__pbu_nr = __pbu_u32(HOLE_nr)\n", value, nr=call.args[2])
         nr = "__pbu_nr"
     suspend = synth(b, f"{ctx}.wait_idx = __pbu_cq\n{ctx}.wait_nr = {nr}\n", value)
-    suspend.append(ir.Return(ir.Const(1, i32, loc), loc))   # WAIT
+    suspend.append(_ret(b, 1, loc))   # WAIT
     y = ir.Yield(len(gen.yields) + 1, [], suspend, loc)
     gen.yields.append(y)
     out.append(y)
@@ -200,13 +200,20 @@ def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,
     return out
 
 
+def _ret(b: "FunctionBuilder", value: int, loc: Any) -> ir.Return:
+    """`return OK` / `return WAIT` in the function's own return type (i32 for a program, the
+    annotation when its body is compiled as a function for the kernel backend)."""
+    t = b.return_type if isinstance(b.return_type, IntType) else i32
+    return ir.Return(ir.Const(value, t, loc), loc)
+
+
 def result_return(b: "FunctionBuilder", node: ast.Return) -> list[ir.Stmt]:
     """`return res` in a generator: the request completes with res (ctx.res = res; return OK)."""
     ctx = b.node.args.args[0].arg
     if node.value is None:
         return synth(b, "return 0\n", node)
     return synth(b, f"{ctx}.res = __pbu_i32(HOLE_v)\n", node, v=node.value) + \
-        [ir.Return(ir.Const(0, i32, b.loc(node)), b.loc(node))]
+        [_ret(b, 0, b.loc(node))]
 
 
 # ---- after the body: the frame -------------------------------------------------------------------
@@ -281,7 +288,7 @@ def intrinsic_call(b: "FunctionBuilder", node: ast.expr | None, which: Any) -> a
 
 
 def _ctx_arg(b: "FunctionBuilder", call: ast.Call, name: str, nargs: int) -> str:
-    if b.bfn.kind != "iouring":
+    if not b.is_program:
         raise b.error(call, f"{name}() belongs to the program itself, not to a @bpf_function",
                       "call it in the @iouring_program")
     if len(call.args) != nargs or call.keywords:
@@ -296,7 +303,7 @@ def complete_stmts(b: "FunctionBuilder", call: ast.Call, returning: bool) -> lis
     ctx = _ctx_arg(b, call, "complete", 2)
     out = synth(b, f"{ctx}.res = __pbu_i32(HOLE_v)\n", call, v=call.args[1])
     if returning:
-        out.append(ir.Return(ir.Const(0, i32, b.loc(call)), b.loc(call)))   # OK
+        out.append(_ret(b, 0, b.loc(call)))   # OK
     return out
 
 

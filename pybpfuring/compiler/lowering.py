@@ -393,7 +393,7 @@ class FunctionLowering:
         the runtime can locate an error it makes of the result (a bad WAIT, a bad return value)."""
         # Only where the program uses the extended ctx already: a 2021 ctx is 16 bytes, and a
         # kernel (or a test harness) that passes 16 bytes must keep accepting the others.
-        if self.fn.kind != "iouring" or not self.fn.params or not self.fn.ctx_ext:
+        if not self.fn.program_body or not self.fn.params or not self.fn.ctx_ext:
             return
         f = CTX_STRUCT.fields["__line"]
         ctx = self.static_offset(self.b.load(self.vars[id(self.fn.params[0])], typ=PTR))

@@ -405,6 +405,7 @@ class TypedFunction:
     verified_alone: bool = False  # a global BPF function (BTF linkage global)
     # Reads or writes ctx fields past the 2021 struct: it then also records its return lines.
     ctx_ext: bool = False
+    program_body: bool = False   # an @iouring_program (or its body compiled as a function)
     locals: list[Local] = field(default_factory=list)
     # Stack objects made by `S()`, by slot number.
     slots: list[ValueType] = field(default_factory=list)

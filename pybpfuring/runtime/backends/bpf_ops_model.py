@@ -448,7 +448,7 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
         # The program's own source, compiled as an inline function the scheduler calls.
         # Each program is a global function: verified once, on its own, not per scheduler path.
         setattr(mod, f"_program_{i}", BpfFunction(p.py_func, "function", name=p.name,
-                                                  verified_alone=True))
+                                                  verified_alone=True, program_body=True))
     return mod.model_step
 
 

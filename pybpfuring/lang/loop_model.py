@@ -78,6 +78,9 @@ CTL_CUR = 26              # the instance running now
 CTL_WALK_PREV = 27        # model_wait_on's list walk
 CTL_WALK_CUR = 28
 CTL_RUN_STAGE = 29        # CTL_STAGE_TAIL when the current run began
+CTL_WHY_TAIL = 30         # notes written to model_why (user space reads them: ring.explain)
+WHY_NOTES = 64            # the newest notes kept in the kernel until user space reads them
+WHY_BAD_WAIT, WHY_BAD_RETURN, WHY_BAD_PROGRAM, WHY_BAD_CQ = 1, 2, 3, 4
 CTL_WORDS = 32
 
 INST_FREE = 0
@@ -135,6 +138,18 @@ class LinkDone:
 
 
 @struct
+class WhyNote:
+    """Why the scheduler failed a request (WHY_*), for ring.explain()."""
+    user_data: u64
+    res: i32
+    code: u32
+    a: u32
+    b: u32
+    line: u32
+    prog: u32
+
+
+@struct
 class PendingWrite:
     uptr: u64
     value: u64
@@ -155,6 +170,7 @@ model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
 model_ctl = ArrayMap(u32, CTL_WORDS)
 model_ctxbuf = ArrayMap(Ctx, 1)   # the context of the program running now
+model_why = ArrayMap(WhyNote, WHY_NOTES)
 
 # Sizes, set by the loader (powers of two where a FIFO masks with them).
 model_ncq = ReadOnly(u32)
@@ -301,6 +317,22 @@ def model_reap_cqe(ctx: Ctx, cq_idx: u32, cqe: Cqe) -> i64:
 
 
 @bpf_function(verified_alone=True)
+def model_note(user_data: u64, res: i32, code: u32, a: u32, b: u32) -> i64:
+    """Record why a request failed; the line and program are the running program's."""
+    t = model_ctl[CTL_WHY_TAIL]
+    x = t & (WHY_NOTES - 1)
+    model_why[x].user_data = user_data
+    model_why[x].res = res
+    model_why[x].code = code
+    model_why[x].a = a
+    model_why[x].b = b
+    model_why[x].line = model_ctxbuf[0].__line
+    model_why[x].prog = model_insts[model_ctl[CTL_CUR]].prog
+    model_ctl[CTL_WHY_TAIL] = t + 1
+    return 0
+
+
+@bpf_function(verified_alone=True)
 def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i32) -> i64:
     """A new BPF request: an instance in the run queue; -EBUSY if every instance is in use.
     `flags_link` is the SQE flags | link id << 8 (a BPF-to-BPF call passes five arguments)."""
@@ -326,8 +358,10 @@ def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i
     if cq_idx >= model_ncq:
         inst.cq_idx = 0                     # a CQ the ring lacks: -EINVAL on CQ 0
         inst.fail = -EINVAL
+        model_note(user_data, -EINVAL, WHY_BAD_CQ, cq_idx, 0)
     elif fail == 0 and prog >= model_nprogs:
         inst.fail = -EFAULT                 # an empty slot of the program table
+        model_note(user_data, -EFAULT, WHY_BAD_PROGRAM, prog, 0)
     model_ctl[CTL_ACTIVE] += 1
     model_push_runq(j)
     return 0
@@ -398,6 +432,7 @@ def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
             return -EINVAL                  # docs/kernel.md: links from a BPF request in a program
         return model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, sqe.flags, 0)
     if sqe.cq_idx >= model_ncq:             # -EINVAL on CQ 0, in its place in its chain
+        model_note(sqe.user_data, -EINVAL, WHY_BAD_CQ, sqe.cq_idx, 0)
         return model_stage(sqe, sqe.user_data, 0, 0, -EINVAL)
     return model_stage(sqe, sqe.user_data, sqe.cq_idx, 0, 0)
 

@@ -28,9 +28,15 @@ def run_scenario(name: str, backend: str) -> Any:
     fn, cqs = G.SCENARIOS[name]
     with Ring(64, cqs=cqs, backend=backend) as ring:
         assert ring.backend == backend
-        ring.register_programs(G.GEN_PROGRAMS)
+        ring.register_programs(G.EXPLAIN_PROGRAMS if name == "explain" else G.GEN_PROGRAMS)
         got = fn(ring)
     other = BACKENDS[1 - BACKENDS.index(backend)]
+    if name == "explain":           # the texts may differ in detail; their facts are checked
+        got = got["cqes"], got
+        _seen[(name, backend)] = got[0]
+        if (name, other) in _seen:
+            assert got[0] == _seen[(name, other)]
+        return got[1]
     _seen[(name, backend)] = got
     if (name, other) in _seen:
         assert got == _seen[(name, other)], f"{name}: {backend} differs from {other}"
@@ -63,3 +69,8 @@ def test_generator_examples(backend: str, example: str, args: list[str]) -> None
                           *args], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"on {backend}" in out.stdout
+
+
+def test_explain_says_which_rule_and_where(backend: str) -> None:
+    from test_generators import check_explanations
+    check_explanations(run_scenario("explain", backend))

@@ -159,3 +159,35 @@ def scenario_waits(ring: Any) -> dict[str, Any]:
 
 SCENARIOS = {"sums": (scenario_sums, [4] * 16), "bad_args": (scenario_bad_args, [4]),
              "waits": (scenario_waits, [8])}
+
+
+@iouring_program
+def over_cq(ctx: Ctx) -> i32:
+    """Waits for 8 CQEs on CQ 1, which holds 4: -EINVAL, explained with this file's line."""
+    yield wait(ctx, 1, 8)
+    return 0
+
+
+@iouring_program
+def bad_return(ctx: Ctx) -> int:
+    """Returns neither OK nor WAIT (a value the compiler cannot know)."""
+    return i32(ctx.user_data)
+
+
+def scenario_explain(ring: Any) -> dict[str, Any]:
+    """Error completions the runtime makes, and what ring.explain() says about each."""
+    from pybpfuring.runtime import prep_nop
+    ring.prep_bpf(over_cq, user_data=1)
+    ring.prep_bpf(bad_return, user_data=7)
+    ring.prep_bpf(40, user_data=3)                     # no such program
+    sqe = ring.get_sqe(cq_idx=9)                       # no such CQ
+    prep_nop(sqe)
+    sqe.user_data = 4
+    ring.submit_and_wait(4)
+    cqes = sorted((c.user_data, c.res) for c in (ring.wait_cqe() for _ in range(4)))
+    text = {ud: ring.explain((ud, res)) for ud, res in cqes}
+    return {"cqes": cqes, "text": text}
+
+
+SCENARIOS["explain"] = (scenario_explain, [4])
+EXPLAIN_PROGRAMS = [over_cq, bad_return]

@@ -182,6 +182,7 @@ def model_finish(ret: i64) -> i64:
         wi = model_ctxbuf[0].wait_idx
         nr = model_ctxbuf[0].wait_nr
         if wi >= model_ncq or nr == 0 or (wi != 0 and nr > model_cq[wi].size):
+            model_note(model_insts[j].user_data, -EINVAL, WHY_BAD_WAIT, wi, nr)
             model_complete(j, -EINVAL)      # a wait that could never end
             return 0
         inst = model_insts[j]
@@ -195,6 +196,7 @@ def model_finish(ret: i64) -> i64:
     elif ret == OK:
         model_complete(j, model_ctxbuf[0].res)
     else:
+        model_note(model_insts[j].user_data, -EINVAL, WHY_BAD_RETURN, u32(ret), 0)
         model_complete(j, -EINVAL)          # neither OK nor WAIT
     return 0
 
@@ -471,8 +473,10 @@ def _pow2(n: int) -> int:
 _CQ_STATE = struct.Struct("<12I")          # CqState
 _CQE = struct.Struct("<QiI")
 _LINK = struct.Struct("<Ii")
+_WHY = struct.Struct("<QiIIIII")     # WhyNote (lang/loop_model.py), 32 bytes
 _INST_RUNS = 24                           # Instance.runs offset
-MMAPED = ("model_cq", "model_cqes", "model_starts", "model_links", "model_ctl", "model_insts")
+MMAPED = ("model_cq", "model_cqes", "model_starts", "model_links", "model_ctl", "model_insts",
+          "model_why")
 
 
 class ModelSizes:
@@ -701,6 +705,17 @@ class ModelRing:
     def busy(self) -> bool:
         """The last step left work ready to run at once (a step does a bounded amount)."""
         return self._ctl(M.CTL_BUSY) != 0
+
+    def why_notes(self) -> list[tuple[int, int, int, int, int, int, int]]:
+        """(user_data, res, code, a, b, line, program) of the requests the scheduler failed since
+        the last call (M.WHY_*); a burst of more than WHY_NOTES between two calls keeps the newest."""
+        tail, head = self._ctl(M.CTL_WHY_TAIL), getattr(self, "_why_head", 0)
+        head = max(head, tail - M.WHY_NOTES)
+        view = self._views["model_why"]
+        out = [_WHY.unpack_from(view, ((head + i) & (M.WHY_NOTES - 1)) * _WHY.size)
+               for i in range((tail - head) & 0xFFFFFFFF)]
+        self._why_head = tail
+        return out
 
     def links_done(self) -> list[tuple[int, int]]:
         """(link id, res) of the chain heads that completed since the last call."""

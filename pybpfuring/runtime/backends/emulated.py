@@ -562,7 +562,7 @@ class EmulatedBackend:
         assert self.programs is not None
         program = self.programs[request.prog].program
         line = _CTX.unpack_from(self._ctx.view)[6]
-        return why.where(program.locate, program.name, line)
+        return why.where(why.file_of(program.locate), program.name, line)
 
     def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
         self.explanations.note(request.cq_idx, request.user_data, -(fault.errno or errno.EFAULT),

@@ -34,7 +34,7 @@ class Explanations:
 
     def find(self, user_data: int, res: int, cq: int | None = None) -> str | None:
         for n in reversed(self._notes):
-            if n.user_data == user_data and n.res == res and (cq is None or n.cq == cq):
+            if n.user_data == user_data and n.res == res and (cq is None or n.cq in (cq, -1)):
                 return n.text
         return None
 
@@ -53,13 +53,16 @@ class Explanations:
                 "(see its opcode's man page), or a result the program completed with")
 
 
-def where(locate: Callable[[int], object] | None, program: str, line: int) -> str:
-    """`file:line` of a program's return (line 0: the end of the function)."""
-    loc = locate(0) if locate is not None else None
-    file = getattr(loc, "file", None)
+def file_of(locate: Callable[[int], object] | None) -> str | None:
+    """The source file of a loaded program (its first line_info entry)."""
+    return getattr(locate(0), "file", None) if locate is not None else None
+
+
+def where(file: str | None, program: str, line: int) -> str:
+    """`program at file:line` of a program's return. Lines are recorded by programs that use the
+    ctx fields past the 2021 struct (lang/structs.py, Ctx); the others are named with their file."""
     if file and line:
         return f"{program} at {file}:{line}"
-    # Lines are recorded by programs that use the ctx fields past the 2021 struct (Ctx).
     return f"{program} ({file})" if file else program
 
 

@@ -335,7 +335,7 @@ class NativeBackend(EmulatedBackend):
         wait_idx, wait_nr = wait & _M32, wait >> 32
         cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
         self.explanations.note((info >> 8) & 0xFFFF, user_data, -errno.EINVAL, why.bad_wait(
-            why.where(program.locate, program.name, info >> 32), wait_idx, wait_nr, len(self.cqs), cap))
+            why.where(why.file_of(program.locate), program.name, info >> 32), wait_idx, wait_nr, len(self.cqs), cap))
 
     def _finish_run(self, req: int, r0: int, status: int) -> None:
         """A run the native loop handed over: dispatch its deferred SQEs, then its fault or result
@@ -375,7 +375,7 @@ class NativeBackend(EmulatedBackend):
             program = self.programs[prog].program
             line = _CTX.unpack_from(self._ctx.view)[6]
             self.explanations.note(int(info[2]), user_data, -errno.EINVAL, why.bad_return(
-                why.where(program.locate, program.name, line), ret))
+                why.where(why.file_of(program.locate), program.name, line), ret))
             self._complete_native(req, -errno.EINVAL)
 
     def _complete_native(self, req: int, res: int) -> None:

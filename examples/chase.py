@@ -18,8 +18,9 @@ import shutil
 import sys
 import tempfile
 
-from pybpfuring.lang import (E2BIG, EIO, Ctx, Sqe, copy_from_user, i32, iouring_program, prep_read,
-                             struct, submit, u32, u64, wait_cqe)
+from pybpfuring.lang import (E2BIG, EFAULT, EIO, WAIT, Cqe, Ctx, Sqe, complete, copy_from_user, i32,
+                             iouring_program, prep_read, reap_cqe, request_state, struct, submit,
+                             u32, u64, wait_cqe)
 
 RECORD = 4096
 MAX_HOPS = 64
@@ -60,6 +61,52 @@ def chase(ctx: Ctx, args: Args) -> i32:   # args copied from ctx.user_data once,
     return -E2BIG
 
 
+@struct
+class ChaseState:
+    idx: u32
+    hop: u32
+    fd: i32
+    cq: u32
+    buf: u64
+
+
+@iouring_program
+def chase_classic(ctx: Ctx) -> int:
+    """The same lookup written by hand: a state machine in request_state, one step per run."""
+    st = request_state(ctx, ChaseState)
+    if ctx.runs == 0:
+        args = Args()
+        if copy_from_user(args, ctx.user_data) != 0:
+            return complete(ctx, -EFAULT)
+        st.idx = args.start
+        st.fd = args.fd
+        st.cq = args.cq
+        st.buf = args.buf
+    else:
+        cqe = Cqe()
+        if reap_cqe(ctx, st.cq, cqe) != 0:      # woken without a CQE: wait again
+            ctx.wait_idx = st.cq
+            ctx.wait_nr = 1
+            return WAIT
+        if cqe.res != RECORD:
+            return complete(ctx, cqe.res if cqe.res < 0 else -EIO)
+        rec = RecHead()
+        copy_from_user(rec, st.buf)
+        if rec.next == END:
+            return complete(ctx, i32(rec.value))
+        st.idx = rec.next
+        st.hop += 1
+        if st.hop >= MAX_HOPS:
+            return complete(ctx, -E2BIG)
+    sqe = Sqe()
+    prep_read(sqe, st.fd, st.buf, RECORD, u64(st.idx) * RECORD)
+    sqe.cq_idx = st.cq
+    submit(ctx, sqe)
+    ctx.wait_idx = st.cq
+    ctx.wait_nr = 1
+    return WAIT
+
+
 def build_file(path: str, chains: int, hops: int, rng: random.Random) -> list[tuple[int, int]]:
     """Records in a random order; chain c visits `hops` of them. Returns (start, last value)."""
     order = list(range(chains * hops))
@@ -95,7 +142,7 @@ def python_chase(path: str, start: int) -> int:
         os.close(fd)
 
 
-def run(chains: int, hops: int, backend: str, seed: int = 1) -> list[int]:
+def run(chains: int, hops: int, backend: str, seed: int = 1, style: str = "generator") -> list[int]:
     from pybpfuring.runtime import Ring
     work = tempfile.mkdtemp(prefix="pybpfuring-chase-")
     try:
@@ -104,21 +151,22 @@ def run(chains: int, hops: int, backend: str, seed: int = 1) -> list[int]:
         fd = os.open(path, os.O_RDONLY)
         try:
             with Ring(64, cqs=[4] * chains, backend=backend) as ring:
-                ring.register_programs([chase])
+                prog = chase if style == "generator" else chase_classic
+                ring.register_programs([prog])
                 keep = []
                 for c, (start, _) in enumerate(expected):
                     buf = ring.user_memory(ctypes.c_uint8 * RECORD)
                     args = ring.user_memory(Args.ctype)
                     args.fd, args.start, args.buf, args.cq = fd, start, ctypes.addressof(buf), c + 1
                     keep += [buf, args]
-                    ring.prep_bpf(chase, user_data=ctypes.addressof(args), cq_idx=0)
+                    ring.prep_bpf(prog, user_data=ctypes.addressof(args), cq_idx=0)
                 ring.submit()
                 results = {}
                 while len(results) < chains:
                     cqe = ring.wait_cqe()
                     results[cqe.user_data] = cqe.res
                 got = [results[ctypes.addressof(keep[2 * c + 1])] for c in range(chains)]
-                print(f"{chains} lookups of {hops} dependent reads on {ring.backend}: "
+                print(f"{chains} lookups of {hops} dependent reads ({style}) on {ring.backend}: "
                       f"{ring.backend_reason}")
         finally:
             os.close(fd)
@@ -136,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chains", type=int, default=16, help="lookups in flight at once (default 16)")
     p.add_argument("--hops", type=int, default=50, help=f"dependent reads per lookup (<= {MAX_HOPS})")
     p.add_argument("--backend", default="auto", choices=["auto", "emulated", "bpf_ops"])
+    p.add_argument("--style", default="generator", choices=["generator", "classic"],
+                   help="the generator program, or its hand-written twin (same results)")
     a = p.parse_args(argv)
     if not 1 <= a.hops <= MAX_HOPS or not 1 <= a.chains <= 1024:
         p.error(f"--hops must be 1..{MAX_HOPS} and --chains 1..1024")
-    run(a.chains, a.hops, a.backend)
+    run(a.chains, a.hops, a.backend, style=a.style)
     return 0
 
 

@@ -147,6 +147,12 @@ class Ring:
         return self._backend().name
 
     @property
+    def engine(self) -> str:
+        """What runs the programs: "native", "jit" or "interp" on emulated (what engine="auto"
+        chose: native where it can be built, else jit), "kernel" on bpf_ops."""
+        return str(getattr(self._backend(), "engine", "kernel"))
+
+    @property
     def backend_reason(self) -> str:
         """Why this backend runs the ring, e.g. "bpf_ops: kernel has io_uring_bpf_ops" or
         "emulated: bpf_ops cannot take this ring: ..." (readable after close too)."""

@@ -162,3 +162,18 @@ def test_a_bpf_function_cannot_wait(tmp_path: Path) -> None:
             return OK
         """)
     assert "only an @iouring_program can wait" in err
+
+
+def test_ring_engine_says_what_auto_chose() -> None:
+    from pybpfuring.runtime.native import unavailable_reason
+    with Ring(4, backend="emulated") as ring:
+        assert ring.engine == ("native" if unavailable_reason() is None else "jit")
+    with Ring(4, backend="emulated", engine="interp") as ring:
+        assert ring.engine == "interp"
+
+
+def test_struct_ctype_twin_has_the_same_layout() -> None:
+    import gen_progs as G
+    a = G.SumArgs.ctype(n=3, cq=2, base=7)
+    assert ctypes.sizeof(a) == G.SumArgs.__bpf_struct__.size
+    assert bytes(a) == (3).to_bytes(4, "little") + (2).to_bytes(4, "little") + (7).to_bytes(8, "little")

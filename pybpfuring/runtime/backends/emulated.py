@@ -156,6 +156,7 @@ class EmulatedBackend:
     def __init__(self, entries: int, cq_capacities: list[int], budget: int = DEFAULT_BUDGET,
                  engine: str = "interp") -> None:
         vm_class = _vm_class(engine)
+        self.engine = engine      # ring.engine: which engine runs the programs
         self.io = IoUring(entries)
         try:
             self.cqs = [CompletionQueue(0, self.io.cq_entries)]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # would take REQUEST_SLOTS times it.
 FRAME_MAX = 2048
 EBUSY = 16
+EFAULT = 14
 
 
 @dataclass
@@ -49,6 +50,21 @@ class Generator:
     map_name: str
     yields: list[ir.Yield] = field(default_factory=list)
     resume: ir.Resume | None = None
+    cqe_slots: dict[str, int] = field(default_factory=dict)   # yield target name -> stack slot
+
+
+def no_scratch(stmts: list[ir.Stmt]) -> list[ir.Stmt]:
+    """Mark the map lookups of `x = MAP[ctx.req]` (checked against REQUEST_SLOTS just before) so
+    that a miss, which cannot happen, returns instead of taking a scratch copy of the value on the
+    stack: frames and states can be hundreds of bytes."""
+    for s in stmts:
+        if isinstance(s, ir.Assign) and s.value is not None:
+            node: Any = s.value
+            while isinstance(node, (ir.RefOf, ir.DerefPlace)):
+                node = node.place if isinstance(node, ir.RefOf) else node.ref
+            if isinstance(node, ir.MapRef):
+                node.miss_returns = -EFAULT
+    return stmts
 
 
 def is_generator(b: "FunctionBuilder") -> bool:
@@ -131,8 +147,8 @@ def prologue(b: "FunctionBuilder", args: ir.Local | None) -> tuple[Generator, li
     gen = Generator(frame_type, frame, args, map_name)
     b.generator = gen      # from here on, `return x` completes the request with x
     # A slot past the table (more requests in flight than REQUEST_SLOTS) fails the request.
-    stmts = synth(b, f"if {ctx}.req >= __pbu_SLOTS:\n    return -{EBUSY}\n"
-                     f"__pbu_frame = {map_name}[{ctx}.req]\n", node)
+    stmts = no_scratch(synth(b, f"if {ctx}.req >= __pbu_SLOTS:\n    return -{EBUSY}\n"
+                                f"__pbu_frame = {map_name}[{ctx}.req]\n", node))
     first = synth(b, f"if {ctx}.runs == 0:\n    pass\n", node)
     assert isinstance(first[0], ir.If)
     loc = b.loc(node)
@@ -192,9 +208,15 @@ def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,
         if local is not None and local.type != ir.RefType(Cqe.__bpf_struct__):  # type: ignore[attr-defined]
             raise b.error(target or value, f"{name!r} is {a_type(local.type)}; a yield of wait_cqe gives a Cqe",
                           "use a new name for the CQE")
+        # One stack Cqe per name for all yields (the kernel backend's programs have ~220 bytes).
+        cqe_t = Cqe.__bpf_struct__  # type: ignore[attr-defined]
+        if local is None:
+            local = b.declare(name, ir.RefType(cqe_t), target or value)
+        if name not in gen.cqe_slots:
+            gen.cqe_slots[name] = b.new_slot(cqe_t, target or value)
+        out.append(ir.Assign(ir.VarPlace(local, loc), ir.NewAggregate(gen.cqe_slots[name], ir.RefType(cqe_t), loc), loc))
         # Reaped on resume; if another request took the CQE first, wait again (the frame is intact).
-        out += synth(b, f"{name} = __pbu_Cqe()\n"
-                        f"if __pbu_reap_cqe({ctx}, __pbu_cq, {name}) != 0:\n"
+        out += synth(b, f"if __pbu_reap_cqe({ctx}, __pbu_cq, {name}) != 0:\n"
                         f"    {ctx}.wait_idx = __pbu_cq\n    {ctx}.wait_nr = 1\n    return 1\n",
                      target or value, raw_returns=True)
     return out
@@ -323,9 +345,9 @@ def request_state_stmts(b: "FunctionBuilder", target: ast.expr, call: ast.Call,
     if existing is None or existing.value_type is not st:
         b.globals[map_name] = ArrayMap(st, REQUEST_SLOTS)
     loc = b.loc(node)
-    out = synth(b, f"if {ctx}.req >= __pbu_SLOTS:\n    {ctx}.res = -{EBUSY}\n    return 0\n"
-                   f"{target.id} = {map_name}[{ctx}.req]\nif {ctx}.runs == 0:\n    pass\n",
-                node, raw_returns=True)
+    out = no_scratch(synth(b, f"if {ctx}.req >= __pbu_SLOTS:\n    {ctx}.res = -{EBUSY}\n    return 0\n"
+                              f"{target.id} = {map_name}[{ctx}.req]\nif {ctx}.runs == 0:\n    pass\n",
+                           node, raw_returns=True))
     local = b.scope[target.id]
     first = out[-1]
     assert isinstance(first, ir.If)

@@ -190,6 +190,10 @@ class MapRef:
     key: "Expr | Place"
     type: RefType
     loc: SourceLocation
+    # Set where the key cannot miss (a checked array index): a miss returns this from the
+    # function instead of using a zeroed scratch object, which would take the value's size of
+    # stack (the kernel backend's programs have about 220 bytes).
+    miss_returns: int | None = None
 
 
 @dataclass(eq=False)

@@ -79,6 +79,7 @@ CTL_WALK_PREV = 27        # model_wait_on's list walk
 CTL_WALK_CUR = 28
 CTL_RUN_STAGE = 29        # CTL_STAGE_TAIL when the current run began
 CTL_WHY_TAIL = 30         # notes written to model_why (user space reads them: ring.explain)
+CTL_FLUSHED = 31          # this io_uring_enter let the kernel run its local task work once
 WHY_NOTES = 64            # the newest notes kept in the kernel until user space reads them
 WHY_BAD_WAIT, WHY_BAD_RETURN, WHY_BAD_PROGRAM, WHY_BAD_CQ = 1, 2, 3, 4
 CTL_WORDS = 32

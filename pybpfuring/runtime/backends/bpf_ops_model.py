@@ -416,6 +416,13 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     head = cq.load_u32(cq_head_offset)
     d = model_decide(head, cq.load_u32(cq_tail_offset))
     if d < 0:
+        if model_ctl[CTL_FLUSHED] == 0 and model_ctl[CTL_INFLIGHT] != 0:
+            # Once per io_uring_enter, before returning: the kernel runs its deferred task work
+            # (completions of io-wq requests, linked requests) only after a CONTINUE, so a poll
+            # would never see them. No wait (cq_wait_idx = head); the next step routes them.
+            model_ctl[CTL_FLUSHED] = 1
+            lp.cq_wait_idx = head
+            return IOU_LOOP_CONTINUE
         return IOU_LOOP_STOP
     lp.cq_wait_idx = head + u32(d)
     return IOU_LOOP_CONTINUE
@@ -680,6 +687,7 @@ class ModelRing:
             raise ValueError(f"CQ {cq} does not exist (CQs 0..{self.sizes.ncq - 1})")
         self._ctl_set(M.CTL_WANT, min_complete)
         self._ctl_set(M.CTL_WANT_CQ, cq)
+        self._ctl_set(M.CTL_FLUSHED, 0)
         ret = self.loop.run()
         err = self._ctl(M.CTL_SUBMIT_ERR)
         if err:

@@ -355,6 +355,7 @@ def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i
     inst.wait_idx = 0
     inst.wait_nr = 0
     inst.claimed = 0
+    inst.runs = 0                           # ctx.runs: 0 on the request's first run
     inst.next = NONE
     if cq_idx >= model_ncq:
         inst.cq_idx = 0                     # a CQ the ring lacks: -EINVAL on CQ 0

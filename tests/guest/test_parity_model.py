@@ -97,7 +97,7 @@ def test_the_guest_has_what_the_suite_needs() -> None:
 
 # ---- random model programs (parity_gen.py) --------------------------------------------------------
 
-GENERATED_MODULES = 3            # x 40 programs = 120 programs per guest run
+GENERATED_MODULES = 5            # x 40 programs = 200 programs per guest run (issue 11)
 
 
 def _generated_runs(programs: int, examples: int, backends: list[str],
@@ -147,9 +147,18 @@ def test_generated_programs_are_deterministic_on_emulated() -> None:
         assert G.run_module(module, path, "emulated") == first
 
 
+def _unordered(observation: Any) -> Any:
+    """Each CQ as a multiset: CQEs of independent requests may come in another order in the
+    kernel (docs/kernel.md, "Completion order"); the order within a chain is checked by the
+    link cases (bpf_links, link_bpf_to_nop) and test_model_scale's link order."""
+    if not isinstance(observation, dict) or "cqs" not in observation:
+        return observation
+    return {**observation, "cqs": {cq: sorted(v) for cq, v in observation["cqs"].items()}}
+
+
 @pytest.mark.in_guest
 def test_generated_programs_match_on_both_backends() -> None:
-    """>= 120 random model programs: every CQE stream and map slot the same on both backends."""
+    """>= 200 random model programs: every CQ's CQEs and every map slot the same on both backends."""
     runs = _generated_runs(40, GENERATED_MODULES, ["emulated", "bpf_ops"])
     total = sum(len(m.programs) for m, _, _ in runs)
     differing: list[str] = []
@@ -157,13 +166,13 @@ def test_generated_programs_match_on_both_backends() -> None:
     for module, path, results in runs:
         a, b = results["emulated"], results["bpf_ops"]
         for k in range(max(len(a), len(b))):
-            x = a[k] if k < len(a) else "<not run>"
-            y = b[k] if k < len(b) else "<not run>"
+            x = _unordered(a[k]) if k < len(a) else "<not run>"
+            y = _unordered(b[k]) if k < len(b) else "<not run>"
             if x != y:
                 count += 1
                 if len(differing) < 4:
                     differing.append(_program_difference(module, path, k, x, y))
-    assert total >= 120
+    assert total >= 200
     assert count == 0, (f"{count} of {total} generated programs differ (first {len(differing)}):\n"
                         + "\n".join(differing))
 

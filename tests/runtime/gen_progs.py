@@ -3,6 +3,7 @@ and return what a user sees (CQEs per CQ), so every backend and engine can be co
 from __future__ import annotations
 
 import ctypes
+import errno
 from typing import Any
 
 from pybpfuring.lang import (EINVAL, OK, WAIT, Cqe, Ctx, Sqe, complete, copy_from_user, emit_cqe,
@@ -191,3 +192,13 @@ def scenario_explain(ring: Any) -> dict[str, Any]:
 
 SCENARIOS["explain"] = (scenario_explain, [4])
 EXPLAIN_PROGRAMS = [over_cq, bad_return]
+
+
+def check_explanations(r: dict) -> None:
+    """What ring.explain() must say for scenario_explain's CQEs (on every backend)."""
+    assert r["cqes"] == [(1, -errno.EINVAL), (3, -errno.EFAULT), (4, -errno.EINVAL), (7, -errno.EINVAL)]
+    t = r["text"]
+    assert "WAIT for 8 CQEs on CQ 1" in t[1] and "over_cq at " in t[1] and "gen_progs.py:" in t[1]
+    assert "at most 4 CQEs" in t[1]
+    assert "names program 40" in t[3] and "cq_idx is 9" in t[4]
+    assert "bad_return" in t[7] and "returned 7" in t[7] and "complete(ctx, res)" in t[7]

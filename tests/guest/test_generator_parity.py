@@ -72,5 +72,5 @@ def test_generator_examples(backend: str, example: str, args: list[str]) -> None
 
 
 def test_explain_says_which_rule_and_where(backend: str) -> None:
-    from test_generators import check_explanations
-    check_explanations(run_scenario("explain", backend))
+    import gen_progs as G
+    G.check_explanations(run_scenario("explain", backend))

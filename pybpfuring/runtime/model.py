@@ -333,6 +333,12 @@ class Ring:
         self._backend().pump()
         return _drain(queue)
 
+    def cq_overflow(self, cq: int = 0) -> int:
+        """CQEs CQ `cq` took beyond its size and kept in its backlog (CQ 0 never drops, like a
+        kernel with IORING_FEAT_NODROP: its overflow counter); 0 for extra CQs, which drop."""
+        overflowed: int = self._cq(cq).overflowed
+        return overflowed
+
     def cq_drops(self, cq: int) -> int:
         """CQEs an extra CQ dropped because it was full (CQ 0 never drops)."""
         drops: int = self._cq(cq).drops

@@ -146,6 +146,8 @@ def model_pick() -> i64:
     model_ctl[CTL_RUNQ_HEAD] = h + 1
     inst = model_insts[j]
     if inst.fail != 0:
+        if inst.fail == -EFAULT:
+            model_note(inst.user_data, -EFAULT, WHY_BAD_PROGRAM, inst.prog, 0)
         model_complete(j, inst.fail)
         return -1
     if inst.claimed != 0:

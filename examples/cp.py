@@ -5,8 +5,8 @@ on its private CQ 1: it submits a READ, waits for its CQE, submits a WRITE of wh
 and so on until a read returns 0 (end of file). User space only starts it and waits for it to finish:
 the LPC 2021 talk's "cp" benchmark shape.
 
-    pybpfuring run examples/cp.py [--jit] SRC DST
-    python3 examples/cp.py [--jit] SRC DST
+    pybpfuring run examples/cp.py [--jit | --engine=NAME] SRC DST
+    python3 examples/cp.py [--jit | --engine=NAME] SRC DST
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class CopyStats:
     program_runs: int
 
 
-def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto", engine: str = "interp") -> CopyStats:
+def copy_fds(src_fd: int, dst_fd: int, backend: str = "auto", engine: str = "auto") -> CopyStats:
     """Copy src_fd (from offset 0) to dst_fd with the `cp` program; raises OSError on an I/O error."""
     from pybpfuring.runtime import Ring
     buf = ctypes.create_string_buffer(BLOCK)
@@ -103,7 +103,7 @@ def _truncate_destination(fd_in: int, fd_out: int, src: str, dst: str) -> None:
         os.ftruncate(fd_out, 0)
 
 
-def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "interp") -> CopyStats:
+def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "auto") -> CopyStats:
     src_fd = os.open(src, os.O_RDONLY)
     try:
         dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)  # truncated below, once known not to be src
@@ -121,11 +121,13 @@ def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "interp")
 
 
 def main(argv: list[str]) -> int:
-    engine = "interp"
+    engine = "auto"                       # the fastest engine the machine has (native)
     if argv[:1] == ["--jit"]:
         engine, argv = "jit", argv[1:]
+    elif argv[:1] and argv[0].startswith("--engine="):
+        engine, argv = argv[0].split("=", 1)[1], argv[1:]
     if len(argv) != 2:
-        print("usage: cp.py [--jit] SRC DST", file=sys.stderr)
+        print("usage: cp.py [--jit | --engine=auto|native|jit|interp] SRC DST", file=sys.stderr)
         return 2
     try:
         stats = copy_file(argv[0], argv[1], engine=engine)

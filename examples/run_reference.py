@@ -32,7 +32,7 @@ class Result:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def ring_prep(backend: str, engine: str = "interp") -> Ring:
+def ring_prep(backend: str, engine: str = "auto") -> Ring:
     ring = Ring(8, cqs=EXTRA_CQS, backend=backend, engine=engine)
     ring.register_programs(PROGRAMS)
     return ring
@@ -48,7 +48,7 @@ def _wait_for(ring: Ring, user_data: int) -> list[Cqe]:
             return seen
 
 
-def test1(backend: str = "auto", engine: str = "interp") -> Result:
+def test1(backend: str = "auto", engine: str = "auto") -> Result:
     """Maps, emit/reap, a NOP submitted by BPF, user memory, a wait on the main CQ."""
     with ring_prep(backend, engine) as ring:
         # The program copy_to_user's a new secret: memory the ring provides is writable by
@@ -66,7 +66,7 @@ def test1(backend: str = "auto", engine: str = "interp") -> Result:
         return Result("test", cq0, slots, {"secret": secret.value, "user_data": addr})
 
 
-def test2(backend: str = "auto", engine: str = "interp") -> Result:
+def test2(backend: str = "auto", engine: str = "auto") -> Result:
     """Ticks 11 times on 200 ms timeouts that complete on CQ 1."""
     ts = Timespec(tv_sec=0, tv_nsec=200_000_000)  # CountingCtx: a Timespec at offset 0
     with ring_prep(backend, engine) as ring:
@@ -78,7 +78,7 @@ def test2(backend: str = "auto", engine: str = "interp") -> Result:
                       {"runs": ring.stats().program_runs})
 
 
-def test3(backend: str = "auto", engine: str = "interp") -> Result:
+def test3(backend: str = "auto", engine: str = "auto") -> Result:
     """Two requests bounce a counter through CQs 1 and 2 until it reaches 20."""
     idx = (ctypes.c_int32 * 2)(0, 1)
     with ring_prep(backend, engine) as ring:
@@ -97,7 +97,7 @@ FILL = 0xAE
 FILE_SIZE = reference.FILL_BLOCKS * reference.FILL_BLOCK_SIZE
 
 
-def test4(backend: str = "auto", directory: str | None = None, engine: str = "interp") -> Result:
+def test4(backend: str = "auto", directory: str | None = None, engine: str = "auto") -> Result:
     """Writes 256 KiB of 0xae to fixed file 0 with 4 writes of 16 KiB in flight; reads it back."""
     buf = (ctypes.c_uint8 * FILE_SIZE).from_buffer(bytearray([FILL]) * FILE_SIZE)
     fd, path = tempfile.mkstemp(prefix="bpf_file_", dir=directory)

@@ -19,6 +19,8 @@ src=$(mktemp -p /var/tmp); dst=$(mktemp -p /var/tmp)
 head -c 1048576 /dev/urandom > "$src"
 python3 -m pybpfuring run examples/cp.py "$src" "$dst"
 cmp "$src" "$dst" && echo "examples/cp.py: copy verified ($(stat -c %s "$dst") bytes)"
+python3 examples/chase.py --chains 16 --hops 50     # generator programs: dependent reads
+python3 examples/fanout.py --files 8                # generator programs: broadcast / collect
 if python3 -c 'import sys; from pybpfuring.runtime.probe import check_bpf_ops; sys.exit(not check_bpf_ops().available)'; then
     python3 -m pybpfuring run examples/bpf_nops.py
     python3 examples/bpf_cp.py "$src" "$dst" && cmp "$src" "$dst" && echo "examples/bpf_cp.py: copy verified"

@@ -114,7 +114,8 @@ class _Hasher:
         while self.pending:
             fn = self.pending.pop()
             code = fn.py_func.__code__
-            self.add("fn", fn.kind, fn.name, str(fn.inline), str(getattr(fn, "verified_alone", False)), code.co_filename)
+            self.add("fn", fn.kind, fn.name, str(fn.inline), str(getattr(fn, "verified_alone", False)),
+                     str(getattr(fn, "program_body", False)), code.co_filename)
             self.file(code.co_filename)
             for name in sorted(_names_used(fn)):
                 if name in fn.globals:

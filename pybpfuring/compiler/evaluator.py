@@ -75,11 +75,26 @@ class LocalCell:
         self.frame.vars[id(self.local)] = value
 
 
+def _holds_yield(s: object, index: int) -> bool:
+    if isinstance(s, ir.Yield):
+        return s.index == index
+    if isinstance(s, ir.If):
+        return _holds_yield_list(s.then, index) or _holds_yield_list(s.orelse, index)
+    if isinstance(s, ir.Loop):
+        return _holds_yield_list(s.body, index)
+    return False
+
+
+def _holds_yield_list(stmts: list[ir.Stmt], index: int) -> bool:
+    return any(_holds_yield(s, index) for s in stmts)
+
+
 class Frame:
     """One activation of a function (an inlined call gets its own, as its allocas are its own)."""
 
     def __init__(self, fn: ir.TypedFunction):
         self.fn = fn
+        self.seek = 0     # resuming a generator: the Yield to go on after (0: running normally)
         # Locals start zeroed: the lowering zero-fills every local before the body runs.
         self.vars: dict[int, Any] = {id(l): (None if isinstance(l.type, ir.RefType) else 0)
                                      for l in fn.locals}
@@ -150,7 +165,23 @@ class Evaluator:
             self.budget -= 1
             if self.budget < 0:
                 raise EvaluationError(f"step budget exhausted at {s.loc}: a loop that does not end?")
-            self.stmt(f, s)
+            if f.seek:
+                self.seek(f, s)
+            else:
+                self.stmt(f, s)
+
+    # ---- generator programs: resuming after a yield (compiler/frontend_gen.py) ----
+    def seek(self, f: Frame, s: ir.Stmt) -> None:
+        """Resuming at Yield f.seek: skip what comes before it, enter the if or loop holding it,
+        and run normally from right after it (as the lowering's jump into the resume block)."""
+        if not _holds_yield(s, f.seek):
+            return
+        if isinstance(s, ir.Yield):
+            f.seek = 0
+        elif isinstance(s, ir.If):
+            self.block(f, s.then if _holds_yield_list(s.then, f.seek) else s.orelse)
+        elif isinstance(s, ir.Loop):
+            self.loop(f, s, resume=True)
 
     def stmt(self, f: Frame, s: ir.Stmt) -> None:
         t = type(s)
@@ -168,6 +199,14 @@ class Evaluator:
             raise _Continue()
         elif t is ir.Return:
             raise _Return(None if s.value is None else self.expr(f, s.value))  # type: ignore[union-attr]
+        elif t is ir.Yield:
+            self.block(f, s.save)      # type: ignore[union-attr]
+            self.block(f, s.suspend)   # type: ignore[union-attr]  (ends in a Return of WAIT)
+        elif t is ir.Resume:
+            state = self.expr(f, s.state)  # type: ignore[union-attr]
+            if state:
+                self.block(f, s.restore.get(state, []))  # type: ignore[union-attr]
+                f.seek = state
         else:
             raise EvaluationError(f"unknown statement {type(s).__name__} at {s.loc}")
 
@@ -186,9 +225,10 @@ class Evaluator:
         value = self.expr(f, s.value)  # type: ignore[arg-type]
         self.addr(f, s.place).store(t, value)  # type: ignore[arg-type]
 
-    def loop(self, f: Frame, s: ir.Loop) -> None:
+    def loop(self, f: Frame, s: ir.Loop, resume: bool = False) -> None:
         trips = 0
-        while self.expr(f, s.cond):
+        while resume or self.expr(f, s.cond):
+            resume = False             # resuming: into the body without testing the condition
             trips += 1
             if trips > s.bound:
                 raise EvaluationError(f"the loop at {s.loc} ran more than the {s.bound} iterations "

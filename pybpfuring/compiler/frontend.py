@@ -12,13 +12,14 @@ import textwrap
 from typing import Any
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
+from ..lang import helpers as H
 from ..lang.decorators import BpfFunction
 from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
-from . import frontend_loop
+from . import frontend_gen, frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
 from .loops import prove_while_bound
 from .targets import STACK_SIZE, Target
@@ -123,7 +124,14 @@ class FunctionBuilder(ExprTyper):
         self.module = module
         self.target = module.target
         self.node, self.file, self.line_offset, self.col_offset = _source_of(bfn)
-        self.globals: dict[str, Any] = bfn.globals
+        self.globals: Any = bfn.globals
+        # An @iouring_program, or its body compiled as a function for the kernel backend.
+        self.is_program = bfn.kind == "iouring" or getattr(bfn, "program_body", False)
+        if self.is_program:   # room for the names of the code frontend_gen synthesises
+            self.globals = frontend_gen.with_hidden_globals(self)
+        self.generator: frontend_gen.Generator | None = None
+        self.raw_returns = False   # `return x` in synthesised code: x is the BPF return value
+        self.ctx_ext = False       # uses the ctx fields past the 2021 struct (res, req, runs)
         self.scope: dict[str, ir.Local] = {}
         self.locals: list[ir.Local] = []
         self.slots: list[ValueType] = []
@@ -149,10 +157,20 @@ class FunctionBuilder(ExprTyper):
     # ---- the function ---------------------------------------------------------------------------
     def build(self) -> ir.TypedFunction:
         node = self.node
+        is_gen = frontend_gen.is_generator(self)
+        if is_gen:
+            frontend_gen.generator_params(self, node)
         params = self._params(node)
         self.return_type = self._return_type(node)
         try:
+            prologue: list[ir.Stmt] = []
+            if is_gen:
+                params, args = frontend_gen.split_args_param(self, params)
+                self.generator, prologue = frontend_gen.prologue(self, args)
             body = self.block(node.body)
+            if self.generator is not None:
+                frontend_gen.finish(self, self.generator, body)
+                body = prologue + body
         except CompileError:
             raise
         except RecursionError:
@@ -163,7 +181,8 @@ class FunctionBuilder(ExprTyper):
         return ir.TypedFunction(
             name=self.bfn.name, kind=self.bfn.kind, params=params, return_type=self.return_type,
             body=body, loc=self.loc(node), source_file=self.file, inline=self.bfn.inline,
-            verified_alone=getattr(self.bfn, "verified_alone", False),
+            verified_alone=getattr(self.bfn, "verified_alone", False), ctx_ext=self.ctx_ext,
+            program_body=self.is_program,
             locals=self.locals, slots=self.slots, callees=self.callees, maps=self.maps_used,
             end_line=(node.end_lineno or node.lineno) + self.line_offset, stack_size=stack_size)
 
@@ -172,7 +191,7 @@ class FunctionBuilder(ExprTyper):
         if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
             raise self.error(node, "only plain positional parameters are supported",
                              "remove *args, **kwargs, keyword-only parameters and defaults")
-        if self.bfn.kind == "iouring" and len(args.args) != 1:
+        if self.bfn.kind == "iouring" and len(args.args) != 1 and not frontend_gen.is_generator(self):
             raise self.error(node, "an @iouring_program takes exactly one parameter, its context",
                              "write `def prog(ctx: Ctx) -> int:`")
         if not self.bfn.inline and len(args.args) > 5:
@@ -280,12 +299,23 @@ class FunctionBuilder(ExprTyper):
         if isinstance(node, ast.Expr):
             if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                 return []  # a docstring
-            if isinstance(node.value, (ast.Yield, ast.YieldFrom, ast.Await)):
-                raise self.error(node.value, "generators and await are not supported")
+            if isinstance(node.value, ast.Yield):
+                return frontend_gen.yield_stmt(self, node.value, None, node)
+            if isinstance(node.value, (ast.YieldFrom, ast.Await)):
+                raise self.error(node.value, "yield from and await are not supported",
+                                 "wait with `cqe = yield wait_cqe(ctx, cq)`")
             if not isinstance(node.value, ast.Call):
                 raise self.error(node, "this expression has no effect", "remove it")
+            done = frontend_gen.intrinsic_call(self, node.value, H.complete)
+            if done is not None:
+                return frontend_gen.complete_stmts(self, done, returning=False)
             return [ir.ExprStmt(self.call(node.value, statement=True), loc)]
         if isinstance(node, ast.Assign):
+            if isinstance(node.value, ast.Yield) and len(node.targets) == 1:
+                return frontend_gen.yield_stmt(self, node.value, node.targets[0], node)
+            state = frontend_gen.intrinsic_call(self, node.value, H.request_state)
+            if state is not None and len(node.targets) == 1:
+                return frontend_gen.request_state_stmts(self, node.targets[0], state, node)
             return self.assign(node)
         if isinstance(node, ast.AnnAssign):
             return self.ann_assign(node)
@@ -303,6 +333,11 @@ class FunctionBuilder(ExprTyper):
                 raise self.error(node, f"'{'break' if isinstance(node, ast.Break) else 'continue'}' outside a loop")
             return [ir.Break(loc) if isinstance(node, ast.Break) else ir.Continue(loc)]
         if isinstance(node, ast.Return):
+            done = frontend_gen.intrinsic_call(self, node.value, H.complete)
+            if done is not None:
+                return frontend_gen.complete_stmts(self, done, returning=True)
+            if self.generator is not None and not self.raw_returns:
+                return frontend_gen.result_return(self, node)
             return [self.return_stmt(node)]
         if isinstance(node, ast.Delete):
             return [ir.ExprStmt(self.delete(t), loc) for t in node.targets]
@@ -319,6 +354,13 @@ class FunctionBuilder(ExprTyper):
             raise self.error(node.value, f"{self.bfn.name} is declared to return nothing",
                              "annotate the return type, e.g. `-> u64`")
         value = self.scalar(node.value)
+        if self.is_program and not self.raw_returns:
+            known = self.const_value(node.value)
+            if known is not None and known not in (0, 1):
+                raise self.error(node.value, f"an @iouring_program returns OK or WAIT; {known} is "
+                                 "neither (the request would fail with -EINVAL)",
+                                 f"to complete the request with a result, write `return complete("
+                                 f"{self.node.args.args[0].arg}, {ast.unparse(node.value)})`")
         return ir.Return(self.coerce(value, self.return_type, node.value), loc)  # type: ignore[arg-type]
 
     # assignments -----------------------------------------------------------------------------------

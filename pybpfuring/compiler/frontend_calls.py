@@ -6,6 +6,7 @@ import builtins
 from typing import TYPE_CHECKING
 
 from ..lang.decorators import BpfFunction
+from ..lang import helpers as H
 from ..lang.helpers import Intrinsic
 from ..lang.loop import LOOP_INTRINSICS, RegionType
 from ..lang.structs import Ctx, Cqe, Sqe
@@ -28,6 +29,13 @@ _RESULT: dict[str, IntType] = {"ktime_get_ns": u64, "get_prandom_u32": u32}
 _SCALARS = {"u32": u32, "u64": u64, "i32": i32}
 _STRUCT_ARGS = {"ctx": Ctx, "sqe": Sqe, "cqe": Cqe}
 MAX_PRINTK_ARGS = 3
+# Intrinsics that are whole statements (compiler/frontend_gen.py), with how to write them.
+_STATEMENT_FORMS = {
+    "wait_cqe": "`cqe = yield wait_cqe(ctx, cq)`, on a line of its own in an @iouring_program",
+    "wait": "`yield wait(ctx, cq, nr)`, on a line of its own in an @iouring_program",
+    "complete": "`return complete(ctx, res)` or a statement `complete(ctx, res)`",
+    "request_state": "`st = request_state(ctx, State)`, assigned to a local name",
+}
 
 
 def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
@@ -59,6 +67,11 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
     if isinstance(obj, BpfFunction):
         return call_function(b, node, obj)
+    if isinstance(obj, Intrinsic) and obj.name in _STATEMENT_FORMS:
+        raise b.error(node, f"{obj.name}() is used as {_STATEMENT_FORMS[obj.name]}",
+                      "see docs/language.md, \"Generator programs and per-request state\"")
+    if obj is H.emit_cqe and len(node.args) == 5:
+        check_res_narrowing(b, node.args[3])
     if isinstance(obj, Intrinsic) and obj.name in LOOP_INTRINSICS:
         return frontend_loop.loop_call(b, node, obj.name)
     if isinstance(obj, Intrinsic) and b.target.name == frontend_loop.LOOP_TARGET:
@@ -135,6 +148,17 @@ def call_function(b: "FunctionBuilder", node: ast.Call, fn: BpfFunction) -> ir.E
     if callee.inline:
         b.inline_calls.append((callee, loc))
     return ir.Call(callee, args, callee.return_type, loc)
+
+
+def check_res_narrowing(b: "FunctionBuilder", arg: ast.expr) -> None:
+    """A CQE's res is an i32: an unsigned value of 32 or 64 bits would turn large values into
+    negative "errors" silently, so narrowing it must be written (`i32(x)`)."""
+    v = b.scalar(arg)
+    t = v.type
+    if isinstance(t, IntType) and not t.signed and t.bits >= 32 and b.const_value(arg) is None:
+        raise b.error(arg, f"emit_cqe's res is an i32; {ast.unparse(arg)} is a {t.name}, and "
+                      "values past 2**31 would read as negative error codes",
+                      f"write i32({ast.unparse(arg)}) to narrow it on purpose")
 
 
 def helper(b: "FunctionBuilder", node: ast.Call, name: str) -> ir.Expr:

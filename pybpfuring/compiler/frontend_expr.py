@@ -13,7 +13,10 @@ from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
 from . import typed_ir as ir
+from ..lang.structs import CTX_2021_SIZE, Ctx
 from .ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
+
+CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
     from .frontend import FunctionBuilder
@@ -30,8 +33,9 @@ _UNSUPPORTED_EXPRS: dict[type, tuple[str, str | None]] = {
     ast.SetComp: ("comprehensions are not supported", "use a for loop over range(N)"),
     ast.DictComp: ("comprehensions are not supported", "use a for loop over range(N)"),
     ast.GeneratorExp: ("generator expressions are not supported", "use a for loop over range(N)"),
-    ast.Yield: ("yield is not supported", None),
-    ast.YieldFrom: ("yield is not supported", None),
+    ast.Yield: ("yield is a statement of its own here", "write `cqe = yield wait_cqe(ctx, cq)` or "
+                "`yield wait(ctx, cq, nr)` on a line of its own"),
+    ast.YieldFrom: ("yield from is not supported", "wait with `cqe = yield wait_cqe(ctx, cq)`"),
     ast.Await: ("await is not supported", None),
     ast.List: ("lists are not supported", "use Array[T, N] for fixed-size arrays"),
     ast.Tuple: ("tuples are not supported", None),
@@ -298,6 +302,8 @@ class ExprTyper:
             close = difflib.get_close_matches(node.attr, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"its fields are: {', '.join(known)}"
             raise self.error(node, f"{tname(t)} has no field {node.attr!r}", hint)
+        if t is CTX_STRUCT and f.offset >= CTX_2021_SIZE:
+            self.ctx_ext = True     # the program reads pybpfuring's ctx fields (lang/structs.py)
         return ir.FieldPlace(base, f.name, f.offset, f.type, self.loc(node))
 
     def _is_module_chain(self: "FunctionBuilder", node: ast.expr) -> bool:

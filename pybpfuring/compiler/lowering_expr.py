@@ -245,6 +245,11 @@ def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
     hit_end = b.block
     b.cbranch(found, done, miss)
     b.position_at_end(miss)  # a missing key: a zeroed scratch object (reads 0, writes dropped)
+    if e.miss_returns is not None:
+        ret_t = fl.f.function_type.return_type
+        b.ret(ll.Constant(ret_t, e.miss_returns))
+        b.position_at_end(done)
+        return p
     scratch = fl.zeroed_scratch(e.type.pointee.size)
     miss_end = b.block
     b.branch(done)

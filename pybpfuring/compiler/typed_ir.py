@@ -190,6 +190,10 @@ class MapRef:
     key: "Expr | Place"
     type: RefType
     loc: SourceLocation
+    # Set where the key cannot miss (a checked array index): a miss returns this from the
+    # function instead of using a zeroed scratch object, which would take the value's size of
+    # stack (the kernel backend's programs have about 220 bytes).
+    miss_returns: int | None = None
 
 
 @dataclass(eq=False)
@@ -359,7 +363,29 @@ class Return:
     loc: SourceLocation
 
 
-Stmt = Union[Assign, ExprStmt, If, Loop, Break, Continue, Return]
+@dataclass(eq=False)
+class Yield:
+    """A generator program's `yield`: store the live locals in the request's frame (`save`, which
+    also records `index` as the resume point), set the wait and return WAIT (`suspend`, ending in a
+    Return); the statements after it run when the request is resumed at `index`."""
+
+    index: int
+    save: list["Stmt"]
+    suspend: list["Stmt"]
+    loc: SourceLocation
+
+
+@dataclass(eq=False)
+class Resume:
+    """A generator program's dispatch, after its prologue: when `state` (the frame's resume point)
+    is k, run `restore[k]` (the locals back from the frame) and go on right after Yield k."""
+
+    state: Expr
+    restore: dict[int, list["Stmt"]]
+    loc: SourceLocation
+
+
+Stmt = Union[Assign, ExprStmt, If, Loop, Break, Continue, Return, Yield, Resume]
 
 
 # ---- functions and modules -------------------------------------------------------------------------
@@ -381,6 +407,9 @@ class TypedFunction:
     source_file: str
     inline: bool = True
     verified_alone: bool = False  # a global BPF function (BTF linkage global)
+    # Reads or writes ctx fields past the 2021 struct: it then also records its return lines.
+    ctx_ext: bool = False
+    program_body: bool = False   # an @iouring_program (or its body compiled as a function)
     locals: list[Local] = field(default_factory=list)
     # Stack objects made by `S()`, by slot number.
     slots: list[ValueType] = field(default_factory=list)

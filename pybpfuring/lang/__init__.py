@@ -2,8 +2,8 @@
 from .constants import *  # noqa: F401,F403  (IORING_OP_*, IOSQE_*, errno values, OK, WAIT)
 from .constants import ALL_CONSTANTS, OK, WAIT
 from .decorators import BpfFunction, bpf_function, iouring_program, loop_step
-from .helpers import (copy_from_user, copy_to_user, emit_cqe, get_prandom_u32, ktime_get_ns, printk,
-                      reap_cqe, submit)
+from .helpers import (complete, copy_from_user, copy_to_user, emit_cqe, get_prandom_u32, ktime_get_ns,
+                      printk, reap_cqe, request_state, submit, wait, wait_cqe)
 from .globals import Global, GlobalDecl, ReadOnly
 from .loop import (LOOP_CONSTANTS, IoRingCtx, LoopParams, Region, get_region, submit_sqes)
 from .loop import *  # noqa: F401,F403  (IOU_LOOP_*, IOU_REGION_*, SQE_SIZE, CQE_SIZE)
@@ -14,7 +14,7 @@ from .types import Array, i8, i16, i32, i64, struct, u8, u16, u32, u64
 __all__ = [
     "ALL_CONSTANTS", "OK", "WAIT", "BpfFunction", "bpf_function", "iouring_program", "loop_step",
     "copy_from_user", "copy_to_user", "emit_cqe", "get_prandom_u32", "ktime_get_ns", "printk",
-    "reap_cqe", "submit", "ArrayMap", "HashMap", "MapDef", "Cqe", "Ctx", "IoVec", "Sqe", "Timespec",
+    "reap_cqe", "submit", "complete", "request_state", "wait", "wait_cqe", "ArrayMap", "HashMap", "MapDef", "Cqe", "Ctx", "IoVec", "Sqe", "Timespec",
     "Array", "i8", "i16", "i32", "i64", "struct", "u8", "u16", "u32", "u64",
     "Global", "GlobalDecl", "ReadOnly", "IoRingCtx", "LoopParams", "Region", "get_region",
     "submit_sqes",

@@ -12,6 +12,8 @@ import errno as _errno
 
 OK = 0
 WAIT = 1
+# Per-request state (generator frames, request_state): slots per program; ctx.req is below it.
+REQUEST_SLOTS = 4096
 
 _OPS = [
     "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE",
@@ -54,7 +56,7 @@ ERRNOS: dict[str, int] = {name: getattr(_errno, name) for name in (
 )}
 
 ALL_CONSTANTS: dict[str, int] = {
-    "OK": OK, "WAIT": WAIT, **IORING_OPS, **IOSQE_FLAGS, **IOSQE_BITS, **IORING_TIMEOUT_FLAGS, **MISC,
+    "OK": OK, "WAIT": WAIT, "REQUEST_SLOTS": REQUEST_SLOTS, **IORING_OPS, **IOSQE_FLAGS, **IOSQE_BITS, **IORING_TIMEOUT_FLAGS, **MISC,
     **ERRNOS,
 }
 globals().update(ALL_CONSTANTS)

@@ -16,7 +16,7 @@ class BpfFunction:
     """A decorated function. `kind` says what it is; `.compile()` gives ELF bytes for a target."""
 
     def __init__(self, py_func: Callable[..., Any], kind: ProgramKind, *, inline: bool = True,
-                 name: str | None = None, verified_alone: bool = False):
+                 name: str | None = None, verified_alone: bool = False, program_body: bool = False):
         if not inspect.isfunction(py_func):
             raise TypeError(f"@{kind} decorates a plain function, not {py_func!r}")
         self.py_func = py_func
@@ -24,6 +24,9 @@ class BpfFunction:
         # A global (non-static) BPF function: the verifier checks it once, on its own, against its
         # argument types, instead of once per call path through its callers.
         self.verified_alone = verified_alone
+        # An @iouring_program's body compiled as a function (the kernel backend's scheduler calls
+        # it): it keeps a program's language (ctx, yield, complete, request_state).
+        self.program_body = program_body
         self.inline = inline and not verified_alone
         self.name = name or py_func.__name__
         self.__name__ = py_func.__name__

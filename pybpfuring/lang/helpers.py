@@ -36,6 +36,18 @@ ktime_get_ns = Intrinsic("ktime_get_ns", "ktime_get_ns() -> u64: monotonic time 
 get_prandom_u32 = Intrinsic("get_prandom_u32", "get_prandom_u32() -> u32: a pseudo-random number.")
 printk = Intrinsic("printk", "printk(fmt, *args) -> int: bpf_trace_printk with up to 3 integer args.")
 
+
+# Per-request programs (docs/language.md, "Generator programs and per-request state").
+wait_cqe = Intrinsic("wait_cqe", "cqe = yield wait_cqe(ctx, cq_idx): in a generator program, "
+                     "suspend the request until CQ cq_idx holds a CQE, then resume with it reaped.")
+wait = Intrinsic("wait", "yield wait(ctx, cq_idx, nr): in a generator program, suspend the request "
+                 "until CQ cq_idx holds nr unreaped CQEs (the program reaps them).")
+complete = Intrinsic("complete", "return complete(ctx, res): complete the request with result res "
+                     "(sets ctx.res; evaluates to OK).")
+request_state = Intrinsic("request_state", "st = request_state(ctx, T): a zeroed T that belongs to "
+                          "this request and lives until it completes (kept across WAITs).")
+
 ALL_INTRINSICS: dict[str, Intrinsic] = {i.name: i for i in (
     submit, emit_cqe, reap_cqe, copy_from_user, copy_to_user, ktime_get_ns, get_prandom_u32, printk,
+    wait_cqe, wait, complete, request_state,
 )}

@@ -36,6 +36,8 @@ from .types import i32, i64, struct, u16, u32, u64, u8
 TAG_HI = 0x7B9F0000       # high word of the kernel-side user_data of routed requests
 NONE = 0xFFFFFFFF         # the end of a list
 IORING_OP_BPF = 37        # the 2021 opcode of a BPF request
+IORING_OP_NOP = 0
+IORING_NOP_INJECT_RESULT = 1   # nop_flags (sqe->rw_flags): complete with the result in sqe->len
 IOSQE_IO_LINK = 1 << 2
 IOSQE_IO_HARDLINK = 1 << 3
 IOSQE_CQE_SKIP_SUCCESS = 1 << 6
@@ -75,6 +77,11 @@ CTL_NSUBMIT = 25          # SQEs handed to the kernel in this step
 CTL_CUR = 26              # the instance running now
 CTL_WALK_PREV = 27        # model_wait_on's list walk
 CTL_WALK_CUR = 28
+CTL_RUN_STAGE = 29        # CTL_STAGE_TAIL when the current run began
+CTL_WHY_TAIL = 30         # notes written to model_why (user space reads them: ring.explain)
+CTL_FLUSHED = 31          # this io_uring_enter let the kernel run its local task work once
+WHY_NOTES = 64            # the newest notes kept in the kernel until user space reads them
+WHY_BAD_WAIT, WHY_BAD_RETURN, WHY_BAD_PROGRAM, WHY_BAD_CQ = 1, 2, 3, 4
 CTL_WORDS = 32
 
 INST_FREE = 0
@@ -132,6 +139,18 @@ class LinkDone:
 
 
 @struct
+class WhyNote:
+    """Why the scheduler failed a request (WHY_*), for ring.explain()."""
+    user_data: u64
+    res: i32
+    code: u32
+    a: u32
+    b: u32
+    line: u32
+    prog: u32
+
+
+@struct
 class PendingWrite:
     uptr: u64
     value: u64
@@ -152,6 +171,7 @@ model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
 model_ctl = ArrayMap(u32, CTL_WORDS)
 model_ctxbuf = ArrayMap(Ctx, 1)   # the context of the program running now
+model_why = ArrayMap(WhyNote, WHY_NOTES)
 
 # Sizes, set by the loader (powers of two where a FIFO masks with them).
 model_ncq = ReadOnly(u32)
@@ -298,6 +318,22 @@ def model_reap_cqe(ctx: Ctx, cq_idx: u32, cqe: Cqe) -> i64:
 
 
 @bpf_function(verified_alone=True)
+def model_note(user_data: u64, res: i32, code: u32, a: u32, b: u32) -> i64:
+    """Record why a request failed; the line and program are the running program's."""
+    t = model_ctl[CTL_WHY_TAIL]
+    x = t & (WHY_NOTES - 1)
+    model_why[x].user_data = user_data
+    model_why[x].res = res
+    model_why[x].code = code
+    model_why[x].a = a
+    model_why[x].b = b
+    model_why[x].line = model_ctxbuf[0].__line
+    model_why[x].prog = model_insts[model_ctl[CTL_CUR]].prog
+    model_ctl[CTL_WHY_TAIL] = t + 1
+    return 0
+
+
+@bpf_function(verified_alone=True)
 def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i32) -> i64:
     """A new BPF request: an instance in the run queue; -EBUSY if every instance is in use.
     `flags_link` is the SQE flags | link id << 8 (a BPF-to-BPF call passes five arguments)."""
@@ -319,21 +355,27 @@ def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i
     inst.wait_idx = 0
     inst.wait_nr = 0
     inst.claimed = 0
+    inst.runs = 0                           # ctx.runs: 0 on the request's first run
     inst.next = NONE
     if cq_idx >= model_ncq:
         inst.cq_idx = 0                     # a CQ the ring lacks: -EINVAL on CQ 0
         inst.fail = -EINVAL
     elif fail == 0 and prog >= model_nprogs:
         inst.fail = -EFAULT                 # an empty slot of the program table
+        # (noted in model_pick: a note here would make the call chain under a program one
+        # frame deeper than the verifier's 512-byte stack allows)
     model_ctl[CTL_ACTIVE] += 1
     model_push_runq(j)
     return 0
 
 
 @bpf_function(verified_alone=True)
-def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32) -> i64:
+def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> i64:
     """Hand a kernel SQE to the next submission, routed back to CQ cq_idx with user_data;
-    -EBUSY when every request slot is in flight."""
+    -EBUSY when every request slot is in flight. With `fail` < 0 the kernel gets, in the SQE's
+    place, a NOP that completes with `fail` (IORING_NOP_INJECT_RESULT): the request fails where
+    it stands in its chain, after the SQE linked before it, and cancels the ones linked after it,
+    as a request the 2021 patches refuse does."""
     s = model_ctl[CTL_REQ_FREE]
     if s != NONE:
         model_ctl[CTL_REQ_FREE] = model_reqs[s].next
@@ -351,18 +393,32 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32) -> i64:
     # Field by field (no stack copy: this frame is under every program that submits). Bytes
     # 48..63 (the 2021 cq_idx) stay zero: the upstream layout. The kernel must post every CQE
     # (the slot is freed by it): skip-success is applied when the CQE is routed.
-    model_staged[x].opcode = sqe.opcode
-    model_staged[x].flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
-    model_staged[x].ioprio = sqe.ioprio
-    model_staged[x].fd = sqe.fd
-    model_staged[x].off = sqe.off
-    model_staged[x].addr = sqe.addr
-    model_staged[x].len = sqe.len
-    model_staged[x].rw_flags = sqe.rw_flags
     model_staged[x].user_data = (u64(TAG_HI) << 32) | s
-    model_staged[x].buf_index = sqe.buf_index
-    model_staged[x].personality = sqe.personality
-    model_staged[x].splice_fd_in = sqe.splice_fd_in
+    if fail < 0:
+        model_reqs[s].flags = 0
+        model_staged[x].opcode = IORING_OP_NOP
+        model_staged[x].flags = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
+        model_staged[x].ioprio = 0
+        model_staged[x].fd = 0
+        model_staged[x].off = 0
+        model_staged[x].addr = 0
+        model_staged[x].len = u32(fail)
+        model_staged[x].rw_flags = IORING_NOP_INJECT_RESULT
+        model_staged[x].buf_index = 0
+        model_staged[x].personality = 0
+        model_staged[x].splice_fd_in = 0
+    else:
+        model_staged[x].opcode = sqe.opcode
+        model_staged[x].flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
+        model_staged[x].ioprio = sqe.ioprio
+        model_staged[x].fd = sqe.fd
+        model_staged[x].off = sqe.off
+        model_staged[x].addr = sqe.addr
+        model_staged[x].len = sqe.len
+        model_staged[x].rw_flags = sqe.rw_flags
+        model_staged[x].buf_index = sqe.buf_index
+        model_staged[x].personality = sqe.personality
+        model_staged[x].splice_fd_in = sqe.splice_fd_in
     t = model_ctl[CTL_STAGE_TAIL]
     model_ctl[CTL_STAGE_TAIL] = t + 1
     model_ctl[CTL_INFLIGHT] += 1
@@ -377,9 +433,10 @@ def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
             return -EINVAL                  # docs/kernel.md: links from a BPF request in a program
         return model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, sqe.flags, 0)
-    if sqe.cq_idx >= model_ncq:
-        return model_start(sqe.user_data, 0, 0, 0, -EINVAL)
-    return model_stage(sqe, sqe.user_data, sqe.cq_idx, 0)
+    if sqe.cq_idx >= model_ncq:             # -EINVAL on CQ 0, in its place in its chain
+        model_note(sqe.user_data, -EINVAL, WHY_BAD_CQ, sqe.cq_idx, 0)
+        return model_stage(sqe, sqe.user_data, 0, 0, -EINVAL)
+    return model_stage(sqe, sqe.user_data, sqe.cq_idx, 0, 0)
 
 
 # The helpers of the model, as this target implements them (frontend_calls routes the names).

@@ -6,25 +6,41 @@ Layouts follow the 2021 "io_uring BPF requests" ABI (`../shared/reference/io_uri
 """
 from __future__ import annotations
 
-from .types import ArrayType, StructType, i32, i64, layout, struct_aliases, u8, u16, u32, u64
+from .types import ArrayType, StructType, ctype_of, i32, i64, layout, struct_aliases, u8, u16, u32, u64
 
 
 def _declare(cls: type, st: StructType) -> type:
     cls.__bpf_struct__ = st
+    cls.ctype = ctype_of(st)   # the ctypes twin, as for @struct classes
     return cls
 
 
 class Ctx:
     """The program's context. `user_data` is the BPF request's (read-only); set `wait_idx`/`wait_nr`
-    before returning WAIT."""
+    before returning WAIT.
+
+    After the 2021 fields come pybpfuring's (every backend of this project fills them; a kernel
+    with the 2021 patches has a 16-byte ctx and would refuse a program that reads them):
+    `res`, the result the request completes with when the program returns OK (0 unless the program
+    sets it, e.g. with `complete(ctx, res)`); `req`, the request's slot, unique among the ring's BPF
+    requests in flight (0..REQUEST_SLOTS-1: it keys per-request state); `runs`, how many times
+    this request ran before (0 on its first run). `__line` is written by the compiled code: the
+    source line of the `return` that ended the run, so the runtime can say where an error
+    completion comes from (`ring.explain(cqe)`)."""
 
     user_data: int
     wait_nr: int
     wait_idx: int
+    res: int
+    req: int
+    runs: int
 
 
-_declare(Ctx, layout("io_uring_bpf_ctx", [("user_data", u64), ("wait_nr", u32), ("wait_idx", u32)],
-                     module=__name__, readonly=frozenset({"user_data"})))
+_declare(Ctx, layout("io_uring_bpf_ctx", [("user_data", u64), ("wait_nr", u32), ("wait_idx", u32),
+                                          ("res", i32), ("req", u32), ("runs", u32), ("__line", u32)],
+                     module=__name__, readonly=frozenset({"user_data", "req", "runs"})))
+# The 2021 patches' struct ends here; the fields after it are this project's (see Ctx).
+CTX_2021_SIZE = 16
 
 
 class Sqe:

@@ -169,7 +169,42 @@ def struct(cls: type) -> type:
                             "which is not an integer, bool, struct or Array[...] type")
         members.append((fname, ftype))
     cls.__bpf_struct__ = layout(cls.__name__, members, module=cls.__module__)
+    cls.ctype = ctype_of(cls.__bpf_struct__)
     return cls
+
+
+def ctype_of(t: ValueType) -> Any:
+    """The ctypes twin of a language type (`Args.ctype`): user space builds the memory a program
+    reads with it (`a = Args.ctype(fd=3)`, `ring.user_memory(Args.ctype)`), at the same offsets
+    (C layout on both sides; checked)."""
+    import ctypes
+    if isinstance(t, BoolType):
+        return ctypes.c_bool
+    if isinstance(t, IntType):
+        return getattr(ctypes, f"c_{'int' if t.signed else 'uint'}{t.bits}")
+    if isinstance(t, ArrayType):
+        return ctype_of(t.elem) * t.length
+    if isinstance(t, StructType):
+        cached = _CTYPES.get(id(t))
+        if cached is not None:
+            return cached
+        plain: dict[int, Field] = {}
+        for f in t.fields.values():      # declared fields first; union aliases come after them
+            plain.setdefault(f.offset, f)
+        members = [(f.name, ctype_of(f.type)) for f in sorted(plain.values(), key=lambda f: f.offset)]
+        ct = type(t.name, (ctypes.Structure,), {"_fields_": members})
+        for f in plain.values():
+            if getattr(ct, f.name).offset != f.offset:
+                raise TypeError(f"struct {t.name}: ctypes puts {f.name} at "
+                                f"{getattr(ct, f.name).offset}, the language at {f.offset}")
+        if ctypes.sizeof(ct) != t.size:
+            raise TypeError(f"struct {t.name}: ctypes size {ctypes.sizeof(ct)} != {t.size}")
+        _CTYPES[id(t)] = ct
+        return ct
+    raise TypeError(f"no ctypes type for {t!r}")
+
+
+_CTYPES: dict[int, Any] = {}
 
 
 def _eval_annotation(cls: type, text: str) -> Any:

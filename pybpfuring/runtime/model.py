@@ -113,6 +113,7 @@ class Ring:
         impl, self._impl = getattr(self, "_impl", None), None
         if impl is None:
             return
+        self._notes = getattr(impl, "explanations", None)   # ring.explain() after close
         retained = self._retain_maps()      # before the backend closes: kernel maps go with it
         try:
             impl.close()
@@ -144,6 +145,12 @@ class Ring:
     @property
     def backend(self) -> str:
         return self._backend().name
+
+    @property
+    def engine(self) -> str:
+        """What runs the programs: "native", "jit" or "interp" on emulated (what engine="auto"
+        chose: native where it can be built, else jit), "kernel" on bpf_ops."""
+        return str(getattr(self._backend(), "engine", "kernel"))
 
     @property
     def backend_reason(self) -> str:
@@ -332,6 +339,12 @@ class Ring:
         self._backend().pump()
         return _drain(queue)
 
+    def cq_overflow(self, cq: int = 0) -> int:
+        """CQEs CQ `cq` took beyond its size and kept in its backlog (CQ 0 never drops, like a
+        kernel with IORING_FEAT_NODROP: its overflow counter); 0 for extra CQs, which drop."""
+        overflowed: int = self._cq(cq).overflowed
+        return overflowed
+
     def cq_drops(self, cq: int) -> int:
         """CQEs an extra CQ dropped because it was full (CQ 0 never drops)."""
         drops: int = self._cq(cq).drops
@@ -340,6 +353,19 @@ class Ring:
     def in_flight(self) -> int:
         """Requests not completed yet (kernel requests + BPF requests ready or waiting)."""
         return self._backend().in_flight()
+
+    # --- diagnostics -----------------------------------------------------------------------------
+    def explain(self, cqe: Any, cq: int | None = None) -> str:
+        """Why `cqe` (a Cqe, or (user_data, res)) carries its error: the rule the request broke
+        and where, for every error completion the runtime or scheduler made ("-EINVAL: WAIT for 8
+        CQEs on CQ 1 returned by chase at chase.py:41: CQ 1 holds at most 4 CQEs..."); for other
+        results, that the kernel or the program chose them. Works after close() too."""
+        user_data, res = (cqe.user_data, cqe.res) if hasattr(cqe, "res") else (int(cqe[0]), int(cqe[1]))
+        notes = getattr(self._impl, "explanations", None) if self._impl is not None else \
+            getattr(self, "_notes", None)
+        if notes is None:
+            return "this backend keeps no notes of its error completions"
+        return notes.explain(user_data, res, cq)
 
     # --- faults ----------------------------------------------------------------------------------
     @property

@@ -16,7 +16,7 @@ import pytest
 IN_GUEST = os.environ.get("PYBPFURING_IN_GUEST") == "1"
 GUEST_ONLY_REASON = "runs inside the Linux 7.x QEMU guest (tests/guest/test_vm.py boots it)"
 HOST_ONLY_REASON = "host-side part of the guest tier; this process already runs inside the guest"
-GUEST_TIMEOUT = float(os.environ.get("PYBPFURING_GUEST_TIMEOUT", "900"))
+GUEST_TIMEOUT = float(os.environ.get("PYBPFURING_GUEST_TIMEOUT", "2400"))
 HERE = Path(__file__).resolve().parent
 
 

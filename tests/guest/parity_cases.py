@@ -14,6 +14,7 @@ import ctypes
 import errno
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,16 @@ class Case:
 
 
 CASES: dict[str, Case] = {}
+
+
+def settle(ring: Ring, done: Callable[[], bool], cq: int, seconds: float = 20.0) -> None:
+    """Let completions the kernel makes asynchronously (io-wq, linked SQEs) arrive: run the event
+    loop (peek_cqe enters it without waiting) until `done()` or `seconds` pass. A count that is
+    never reached shows up as a difference in the observation, not as a hang."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        ring.submit_and_wait(0)
+        ring.peek_cqe(cq)
 
 
 def case(item: str, check: Callable[[Observation], None]) -> Callable[[Callable[..., Observation]], Callable[..., Observation]]:
@@ -240,11 +251,7 @@ def bad_program_index(backend: str, directory: Path) -> Observation:
         ring.prep_bpf(P.spawn, user_data=7)       # starts index 7: -EFAULT on CQ 1
         ring.submit_and_wait(2)
         o["spawn_cq0"] = sorted(cqes(ring, 0))
-        for _ in range(100):
-            if ring.cq_ready(1) >= 2:
-                break
-            ring.submit_and_wait(0)
-            ring.peek_cqe(1)
+        settle(ring, lambda: ring.cq_ready(1) >= 2, 1)
         o["spawned"] = cqes(ring, 1)
         o["log"] = out(90, 91, 92)
     return o
@@ -427,10 +434,7 @@ def fixed_files_and_buffers(backend: str, directory: Path) -> Observation:
             P.cfg[0], P.cfg[1] = fd, ctypes.addressof(buf)
             ring.prep_bpf(P.fixed_io, user_data=1)
             ring.submit_and_wait(1)
-            for _ in range(100):
-                if ring.cq_ready(2) >= 2 or ring.in_flight() == 0:
-                    break
-                ring.peek_cqe(2)
+            settle(ring, lambda: ring.cq_ready(2) >= 2, 2)
             o: Observation = {"cq0": cqes(ring, 0), "cq2": sorted(cqes(ring, 2)), "out": out(55, 56)}
         o["file"] = path.read_bytes()
         return o
@@ -482,10 +486,7 @@ def every_cq(backend: str, directory: Path) -> Observation:
         ring.register_programs([P.to_every_cq])
         ring.prep_bpf(P.to_every_cq, user_data=7)
         ring.submit()
-        for _ in range(100):
-            if all(ring.cq_ready(cq) >= 3 for cq in (1, 2, 3)) and ring.cq_ready(0) >= 4:
-                break
-            ring.peek_cqe(0)
+        settle(ring, lambda: all(ring.cq_ready(cq) >= 3 for cq in (1, 2, 3)) and ring.cq_ready(0) >= 4, 0)
         return {"cqs": all_cqs(ring)}
 
 
@@ -502,10 +503,7 @@ def bpf_links(backend: str, directory: Path) -> Observation:
         ring.register_programs([P.chains])
         ring.prep_bpf(P.chains, user_data=1)
         ring.submit_and_wait(1)
-        for _ in range(100):
-            if ring.cq_ready(2) >= 5 or ring.in_flight() == 0:
-                break
-            ring.peek_cqe(2)
+        settle(ring, lambda: ring.cq_ready(2) >= 5, 2)
         return {"cq0": cqes(ring, 0), "cq2": cqes(ring, 2)}
 
 

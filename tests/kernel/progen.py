@@ -148,8 +148,14 @@ class ModuleGen:
             scope.arrays.append(a)
         body = decls + self.block(scope, self.rng.randint(2, 2 + 2 * self.size), 2)
         lines += ["    " + l for l in body]
-        lines.append(f"    return {self.expr(scope, 3)}")
+        lines.append(f"    return {self.returned(scope, 3)}")
         return "\n".join(lines)
+
+    def returned(self, scope: Scope, depth: int) -> str:
+        """A return value of the program. The language refuses a constant other than OK/WAIT
+        there; the generated programs return data, so a term the compiler cannot fold (LLVM does:
+        it is 0) keeps every value possible without changing it."""
+        return f"({self.expr(scope, depth)}) + i32(ctx.wait_nr - ctx.wait_nr)"
 
     # ---- statements ----
     def block(self, scope: Scope, count: int, depth: int) -> list[str]:
@@ -169,7 +175,7 @@ class ModuleGen:
         if scope.in_loop and r < 0.29:
             return [f"if {self.expr(scope, 1)}:", f"    {self.rng.choice(['break', 'continue'])}"]
         if r < 0.31 and scope.has_ctx:
-            return [f"if {self.expr(scope, 1)}:", f"    return {self.expr(scope, 2)}"]
+            return [f"if {self.expr(scope, 1)}:", f"    return {self.returned(scope, 2)}"]
         if r < 0.36 and self.funcs and scope.has_ctx and not scope.in_loop:
             return [self.call_stmt(scope)]
         if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars) and not scope.in_loop:

@@ -120,9 +120,7 @@ def control(ctx: Ctx) -> int:
     for j in range(min(n, 8)):
         out[2] += j
     out[3] = n if n < 5 else 5 + (n & 1)
-    if n > 10:
-        return 2
-    return 1
+    return i32(n > 10) + 1      # 2 or 1: the raw return value, read by test_run
 '''
 
 

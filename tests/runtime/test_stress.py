@@ -98,6 +98,7 @@ def test_cqs_that_overflow(backend: str, no_fd_leak: None) -> None:
         while ring.in_flight():
             ring.peek_cqe()
         assert ring.cq_ready(0) == n
+        assert ring.cq_overflow(0) == n - size0          # kept beyond its size, and counted
         assert [c.user_data for c in ring.cqes(0)] == list(range(n))
         # An extra CQ of 2 keeps the oldest 2 kernel completions routed to it and drops the rest.
         for i in range(4):

@@ -225,7 +225,7 @@ def test_bpftool_dumps_the_btf(reference_elf: bytes, tmp_path: Path) -> None:
     out = subprocess.run([bpftool, "btf", "dump", "file", str(path)], capture_output=True, text=True,
                          check=True).stdout
     assert "VAR 'arr'" in out
-    assert "STRUCT 'io_uring_bpf_ctx' size=16 vlen=3" in out
+    assert "STRUCT 'io_uring_bpf_ctx' size=32 vlen=7" in out
     for prog in REFERENCE_HELPERS:
         assert f"FUNC '{prog}'" in out
     assert "DATASEC '.maps'" in out

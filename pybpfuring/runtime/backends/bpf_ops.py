@@ -65,13 +65,18 @@ def ring_rodata(ring: IoUring) -> dict[str, int]:
     }
 
 
+# Benchmarks set this to 4 (BPF_LOG_STATS) to read `processed N insns` of every load from
+# obj.programs[...].verifier_log; 0 keeps loads quiet (the log is fetched only on failure).
+VERIFIER_LOG_LEVEL = 0
+
+
 def load_retrying(obj: BpfObject, attempts: int = 5) -> None:
     """Load, retrying EAGAIN: the verifier gives up with EAGAIN when a signal is pending, which
     io_uring task work (TIF_NOTIFY_SIGNAL) can make true right after a ring was closed (docs/vm.md;
     libbpf retries the same way)."""
     for attempt in range(attempts):
         try:
-            obj.load()
+            obj.load(log_level=VERIFIER_LOG_LEVEL)
             return
         except PyBpfUringError as err:
             if getattr(err, "errno", None) != errno.EAGAIN or attempt == attempts - 1:

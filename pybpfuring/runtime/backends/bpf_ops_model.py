@@ -146,6 +146,8 @@ def model_pick() -> i64:
     model_ctl[CTL_RUNQ_HEAD] = h + 1
     inst = model_insts[j]
     if inst.fail != 0:
+        if inst.fail == -EFAULT:
+            model_note(inst.user_data, -EFAULT, WHY_BAD_PROGRAM, inst.prog, 0)
         model_complete(j, inst.fail)
         return -1
     if inst.claimed != 0:
@@ -156,7 +158,11 @@ def model_pick() -> i64:
     c.user_data = inst.user_data
     c.wait_idx = 0
     c.wait_nr = 0
+    c.res = 0
+    c.req = j                               # the instance: unique among those in flight
+    c.runs = inst.runs
     model_ctl[CTL_CUR] = j
+    model_ctl[CTL_RUN_STAGE] = model_ctl[CTL_STAGE_TAIL]
     inst.state = INST_RUNNING
     inst.runs += 1
     model_ctl[CTL_RUNS] += 1
@@ -167,11 +173,18 @@ def model_pick() -> i64:
 def model_finish(ret: i64) -> i64:
     \"\"\"After a run: wake the waiters its CQEs satisfy, then complete, park or requeue it.\"\"\"
     j = model_ctl[CTL_CUR]
+    t = model_ctl[CTL_STAGE_TAIL]
+    if t != model_ctl[CTL_RUN_STAGE]:
+        # A chain the run left open ends with the run (as on emulated): the kernel must not link
+        # its last SQE to whatever is staged next.
+        x = (t - 1) & (model_nreqs - 1)
+        model_staged[x].flags = model_staged[x].flags & ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
     model_wake_all()
     if ret == WAIT:
         wi = model_ctxbuf[0].wait_idx
         nr = model_ctxbuf[0].wait_nr
         if wi >= model_ncq or nr == 0 or (wi != 0 and nr > model_cq[wi].size):
+            model_note(model_insts[j].user_data, -EINVAL, WHY_BAD_WAIT, wi, nr)
             model_complete(j, -EINVAL)      # a wait that could never end
             return 0
         inst = model_insts[j]
@@ -183,8 +196,9 @@ def model_finish(ret: i64) -> i64:
         else:
             model_wait_on(j)
     elif ret == OK:
-        model_complete(j, 0)
+        model_complete(j, model_ctxbuf[0].res)
     else:
+        model_note(model_insts[j].user_data, -EINVAL, WHY_BAD_RETURN, u32(ret), 0)
         model_complete(j, -EINVAL)          # neither OK nor WAIT
     return 0
 
@@ -227,7 +241,7 @@ def model_user_next() -> i64:
             fail = -EINVAL                  # a kernel SQE for a CQ the ring lacks
         if model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, u32(sqe.flags) | (link << 8), fail) != 0:
             return 0
-    elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link) != 0:
+    elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link, 0) != 0:
         return 0
     model_ctl[CTL_START_HEAD] = h + 1
     return 1
@@ -244,6 +258,24 @@ def model_wake_dirty() -> i64:
     if model_wake(k) != 0:
         model_mark_dirty(k)
     return 1
+
+
+@bpf_function(verified_alone=True)
+def model_chain_cut(sh: u32) -> i64:
+    \"\"\"When this step cannot submit every staged SQE, end its batch after a whole chain: the
+    kernel links only SQEs of one submission, so a chain cut in two would run as two. A chain
+    longer than a batch (SUBMIT_MAX, or the SQ) is cut anyway: docs/kernel.md, Limits.\"\"\"
+    n = model_ctl[CTL_NSUBMIT]
+    if n == 0 or model_ctl[CTL_STAGE_TAIL] - sh == n:
+        return 0
+    for i in range(SUBMIT_MAX):
+        k = n - u32(i)
+        if k == 0:
+            return 0
+        if model_staged[(sh + k - 1) & (model_nreqs - 1)].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0:
+            model_ctl[CTL_NSUBMIT] = k
+            return 0
+    return 0
 
 
 @bpf_function
@@ -371,6 +403,7 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     # 5. SQEs to the kernel.
     sh = model_ctl[CTL_STAGE_HEAD]
     model_ctl[CTL_NSUBMIT] = min(model_ctl[CTL_STAGE_TAIL] - sh, min(sq_entries, SUBMIT_MAX))
+    model_chain_cut(sh)
     for i in range(SUBMIT_MAX):
         if i < model_ctl[CTL_NSUBMIT]:
             model_put_sqe(sq, i * SQE_SIZE, (sh + i) & (model_nreqs - 1))
@@ -385,6 +418,13 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     head = cq.load_u32(cq_head_offset)
     d = model_decide(head, cq.load_u32(cq_tail_offset))
     if d < 0:
+        if model_ctl[CTL_FLUSHED] == 0 and model_ctl[CTL_INFLIGHT] != 0:
+            # Once per io_uring_enter, before returning: the kernel runs its deferred task work
+            # (completions of io-wq requests, linked requests) only after a CONTINUE, so a poll
+            # would never see them. No wait (cq_wait_idx = head); the next step routes them.
+            model_ctl[CTL_FLUSHED] = 1
+            lp.cq_wait_idx = head
+            return IOU_LOOP_CONTINUE
         return IOU_LOOP_STOP
     lp.cq_wait_idx = head + u32(d)
     return IOU_LOOP_CONTINUE
@@ -419,7 +459,7 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
         # The program's own source, compiled as an inline function the scheduler calls.
         # Each program is a global function: verified once, on its own, not per scheduler path.
         setattr(mod, f"_program_{i}", BpfFunction(p.py_func, "function", name=p.name,
-                                                  verified_alone=True))
+                                                  verified_alone=True, program_body=True))
     return mod.model_step
 
 
@@ -442,8 +482,10 @@ def _pow2(n: int) -> int:
 _CQ_STATE = struct.Struct("<12I")          # CqState
 _CQE = struct.Struct("<QiI")
 _LINK = struct.Struct("<Ii")
+_WHY = struct.Struct("<QiIIIII")     # WhyNote (lang/loop_model.py), 32 bytes
 _INST_RUNS = 24                           # Instance.runs offset
-MMAPED = ("model_cq", "model_cqes", "model_starts", "model_links", "model_ctl", "model_insts")
+MMAPED = ("model_cq", "model_cqes", "model_starts", "model_links", "model_ctl", "model_insts",
+          "model_why")
 
 
 class ModelSizes:
@@ -647,6 +689,7 @@ class ModelRing:
             raise ValueError(f"CQ {cq} does not exist (CQs 0..{self.sizes.ncq - 1})")
         self._ctl_set(M.CTL_WANT, min_complete)
         self._ctl_set(M.CTL_WANT_CQ, cq)
+        self._ctl_set(M.CTL_FLUSHED, 0)
         ret = self.loop.run()
         err = self._ctl(M.CTL_SUBMIT_ERR)
         if err:
@@ -672,6 +715,17 @@ class ModelRing:
     def busy(self) -> bool:
         """The last step left work ready to run at once (a step does a bounded amount)."""
         return self._ctl(M.CTL_BUSY) != 0
+
+    def why_notes(self) -> list[tuple[int, int, int, int, int, int, int]]:
+        """(user_data, res, code, a, b, line, program) of the requests the scheduler failed since
+        the last call (M.WHY_*); a burst of more than WHY_NOTES between two calls keeps the newest."""
+        tail, head = self._ctl(M.CTL_WHY_TAIL), getattr(self, "_why_head", 0)
+        head = max(head, tail - M.WHY_NOTES)
+        view = self._views["model_why"]
+        out = [_WHY.unpack_from(view, ((head + i) & (M.WHY_NOTES - 1)) * _WHY.size)
+               for i in range((tail - head) & 0xFFFFFFFF)]
+        self._why_head = tail
+        return out
 
     def links_done(self) -> list[tuple[int, int]]:
         """(link id, res) of the chain heads that completed since the last call."""

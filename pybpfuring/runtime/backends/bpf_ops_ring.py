@@ -27,6 +27,7 @@ from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
 from ..ring import constants as C
 from ..ring.structs import Sqe
+from . import explain as why
 from .bpf_ops import kernel_has_loop_ops
 from .bpf_ops_model import ModelRing, ModelStalled
 from .cqs import CompletionQueue
@@ -103,6 +104,7 @@ class BpfOpsBackend:
         self.cqs: list[Any] = [CompletionQueue(i, size) for i, size in enumerate(self.cq_sizes)]
         self.faults: deque[Any] = deque(maxlen=64)
         self.fault_count = 0
+        self.explanations = why.Explanations()
         self.insns = 0
         self.maps: dict[str, Any] = {}
         self._model: ModelRing | None = None
@@ -187,7 +189,18 @@ class BpfOpsBackend:
         ring, entries, i = self._ring(), chain.entries, chain.next
         raw, cq_idx = entries[i]
         if self._is_cut(raw, cq_idx):
-            ring.queue(self._no_link(raw), cq_idx, self._bpf_refusal(raw), self._link_for(chain, i + 1))
+            refusal = self._bpf_refusal(raw)
+            user_data = int.from_bytes(raw[32:40], "little")
+            if refusal:
+                self.explanations.note(cq_idx, user_data, refusal, why.bad_bpf_sqe())
+            elif cq_idx >= len(self.cq_sizes):
+                self.explanations.note(0, user_data, -errno.EINVAL, why.bad_cq(cq_idx, len(self.cq_sizes)))
+            elif raw[0] == IORING_OP_BPF_2021:
+                index = int.from_bytes(raw[8:16], "little")
+                if index >= len(self._model.programs if self._model is not None else []):
+                    self.explanations.note(cq_idx, user_data, -errno.EFAULT, why.bad_program(
+                        index, len(self._model.programs if self._model is not None else [])))
+            ring.queue(self._no_link(raw), cq_idx, refusal, self._link_for(chain, i + 1))
             return
         j = i + 1
         while j < len(entries) and not self._is_cut(*entries[j]):
@@ -221,6 +234,8 @@ class BpfOpsBackend:
         if res < 0 and not before[1] & C.IOSQE_IO_HARDLINK:
             ncq = len(self.cq_sizes)
             for raw, cq_idx in chain.entries[chain.next:]:
+                self.explanations.note(cq_idx if cq_idx < ncq else 0, int.from_bytes(raw[32:40], "little"),
+                                       -errno.ECANCELED, why.canceled(res))
                 self._ring().queue(raw, cq_idx if cq_idx < ncq else 0, -errno.ECANCELED)
             return
         self._start_stage(chain)
@@ -235,6 +250,8 @@ class BpfOpsBackend:
                 ring.run(min_complete=want, cq=cq)
             except ModelStalled as err:
                 raise RingStalledError(str(err)) from None
+            finally:
+                self._read_notes(ring)
             done = ring.links_done()
             for link, res in done:
                 self._continue(link, res)
@@ -242,6 +259,24 @@ class BpfOpsBackend:
                 return
             if not (done or ring.busy()):
                 return
+
+    def _read_notes(self, ring: ModelRing) -> None:
+        """The scheduler's notes of the requests it failed, as ring.explain() text."""
+        for user_data, res, code, a, b, line, prog in ring.why_notes():
+            fn = ring.programs[prog] if prog < len(ring.programs) else None
+            at = why.where(fn.py_func.__code__.co_filename if fn else None,
+                           fn.name if fn else f"program {prog}", line)
+            ncq = len(self.cq_sizes)
+            if code == M.WHY_BAD_WAIT:
+                cap = self.cq_sizes[a] if a < ncq else 0
+                text = why.bad_wait(at, a, b, ncq, cap)
+            elif code == M.WHY_BAD_RETURN:
+                text = why.bad_return(at, a - (1 << 32) if a >> 31 else a)
+            elif code == M.WHY_BAD_PROGRAM:
+                text = why.bad_program(a, len(ring.programs))
+            else:
+                text = why.bad_cq(a, ncq) + f" (an SQE {at} submitted)"
+            self.explanations.note(-1, user_data, res, text)
 
     def pump(self, until: Callable[[], bool] | None = None, timeout: float | None = None) -> None:
         if until is None:

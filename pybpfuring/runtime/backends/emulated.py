@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import heapq
 import logging
 import struct
 import time
@@ -37,6 +38,7 @@ from pybpfuring.runtime.ring import IoUring, IoUringError
 from pybpfuring.runtime.ring import constants as C
 from pybpfuring.runtime.ring.structs import Cqe, Sqe
 
+from . import explain as why
 from .cqs import CompletionQueue
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
@@ -48,7 +50,9 @@ log = logging.getLogger("pybpfuring.runtime")
 _M32 = 0xFFFF_FFFF
 _SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
 _CQ_IDX = struct.Struct("<H")
-_CTX = struct.Struct("<QII")               # io_uring_bpf_ctx: user_data, wait_nr, wait_idx
+# io_uring_bpf_ctx: user_data, wait_nr, wait_idx (2021), then res, req, runs (lang/structs.py, Ctx)
+_CTX = struct.Struct("<QIIiIII")
+_CTX_RES = 16
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
@@ -126,7 +130,7 @@ class BpfRequest:
     """An IORING_OP_BPF request: which program, its SQE's user_data/cq_idx/flags, how often it ran."""
 
     __slots__ = ("prog", "user_data", "cq_idx", "flags", "cont", "runs", "claim_cq", "claim_nr",
-                 "fail")
+                 "fail", "slot")
 
     def __init__(self, prog: int, entry: _Entry, cont: _Continuation | None) -> None:
         self.prog = prog
@@ -138,6 +142,7 @@ class BpfRequest:
         self.claim_cq: CompletionQueue | None = None  # the CQ whose CQEs woke it, and how many
         self.claim_nr = 0
         self.fail = 0  # < 0: complete with this instead of running (a request refused at start)
+        self.slot = -1  # ctx.req: taken at the first run, given back at completion
 
     def __repr__(self) -> str:
         return f"<BpfRequest prog={self.prog} user_data={self.user_data:#x} cq_idx={self.cq_idx}>"
@@ -151,6 +156,7 @@ class EmulatedBackend:
     def __init__(self, entries: int, cq_capacities: list[int], budget: int = DEFAULT_BUDGET,
                  engine: str = "interp") -> None:
         vm_class = _vm_class(engine)
+        self.engine = engine      # ring.engine: which engine runs the programs
         self.io = IoUring(entries)
         try:
             self.cqs = [CompletionQueue(0, self.io.cq_entries)]
@@ -161,6 +167,9 @@ class EmulatedBackend:
             self.io.close()
             raise
         self._ctx = self.memory.allocate(_CTX.size, "io_uring_bpf_ctx")
+        self.explanations = why.Explanations()
+        self._free_slots: list[int] = []    # a heap of the request slots given back
+        self._next_slot = 0
         self._ctx_addr = self._ctx.start
         self.helpers = Helpers2021(self)
         self.programs: list[EngineProgram] | None = None
@@ -337,6 +346,7 @@ class EmulatedBackend:
             # hard-linked chain of such entries cannot recurse deeply.
             refused = BpfRequest(-1, entry, _Continuation(chain, i + 1))
             refused.cq_idx, refused.fail = 0, -errno.EINVAL
+            self.explanations.note(0, entry.user_data, -errno.EINVAL, why.bad_cq(entry.cq_idx, ncq))
             self._ready.append(refused)
             return
         if entry.opcode == IORING_OP_BPF_2021:
@@ -361,8 +371,9 @@ class EmulatedBackend:
         if res < 0 and not chain[nxt - 1].flags & C.IOSQE_IO_HARDLINK:
             ncq = len(self.cqs)
             for entry in chain[nxt:]:
-                self.post(entry.cq_idx if entry.cq_idx < ncq else 0, entry.user_data,
-                          -errno.ECANCELED, 0)
+                cq = entry.cq_idx if entry.cq_idx < ncq else 0
+                self.explanations.note(cq, entry.user_data, -errno.ECANCELED, why.canceled(res))
+                self.post(cq, entry.user_data, -errno.ECANCELED, 0)
                 entry.keep = None
             return
         self._start_stage(chain, nxt)
@@ -422,11 +433,17 @@ class EmulatedBackend:
         request = BpfRequest(off, entry, cont)
         if addr or length or ioprio or rw_flags or entry.flags & _BPF_BAD_FLAGS:
             request.fail = -errno.EINVAL
+            self.explanations.note(entry.cq_idx, entry.user_data, request.fail, why.bad_bpf_sqe())
         elif programs is None or off >= len(programs):
             request.fail = -errno.EFAULT  # an empty slot of the program table
+            self.explanations.note(entry.cq_idx, entry.user_data, request.fail,
+                                   why.bad_program(off, len(programs or [])))
         self._ready.append(request)  # refused ones complete from there (no deep recursion)
 
     def _complete(self, request: BpfRequest, res: int) -> None:
+        if request.slot >= 0:
+            heapq.heappush(self._free_slots, request.slot)
+            request.slot = -1
         if res < 0 or not request.flags & C.IOSQE_CQE_SKIP_SUCCESS:
             self.post(request.cq_idx, request.user_data, res, 0)
         if request.cont is not None:
@@ -470,7 +487,9 @@ class EmulatedBackend:
             self._complete(request, -errno.EDEADLK)
             return
         ctx = self._ctx.view
-        _CTX.pack_into(ctx, 0, request.user_data, 0, 0)
+        if request.slot < 0:
+            request.slot = self._take_slot()
+        _CTX.pack_into(ctx, 0, request.user_data, 0, 0, 0, request.slot, request.runs, 0)
         request.runs += 1
         self.runs += 1
         if not self._defer_sigint:
@@ -481,6 +500,8 @@ class EmulatedBackend:
             # Ctrl-C in the middle of a run: the request ends (-EINTR) rather than vanishing.
             self._sigint.enter_run()
             self._end_run_links()
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINTR,
+                                   "-EINTR: Ctrl-C (SIGINT) arrived while the program ran")
             self._complete(request, -errno.EINTR)
             raise
         except VmFault as fault:
@@ -495,20 +516,34 @@ class EmulatedBackend:
         self._end_run_links()
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete(request, 0)
+            self._complete(request, _CTX.unpack_from(ctx)[3])
         elif ret == RUN_WAIT:
-            _, wait_nr, wait_idx = _CTX.unpack_from(ctx)
+            _, wait_nr, wait_idx = _CTX.unpack_from(ctx)[:3]
             self._wait(request, wait_nr, wait_idx)
         else:
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", program.name, ret)
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL,
+                                   why.bad_return(self._where(request), ret))
             self._complete(request, -errno.EINVAL)
+
+    def _take_slot(self) -> int:
+        """The lowest free request slot (ctx.req): slots stay below REQUEST_SLOTS unless that
+        many requests are in flight at once, and then the program's per-request state refuses
+        the request (-EBUSY)."""
+        if self._free_slots:
+            return heapq.heappop(self._free_slots)
+        self._next_slot += 1
+        return self._next_slot - 1
 
     def _wait(self, request: BpfRequest, wait_nr: int, wait_idx: int) -> None:
         # A wait that can never end (bad CQ, nothing to wait for, more than an extra CQ holds)
         # fails the request instead of hanging it.
         if wait_idx >= len(self.cqs) or wait_nr == 0 or \
                 (wait_idx and wait_nr > self.cqs[wait_idx].capacity):
+            cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL, why.bad_wait(
+                self._where(request), wait_idx, wait_nr, len(self.cqs), cap))
             self._complete(request, -errno.EINVAL)
             return
         cq = self.cqs[wait_idx]
@@ -523,7 +558,17 @@ class EmulatedBackend:
             chain, self._link_in_run = self._link_in_run, []
             self._start_stage(chain, 0)
 
+    def _where(self, request: BpfRequest) -> str:
+        """The program and the line of the return that ended its last run (ctx.__line)."""
+        assert self.programs is not None
+        program = self.programs[request.prog].program
+        line = _CTX.unpack_from(self._ctx.view)[6]
+        return why.where(why.file_of(program.locate), program.name, line)
+
     def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
+        self.explanations.note(request.cq_idx, request.user_data, -(fault.errno or errno.EFAULT),
+                               f"-{errno.errorcode.get(fault.errno or errno.EFAULT, '?')}: "
+                               f"{fault.render()}")
         self.faults.append(fault)
         self.fault_count += 1
         count = self.fault_count

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pybpfuring.errors import ProgramFault
+from pybpfuring.runtime.backends import explain as why
 from pybpfuring.runtime.backends.emulated import (_CTX, DEFAULT_RUN_BUDGET, RUN_OK, RUN_WAIT, BpfRequest,
                                                   EmulatedBackend, RingStalledError, _Continuation,
                                                   livelock_fault)
@@ -43,7 +44,7 @@ from .maps import create_native_maps, map_descriptors
 
 log = logging.getLogger("pybpfuring.runtime")
 NL_DONE, NL_NEED_PY, NL_STALLED, NL_TIMEOUT, NL_ERROR, NL_INTR, NL_YIELD = range(7)
-EV_CONT, EV_RELEASE, EV_RUN, EV_LIVELOCK = 1, 2, 3, 4
+EV_CONT, EV_RELEASE, EV_RUN, EV_LIVELOCK, EV_BADWAIT = 1, 2, 3, 4, 5
 QUIET_BIT = 1 << 63
 _M32 = 0xFFFF_FFFF
 NATIVE_OPT = 2  # JIT level: with Python out of the loop the programs' own code shows; 2 is ~2x level 1
@@ -165,6 +166,7 @@ class NativeBackend(EmulatedBackend):
         self.maps: dict[str, EngineMap] = {}
         self.faults: deque[ProgramFault] = deque(maxlen=1000)
         self.fault_count = 0
+        self.explanations = why.Explanations()
         self._staged = []
         self._link_in_run = []
         self._sigint = SIGINT_DEFERRAL
@@ -324,6 +326,16 @@ class NativeBackend(EmulatedBackend):
             elif kind == EV_LIVELOCK:   # the loop already completed the request with -EDEADLK
                 assert self.programs is not None
                 self._record(livelock_fault(self.programs[a].program, self._run_budget), b, a)
+            elif kind == EV_BADWAIT:    # the loop completed it with -EINVAL; note why
+                self._note_bad_wait(a, b, c)
+
+    def _note_bad_wait(self, user_data: int, wait: int, info: int) -> None:
+        assert self.programs is not None
+        program = self.programs[info & 0xFF].program
+        wait_idx, wait_nr = wait & _M32, wait >> 32
+        cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
+        self.explanations.note((info >> 8) & 0xFFFF, user_data, -errno.EINVAL, why.bad_wait(
+            why.where(why.file_of(program.locate), program.name, info >> 32), wait_idx, wait_nr, len(self.cqs), cap))
 
     def _finish_run(self, req: int, r0: int, status: int) -> None:
         """A run the native loop handed over: dispatch its deferred SQEs, then its fault or result
@@ -351,15 +363,19 @@ class NativeBackend(EmulatedBackend):
                 r0 = stop.value & M64
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete_native(req, 0)
+            self._complete_native(req, _CTX.unpack_from(self._ctx.view)[3])
         elif ret == RUN_WAIT:
-            _, wait_nr, wait_idx = _CTX.unpack_from(self._ctx.view)
+            _, wait_nr, wait_idx = _CTX.unpack_from(self._ctx.view)[:3]
             lib.nl_wait(loop, req, wait_nr, wait_idx)
             self._drain_events()
         else:
             assert self.programs is not None
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", self.programs[prog].name, ret)
+            program = self.programs[prog].program
+            line = _CTX.unpack_from(self._ctx.view)[6]
+            self.explanations.note(int(info[2]), user_data, -errno.EINVAL, why.bad_return(
+                why.where(why.file_of(program.locate), program.name, line), ret))
             self._complete_native(req, -errno.EINVAL)
 
     def _complete_native(self, req: int, res: int) -> None:
@@ -368,7 +384,7 @@ class NativeBackend(EmulatedBackend):
 
     def _record(self, fault: VmFault, user_data: int, prog: int) -> None:
         request = BpfRequest.__new__(BpfRequest)  # only what the reference's report reads
-        request.user_data, request.prog = user_data, prog
+        request.user_data, request.prog, request.cq_idx = user_data, prog, 0
         self._record_fault(fault, request)
 
     # --- the event loop ---------------------------------------------------------------------------

@@ -221,6 +221,11 @@ NL_HIDDEN void complete(struct loop *l, uint32_t r, int32_t res)
 NL_HIDDEN void wait_req(struct loop *l, uint32_t r, uint32_t wait_nr, uint32_t wait_idx)
 {
     if (wait_idx >= l->ncq || wait_nr == 0 || (wait_idx && wait_nr > l->cqs[wait_idx].capacity)) {
+        /* for ring.explain(): the wait, and the line of the return (ctx.__line, at byte 28) */
+        uint32_t line;
+        memcpy(&line, (uint8_t *)l->bpf_ctx + 28, 4);
+        push_event(l, EV_BADWAIT, l->reqs[r].user_data, (uint64_t)wait_nr << 32 | wait_idx,
+                   (uint64_t)l->reqs[r].prog | (uint64_t)l->reqs[r].cq_idx << 8 | (uint64_t)line << 32);
         complete(l, r, -EINVAL);
         return;
     }
@@ -418,8 +423,12 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
         return;
     }
     uint8_t *ctx = (uint8_t *)l->bpf_ctx;
+    /* io_uring_bpf_ctx (lang/structs.py): user_data, wait_nr, wait_idx, then res, req (the
+     * request's slot: r, unique among live requests), runs (before this one) */
+    uint32_t ext[4] = { 0, r, q->runs, 0 };
     memcpy(ctx, &q->user_data, 8);
     memset(ctx + 8, 0, 8);
+    memcpy(ctx + 16, ext, sizeof(ext));
     q->runs++;
     l->runs++;
     l->cur_prog = q->prog;
@@ -436,7 +445,9 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
         return;
     }
     if (ret == RUN_OK) {
-        complete(l, r, 0);
+        int32_t res;
+        memcpy(&res, ctx + 16, 4);
+        complete(l, r, res);
     } else {
         uint32_t wait_nr, wait_idx;
         memcpy(&wait_nr, ctx + 8, 4);

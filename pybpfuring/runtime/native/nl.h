@@ -39,7 +39,7 @@ enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4
  * handlers (Ctrl-C) and check a timed call's deadline even while programs never block. */
 #define NL_SLICE_NS 5000000ll
 /* events for Python */
-enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3, EV_LIVELOCK = 4 };
+enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3, EV_LIVELOCK = 4, EV_BADWAIT = 5 };
 /* tag flags */
 enum { TAG_SKIP = 1, TAG_PINNED = 2 };
 

@@ -1,4 +1,4 @@
-# expect: 7:5 generators and await are not supported
+# expect: 7:5 a program yields wait_cqe(ctx, cq) or wait(ctx, cq, nr)
 from pybpfuring.lang import *
 
 

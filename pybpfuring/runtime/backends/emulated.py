@@ -52,7 +52,8 @@ _SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len 
 _CQ_IDX = struct.Struct("<H")
 # io_uring_bpf_ctx: user_data, wait_nr, wait_idx (2021), then res, req, runs (lang/structs.py, Ctx)
 _CTX = struct.Struct("<QIIiIII")
-_CTX_RES = 16
+_CTX_RES = struct.Struct("<i")           # ctx.res alone (read after every OK run) ...
+_CTX_RES_AT, _CTX_LINE = 16, 28          # ... and the offsets of ctx.res and ctx.__line
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 RUN_OK, RUN_WAIT = 0, 1
@@ -516,7 +517,7 @@ class EmulatedBackend:
         self._end_run_links()
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete(request, _CTX.unpack_from(ctx)[3])
+            self._complete(request, _CTX_RES.unpack_from(ctx, _CTX_RES_AT)[0])
         elif ret == RUN_WAIT:
             _, wait_nr, wait_idx = _CTX.unpack_from(ctx)[:3]
             self._wait(request, wait_nr, wait_idx)
@@ -524,7 +525,7 @@ class EmulatedBackend:
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", program.name, ret)
             self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL,
-                                   why.bad_return(self._where(request), ret))
+                                   why.bad_return(self._where(request.prog), ret))
             self._complete(request, -errno.EINVAL)
 
     def _take_slot(self) -> int:
@@ -541,9 +542,8 @@ class EmulatedBackend:
         # fails the request instead of hanging it.
         if wait_idx >= len(self.cqs) or wait_nr == 0 or \
                 (wait_idx and wait_nr > self.cqs[wait_idx].capacity):
-            cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
-            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL, why.bad_wait(
-                self._where(request), wait_idx, wait_nr, len(self.cqs), cap))
+            self.explanations.note(request.cq_idx, request.user_data, -errno.EINVAL,
+                                   self._bad_wait_text(self._where(request.prog), wait_idx, wait_nr))
             self._complete(request, -errno.EINVAL)
             return
         cq = self.cqs[wait_idx]
@@ -558,12 +558,18 @@ class EmulatedBackend:
             chain, self._link_in_run = self._link_in_run, []
             self._start_stage(chain, 0)
 
-    def _where(self, request: BpfRequest) -> str:
-        """The program and the line of the return that ended its last run (ctx.__line)."""
+    def _where(self, prog: int, line: int | None = None) -> str:
+        """Program `prog` and the line of the return that ended its run (ctx.__line, unless the
+        caller has it from elsewhere)."""
         assert self.programs is not None
-        program = self.programs[request.prog].program
-        line = _CTX.unpack_from(self._ctx.view)[6]
+        program = self.programs[prog].program
+        if line is None:
+            line = int.from_bytes(self._ctx.view[_CTX_LINE:_CTX_LINE + 4], "little")
         return why.where(why.file_of(program.locate), program.name, line)
+
+    def _bad_wait_text(self, at: str, wait_idx: int, wait_nr: int) -> str:
+        cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
+        return why.bad_wait(at, wait_idx, wait_nr, len(self.cqs), cap)
 
     def _record_fault(self, fault: VmFault, request: BpfRequest) -> None:
         self.explanations.note(request.cq_idx, request.user_data, -(fault.errno or errno.EFAULT),

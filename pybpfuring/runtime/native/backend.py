@@ -20,7 +20,7 @@ from typing import Any
 
 from pybpfuring.errors import ProgramFault
 from pybpfuring.runtime.backends import explain as why
-from pybpfuring.runtime.backends.emulated import (_CTX, DEFAULT_RUN_BUDGET, RUN_OK, RUN_WAIT, BpfRequest,
+from pybpfuring.runtime.backends.emulated import (_CTX, _CTX_RES, _CTX_RES_AT, DEFAULT_RUN_BUDGET, RUN_OK, RUN_WAIT, BpfRequest,
                                                   EmulatedBackend, RingStalledError, _Continuation,
                                                   livelock_fault)
 from pybpfuring.runtime.backends.engine_maps import EngineMap
@@ -330,12 +330,10 @@ class NativeBackend(EmulatedBackend):
                 self._note_bad_wait(a, b, c)
 
     def _note_bad_wait(self, user_data: int, wait: int, info: int) -> None:
-        assert self.programs is not None
-        program = self.programs[info & 0xFF].program
-        wait_idx, wait_nr = wait & _M32, wait >> 32
-        cap = self.cqs[wait_idx].capacity if wait_idx < len(self.cqs) else 0
-        self.explanations.note((info >> 8) & 0xFFFF, user_data, -errno.EINVAL, why.bad_wait(
-            why.where(why.file_of(program.locate), program.name, info >> 32), wait_idx, wait_nr, len(self.cqs), cap))
+        # The line comes with the event: the ctx may hold later runs' by now.
+        at = self._where(info & 0xFF, info >> 32)
+        self.explanations.note((info >> 8) & 0xFFFF, user_data, -errno.EINVAL,
+                               self._bad_wait_text(at, wait & _M32, wait >> 32))
 
     def _finish_run(self, req: int, r0: int, status: int) -> None:
         """A run the native loop handed over: dispatch its deferred SQEs, then its fault or result
@@ -363,7 +361,7 @@ class NativeBackend(EmulatedBackend):
                 r0 = stop.value & M64
         ret = r0 & _M32
         if ret == RUN_OK:
-            self._complete_native(req, _CTX.unpack_from(self._ctx.view)[3])
+            self._complete_native(req, _CTX_RES.unpack_from(self._ctx.view, _CTX_RES_AT)[0])
         elif ret == RUN_WAIT:
             _, wait_nr, wait_idx = _CTX.unpack_from(self._ctx.view)[:3]
             lib.nl_wait(loop, req, wait_nr, wait_idx)
@@ -372,10 +370,8 @@ class NativeBackend(EmulatedBackend):
             assert self.programs is not None
             log.warning("program %r returned %d (neither OK=0 nor WAIT=1): its request fails "
                         "with -EINVAL", self.programs[prog].name, ret)
-            program = self.programs[prog].program
-            line = _CTX.unpack_from(self._ctx.view)[6]
-            self.explanations.note(int(info[2]), user_data, -errno.EINVAL, why.bad_return(
-                why.where(why.file_of(program.locate), program.name, line), ret))
+            self.explanations.note(int(info[2]), user_data, -errno.EINVAL,
+                                   why.bad_return(self._where(prog), ret))
             self._complete_native(req, -errno.EINVAL)
 
     def _complete_native(self, req: int, res: int) -> None:

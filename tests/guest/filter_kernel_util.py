@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 from pybpfuring.runtime.ring.ring import IoUring
 
 IORING_OP_SOCKET = 45
+CQE_F_MORE, CQE_F_NOTIF = 1 << 1, 1 << 3
 
 
 def run_sqes(ring: IoUring, fills: list[tuple[Callable, int]], batch: int = 32) -> list[int]:
@@ -18,16 +19,31 @@ def run_sqes(ring: IoUring, fills: list[tuple[Callable, int]], batch: int = 32) 
     where = {ud: i for i, (_, ud) in enumerate(fills)}
     assert len(where) == len(fills), "user_data must be unique"
     results = [0] * len(fills)
+    batch = min(batch, ring.sq_entries)      # never more SQEs at once than the ring holds
     for start in range(0, len(fills), batch):
         chunk = fills[start:start + batch]
         for fill, ud in chunk:
             sqe = ring.get_sqe()
             fill(sqe)
             sqe.user_data = ud
-        ring.submit_and_wait(len(chunk))
-        for _ in chunk:
+        # A denied SQE fails at submission, and without IORING_SETUP_SUBMIT_ALL the kernel stops
+        # the batch there (docs/filters.md): submit again until the SQ is empty.
+        submitted = 0
+        while submitted < len(chunk):
+            n = ring.submit()
+            assert n > 0, f"the kernel took none of {len(chunk) - submitted} SQEs"
+            submitted += n
+        # One result CQE per SQE; one flagged IORING_CQE_F_MORE (a zero-copy send, even a denied
+        # one: its prep already took a notification) is followed by its IORING_CQE_F_NOTIF CQE.
+        pending = len(chunk)
+        while pending:
             cqe = ring.wait_cqe(timeout=30)
+            pending -= 1
+            if cqe.flags & CQE_F_NOTIF:
+                continue
             results[where[cqe.user_data]] = cqe.res
+            if cqe.flags & CQE_F_MORE:
+                pending += 1
     return results
 
 

@@ -386,7 +386,7 @@ def _run_instances(ring: Any, index: int, prog: Program, cq0: list[tuple[int, in
         _wait_for(ring, (index << 8) | inst, cq0)
 
 
-def run_module(module: Module, path: Path, backend: str) -> list[Any]:
+def run_module(module: Module, path: Path, backend: str, engine: str = "auto") -> list[Any]:
     """One observation per program (or one error for the whole module, e.g. a refused load):
     every CQE per CQ after it ran, its log slots, CQ drops so far."""
     from pybpfuring.compiler import driver
@@ -394,7 +394,7 @@ def run_module(module: Module, path: Path, backend: str) -> list[Any]:
     loaded = driver.load_module(str(path))
     functions = [getattr(loaded, p.name) for p in module.programs]
     seen: list[Any] = []
-    with Ring(16, cqs=module.cq_sizes, backend=backend) as ring:
+    with Ring(16, cqs=module.cq_sizes, backend=backend, engine=engine) as ring:
         try:
             ring.register_programs(functions)
         except Exception as err:

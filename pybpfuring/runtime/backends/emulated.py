@@ -194,6 +194,7 @@ class EmulatedBackend:
         self._quiet_tags: dict[int, _Tag] = {}
         self._next_tag = 1
         self._ready: deque[BpfRequest] = deque()
+        self._held: list[BpfRequest] = []     # refusals waiting for the SQEs before them
         self._waiting_cqs: set[CompletionQueue] = set()  # CQs with parked requests
         self._link_in_run: list[_Entry] = []  # linked SQEs a running program submitted so far
         self._closed = False
@@ -263,6 +264,8 @@ class EmulatedBackend:
                 self._run_ready()
             io.submit()
             self._drain_kernel()
+            if self._held:
+                self._release_held()
             if deadline is not None and time.monotonic() >= deadline:
                 if until is None or until():
                     return
@@ -282,6 +285,17 @@ class EmulatedBackend:
             else:
                 cqe = io.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
             self._route(cqe)
+
+    def _hold(self, request: BpfRequest) -> None:
+        """A refused request that must complete after the SQEs submitted before it."""
+        self._held.append(request)
+
+    def _release_held(self) -> None:
+        self.io.submit()          # what _continue queued while routing, before the refusals
+        self._drain_kernel()
+        # Before the runs this batch woke: in the kernel their CQEs are posted in SQ order.
+        self._ready.extendleft(reversed(self._held))
+        self._held.clear()
 
     def _wake_idle_waiters(self) -> bool:
         """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
@@ -343,12 +357,14 @@ class EmulatedBackend:
     def _start_stage(self, chain: list[_Entry], i: int) -> None:
         entry, ncq = chain[i], len(self.cqs)
         if entry.cq_idx >= ncq:
-            # Fails with -EINVAL on CQ 0. Completed from the ready queue, not from here, so a long
-            # hard-linked chain of such entries cannot recurse deeply.
+            # Fails with -EINVAL on CQ 0, in submission order: after the SQEs queued before it
+            # reached the kernel and their inline completions were routed (as in the kernel and on
+            # bpf_ops). Completed from the ready queue, not from here, so a long hard-linked chain
+            # of such entries cannot recurse deeply.
             refused = BpfRequest(-1, entry, _Continuation(chain, i + 1))
             refused.cq_idx, refused.fail = 0, -errno.EINVAL
             self.explanations.note(0, entry.user_data, -errno.EINVAL, why.bad_cq(entry.cq_idx, ncq))
-            self._ready.append(refused)
+            self._hold(refused)
             return
         if entry.opcode == IORING_OP_BPF_2021:
             self._start_bpf(entry, _Continuation(chain, i + 1) if i + 1 < len(chain) else None)
@@ -588,7 +604,7 @@ class EmulatedBackend:
     # --- state for users and tests ------------------------------------------------------------
     def in_flight(self) -> int:
         """Kernel requests not completed yet plus BPF requests ready or waiting."""
-        return len(self._tags) + len(self._ready) + sum(cq.waiting for cq in self.cqs)
+        return len(self._tags) + len(self._ready) + len(self._held) + sum(cq.waiting for cq in self.cqs)
 
     def close(self) -> None:
         if self._closed:
@@ -596,6 +612,7 @@ class EmulatedBackend:
         self._closed = True
         self._staged = []
         self._ready.clear()
+        self._held.clear()
         self._waiting_cqs.clear()
         for cq in self.cqs:
             cq.clear_waiters()

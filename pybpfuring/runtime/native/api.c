@@ -48,7 +48,7 @@ void nl_free(struct loop *l)
         free(l->cqs[i].heap);
     }
     free(l->cqs), free(l->waiting_cqs), free(l->tags), free(l->quiet), free(l->reqs), free(l->ready);
-    free(l->progs), free(l->maps), free(l->deferred), free(l->events);
+    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held);
     free(l);
 }
 
@@ -117,8 +117,8 @@ int nl_post(struct loop *l, uint32_t cq, uint64_t user_data, int32_t res, uint32
 }
 
 /* A new BPF request, ready to run (or, with fail < 0, to be refused in queue order). */
-uint32_t nl_add_request(struct loop *l, uint32_t prog, uint64_t user_data, uint32_t cq_idx, uint32_t flags,
-                        uint64_t cont, int32_t fail)
+static uint32_t new_request(struct loop *l, uint32_t prog, uint64_t user_data, uint32_t cq_idx,
+                            uint32_t flags, uint64_t cont, int32_t fail)
 {
     if (l->req_free == UINT32_MAX) {
         uint32_t old = l->nreq_alloc;
@@ -134,7 +134,26 @@ uint32_t nl_add_request(struct loop *l, uint32_t prog, uint64_t user_data, uint3
     l->req_free = q->next_free;
     q->live = 1, q->prog = prog, q->user_data = user_data, q->cq_idx = cq_idx, q->flags = flags;
     q->cont = cont, q->runs = 0, q->claim_cq = -1, q->claim_nr = 0, q->fail = fail;
+    return r;
+}
+
+uint32_t nl_add_request(struct loop *l, uint32_t prog, uint64_t user_data, uint32_t cq_idx, uint32_t flags,
+                        uint64_t cont, int32_t fail)
+{
+    uint32_t r = new_request(l, prog, user_data, cq_idx, flags, cont, fail);
     ready_push(l, r);
+    return r;
+}
+
+/* A request refused at submission (a cq_idx the ring lacks): it becomes ready only after the SQEs
+ * queued before it reached the kernel and their inline completions were routed (nl_run), so its
+ * -EINVAL lands in submission order, as in the kernel. */
+uint32_t nl_hold_request(struct loop *l, uint32_t prog, uint64_t user_data, uint32_t cq_idx, uint32_t flags,
+                         uint64_t cont, int32_t fail)
+{
+    uint32_t r = new_request(l, prog, user_data, cq_idx, flags, cont, fail);
+    l->held = grow(l->held, &l->held_alloc, l->held_len + 1, sizeof *l->held);
+    l->held[l->held_len++] = r;
     return r;
 }
 

@@ -285,6 +285,11 @@ class NativeBackend(EmulatedBackend):
         return 0
 
     # --- dispatch (the reference's, onto native structures) -------------------------------------
+    def _hold(self, request: BpfRequest) -> None:
+        """As EmulatedBackend._hold, in the native loop (nl_hold_request)."""
+        self._lib.nl_hold_request(self._loop, max(request.prog, 0), request.user_data, request.cq_idx,
+                                  request.flags, self._cont_id(request.cont), request.fail)
+
     def _cont_id(self, cont: _Continuation | None) -> int:
         if cont is None:
             return 0

@@ -104,6 +104,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nl_kernel_sqe": (ctypes.c_int, [_P, ctypes.c_char_p, _U32, _U64, _U32, _U64, ctypes.c_int, _P]),
         "nl_post": (ctypes.c_int, [_P, _U32, _U64, _I32, _U32]),
         "nl_add_request": (_U32, [_P, _U32, _U64, _U32, _U32, _U64, _I32]),
+        "nl_hold_request": (_U32, [_P, _U32, _U64, _U32, _U32, _U64, _I32]),
         "nl_complete": (None, [_P, _U32, _I32]),
         "nl_wait": (None, [_P, _U32, _U32, _U32]),
         "nl_request": (None, [_P, _U32, _P]),

@@ -129,6 +129,17 @@ NL_HIDDEN void ready_push(struct loop *l, uint32_t req)
     l->ready[(l->ready_head + l->ready_len++) & (l->ready_alloc - 1)] = req;
 }
 
+/* Before every ready request (the refusals nl_hold_request held: they precede the runs their
+ * routing batch woke, as their CQEs would in the kernel). */
+static void ready_push_front(struct loop *l, uint32_t req)
+{
+    ready_push(l, req); /* makes room; then move it from the back to the front */
+    l->ready_len--;
+    l->ready_head = (l->ready_head - 1) & (l->ready_alloc - 1);
+    l->ready[l->ready_head] = req;
+    l->ready_len++;
+}
+
 NL_HIDDEN uint32_t ready_pop(struct loop *l)
 {
     uint32_t r = l->ready[l->ready_head];
@@ -397,8 +408,12 @@ NL_HIDDEN int drain(struct loop *l)
         struct cqe c = l->kcqes[head & l->cq_mask];
         __atomic_store_n(l->cq_head, head + 1, __ATOMIC_RELEASE);
         route(l, &c);
-        if (l->need_py)
+        if (l->need_py) {
+            /* Python finishes this CQE's work; the CQEs behind it are routed before any program
+             * runs (nl_run resumes the drain first), as the Python loop routes a whole batch. */
+            l->drain_cut = 1;
             return 0;
+        }
     }
 }
 
@@ -476,6 +491,12 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
     nl_cur_loop = l;
     for (;;) {
         if (l->need_py) { rc = NL_NEED_PY; break; }
+        if (l->drain_cut) {
+            l->drain_cut = 0;
+            int err = drain(l);
+            if (err) { l->err = -err; rc = NL_ERROR; break; }
+            if (l->need_py) { rc = NL_NEED_PY; break; }
+        }
         int out_of_time = 0, out_of_runs = 0;
         while (l->ready_len && !l->need_py) {
             run(l, ready_pop(l));
@@ -490,6 +511,14 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         int err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
+        if (l->held_len) {
+            /* Refused requests complete after what was submitted before them (nl_hold_request). */
+            if ((err = flush(l)) || (err = drain(l))) { l->err = -err; rc = NL_ERROR; break; }
+            if (l->need_py) { rc = NL_NEED_PY; break; }
+            for (uint32_t i = l->held_len; i-- > 0;)
+                ready_push_front(l, l->held[i]);
+            l->held_len = 0;
+        }
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||

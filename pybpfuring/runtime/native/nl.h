@@ -127,6 +127,9 @@ struct loop {
     struct event *events;
     uint32_t ev_head, ev_len, ev_alloc;
     int need_py;
+    int drain_cut;                /* drain() stopped for Python with kernel CQEs left */
+    uint32_t *held;               /* refused requests waiting for the SQEs before them */
+    uint32_t held_len, held_alloc;
     /* counters */
     uint64_t runs, insns;
     int err;                      /* errno of a failed io_uring_enter */

@@ -26,6 +26,7 @@ from pybpfuring.runtime.backends.emulated import (_CTX, _CTX_RES, _CTX_RES_AT, D
 from pybpfuring.runtime.backends.engine_maps import EngineMap
 from pybpfuring.runtime.backends.helpers_2021 import (HELPER_COPY_TO_USER, HELPER_EMIT_CQE,
                                                       HELPER_REAP_CQE, HELPER_SUBMIT, Helpers2021)
+from pybpfuring.runtime.backends.usermem import UserArena
 from pybpfuring.runtime.backends.programs import build_programs, open_object, select_programs
 from pybpfuring.runtime.backends.sigint import SIGINT_DEFERRAL
 from pybpfuring.runtime.engine import jit_abi as J
@@ -35,6 +36,7 @@ from pybpfuring.runtime.engine.jit import JitVm, NativeHelper, _Binding
 from pybpfuring.runtime.engine.memory import Memory, MemoryFault
 from pybpfuring.runtime.ring import IoUring, IoUringError, RingClosedError
 from pybpfuring.runtime.ring import ring as ring_module
+from pybpfuring.runtime.ring.buffers import pin
 from pybpfuring.runtime.ring.structs import Cqe
 from pybpfuring.runtime.ring.syscalls import IoUringEnterError
 
@@ -162,6 +164,8 @@ class NativeBackend(EmulatedBackend):
         self._ctx_addr = self._ctx.start
         self._budget = budget
         self.helpers = Helpers2021(self)  # the Python helpers: hash maps, trace_printk
+        self.user_arena = UserArena()
+        self._buffer_spans: list[tuple[int, int]] = []
         self.programs = None
         self.maps: dict[str, EngineMap] = {}
         self.faults: deque[ProgramFault] = deque(maxlen=1000)
@@ -253,6 +257,37 @@ class NativeBackend(EmulatedBackend):
         table_arr = (ctypes.c_uint64 * max(len(desc), 1))(*desc)
         self._lib.nl_set_maps(self._loop, table_arr, len(maps))
         return [p.name for p in self.programs]
+
+    def user_memory(self, size: int, align: int) -> tuple[Any, int]:
+        place = self.user_arena.take(size, align)
+        self._tell_known()
+        return place
+
+    def register_buffers(self, buffers: list[Any]) -> None:
+        super().register_buffers(buffers)
+        # pinned by the IoUring until close(): valid for the loop's whole life
+        self._buffer_spans = [pin(b, writable=True, what=f"registered buffer {i}")[:2]
+                              for i, b in enumerate(buffers)]
+        self._tell_known()
+
+    def _tell_known(self) -> None:
+        """Give the loop the user memory it may copy with plain loads and stores (sorted, merged)."""
+        spans = sorted((a, a + n) for a, n in self.user_arena.spans() + self._buffer_spans if n)
+        merged: list[list[int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        flat = [v for lo, hi in merged for v in (lo, hi, 1)]
+        table = (ctypes.c_uint64 * max(len(flat), 1))(*flat)
+        self._lib.nl_set_known(self._loop, table, len(merged))
+
+    def copy_counts(self) -> tuple[int, int]:
+        """(copy_{from,to}_user served as plain copies, copies through process_vm_*)."""
+        out = (ctypes.c_uint64 * 2)()
+        self._lib.nl_copy_counts(self._loop, out)
+        return int(out[0]), int(out[1])
 
     # --- callbacks from native code -----------------------------------------------------------------
     def _py_helper(self, ctx: int, pc: int, r1: int, r2: int, r3: int, r4: int, r5: int, extra: int) -> int:

@@ -97,6 +97,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nl_helper": (_U64, [_U32]),
         "nl_run": (ctypes.c_int, [_P, _I32, _U64, _I64, _U64]),
         "nl_set_run_budget": (None, [_P, _U64]),
+        "nl_set_known": (None, [_P, _P, _U32]),
+        "nl_copy_counts": (None, [_P, _P]),
         "nl_attempts": (_U64, [_P]),
         "nl_pop_event": (ctypes.c_int, [_P, _P]),
         "nl_deferred": (_U32, [_P, ctypes.POINTER(_P)]),

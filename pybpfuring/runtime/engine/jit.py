@@ -29,6 +29,7 @@ from pybpfuring.compiler import isa
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine import jit_ir
 from pybpfuring.runtime.engine.faults import HelperFault, InsnFault, StopProgram, VmFault
+from pybpfuring.runtime.engine.compile_cache import CompileCache
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64, HelperFn, Program, Vm
 from pybpfuring.runtime.engine.jit_plan import Plan, make_plan
 from pybpfuring.runtime.engine.memory import Memory, MemoryFault, Region
@@ -156,15 +157,20 @@ def _compile(ir_text: str, machine: llvm.TargetMachine, opt: int) -> llvm.Execut
 
 
 DEFAULT_OPT = 1  # 0: no IR passes; 1: SROA + clean-ups, -O0 code generation; 2, 3: + GVN, -O2/-O3 code generation
-_CODE: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], JitCode]] = weakref.WeakKeyDictionary()
+# Native code by content: (program key, entry, level, the native helpers' addresses), shared by every
+# JitVm and Ring of the process (compile_cache.py). The addresses are part of the key because the
+# code calls them directly; the Python helpers and ld_imm64 values are bound per JitVm (_Binding).
+_CODE: CompileCache[JitCode] = CompileCache()
 
 
 def compile_program(program: Program, entry: int = 0, opt: int = DEFAULT_OPT) -> JitCode:
-    """Native code for `program` starting at slot `entry` (cached per program, entry and level)."""
-    per_program = _CODE.setdefault(program, {})
-    code = per_program.get((entry, opt))
+    """Native code for `program` starting at slot `entry` (compiled once per content and level)."""
+    natives = tuple(sorted((hid, fn.address) for hid, fn in program.helpers.items()
+                           if isinstance(fn, NativeHelper)))
+    key = (program.key, entry, opt, natives)
+    code = _CODE.get(key)
     if code is None:
-        code = per_program[(entry, opt)] = JitCode(program, entry, opt)
+        code = _CODE.put(key, JitCode(program, entry, opt))
     return code
 
 

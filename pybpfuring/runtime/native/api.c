@@ -217,3 +217,10 @@ uint32_t nl_current_prog(struct loop *l) { return l->cur_prog; }
 
 /* Flush the SQ (Python's submit path outside a run). 0 or -errno. */
 int nl_flush(struct loop *l) { return flush(l); }
+
+/* The hash of the sources this library was built from (setup.py passes it; build.py compares it
+ * with the package's sources, so a stale extension in a checkout is not loaded). */
+#ifndef NL_SOURCE_HASH
+#define NL_SOURCE_HASH ""
+#endif
+const char *nl_source_hash(void) { return NL_SOURCE_HASH; }

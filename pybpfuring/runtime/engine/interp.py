@@ -192,9 +192,7 @@ class Vm:
 
     def _fault(self, prepared: _Prepared, kind: str, message: str, pc: int, errno: int | None = None,
                access: MemoryFault | None = None) -> VmFault:
-        program = prepared.program
-        loc = program.locate(pc) if program.locate is not None else None
-        return VmFault(program.name, kind, message, pc, errno, loc, access)
+        return program_fault(prepared.program, kind, message, pc, errno, access)
 
     # --- frames (called by generated code) -----------------------------------------------------
     def _enter_stack(self) -> int:
@@ -243,13 +241,13 @@ class Vm:
                   call_local=self._call_local, do_exit=self._do_exit, callx=self._callx)
         for helper_id in compiler.helper_ids:
             fn = program.helpers.get(helper_id)
-            ns[f"h_{helper_id & codegen.M32}"] = fn if fn is not None else _missing("helper", helper_id)
+            ns[f"h_{helper_id & codegen.M32}"] = fn if fn is not None else missing_helper("helper", helper_id)
         for pc, insn in compiler.kfunc_slots.items():
             fn = program.kfuncs.get(insn.imm)
             name = program.kfunc_names.get(insn.imm)
             if fn is None and name is not None:
                 fn = program.kfuncs.get(name)
-            ns[f"k_{pc}"] = fn if fn is not None else _missing("kfunc", name or insn.imm)
+            ns[f"k_{pc}"] = fn if fn is not None else missing_helper("kfunc", name or insn.imm)
         for pc, (first, second) in compiler.pseudo_slots.items():
             ns[f"L{pc}"] = self._resolve(program, pc, first, second)
         return ns
@@ -275,7 +273,18 @@ class Vm:
         return unresolved
 
 
-def _missing(kind: str, key: object) -> HelperFn:
+def program_fault(program: Program, kind: str, message: str, pc: int, errno: int | None = None,
+                  access: MemoryFault | None = None) -> VmFault:
+    """The VmFault every engine raises for a fault of `program` at slot `pc` (located through
+    `program.locate`): one description shared by the interpreter, the JIT and the native loop."""
+    loc = program.locate(pc) if program.locate is not None else None
+    return VmFault(program.name, kind, message, pc, errno, loc, access)
+
+
+def missing_helper(kind: str, key: object) -> HelperFn:
+    """The stand-in for a helper or kfunc absent from a program's tables: faults when called."""
     def missing(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         raise InsnFault("no_helper", f"unknown {kind} {key}")
     return missing
+
+

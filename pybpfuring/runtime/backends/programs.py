@@ -9,6 +9,7 @@ load-time resolver; faults are located through the line_info (slot -> Python fil
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pybpfuring.errors import PyBpfUringError, SourceLocation
 from pybpfuring.runtime.bpf.link import INSN_SIZE
 from pybpfuring.runtime.bpf.object import BpfObject, Program as LinkedProgram
 from pybpfuring.runtime.bpf.verifier import SourceLine
+from pybpfuring.runtime.engine.compile_cache import CompileCache
 from pybpfuring.runtime.engine.interp import HelperFn, Program
 from pybpfuring.runtime.engine.memory import Memory
 
@@ -44,9 +46,18 @@ def _is_iouring_section(section: str) -> bool:
     return section in IOURING_SECTIONS or section.startswith(("iouring/", "iouring.s/"))
 
 
+# Parsed objects by the SHA-256 of their bytes: every Ring registering the same programs gets the
+# same ELF, and parsing it (pyelftools) was most of a warm register_programs. The engines only read
+# the object (map specs, images copied with bytes(), linked slots decoded afresh).
+_OBJECTS: CompileCache[BpfObject] = CompileCache(16)
+
+
 def open_object(elf: bytes | str | os.PathLike[str]) -> BpfObject:
-    source: bytes | str = elf if isinstance(elf, bytes) else os.fspath(elf)
-    return BpfObject.open(source)
+    if not isinstance(elf, bytes):
+        return BpfObject.open(os.fspath(elf))
+    key = hashlib.sha256(elf).digest()
+    obj = _OBJECTS.get(key)
+    return obj if obj is not None else _OBJECTS.put(key, BpfObject.open(elf))
 
 
 def select_programs(obj: BpfObject, names: list[str] | None) -> list[LinkedProgram]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 
 import pytest
 
@@ -85,3 +86,22 @@ def test_range_straddling_known_memory_takes_the_checked_path() -> None:
         fast, checked = ring._backend().copy_counts()
         assert fast == 0 and checked >= 1
         assert res in (0, -errno.EFAULT)
+
+
+def test_a_forked_child_copies_its_own_memory() -> None:
+    """The checked path names our pid without a getpid per copy: after fork() it must be the
+    child's (an atfork handler refreshes it), or the child would read and write its parent."""
+    cell = ctypes.c_uint64(0)   # plain memory: the checked path
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            cell.value = 5
+            with Ring(8, backend="emulated", engine="native") as ring:
+                ring.register_programs([add_one])
+                code = 0 if _run(ring, ctypes.addressof(cell)) == 0 and cell.value == 6 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cell.value == 0          # the parent's copy was not touched

@@ -43,6 +43,7 @@ from .cqs import CompletionQueue
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
 from .sigint import SIGINT_DEFERRAL
+from .usermem import UserArena
 from .programs import (EngineProgram, build_programs, create_maps, open_object,
                        select_programs)
 
@@ -173,6 +174,7 @@ class EmulatedBackend:
         self._next_slot = 0
         self._ctx_addr = self._ctx.start
         self.helpers = Helpers2021(self)
+        self.user_arena = UserArena()
         self.programs: list[EngineProgram] | None = None
         self.maps: dict[str, EngineMap] = {}
         self.faults: deque[ProgramFault] = deque(maxlen=1000)
@@ -215,6 +217,10 @@ class EmulatedBackend:
 
     def register_buffers(self, buffers: list[Any]) -> None:
         self.io.register_buffers(buffers)
+
+    def user_memory(self, size: int, align: int) -> tuple[Any, int]:
+        """Ring.user_memory: (buffer, offset) in this ring's arena (backends/usermem.UserArena)."""
+        return self.user_arena.take(size, align)
 
     @property
     def sq_entries(self) -> int:

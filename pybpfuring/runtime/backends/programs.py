@@ -9,6 +9,7 @@ load-time resolver; faults are located through the line_info (slot -> Python fil
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pybpfuring.errors import PyBpfUringError, SourceLocation
 from pybpfuring.runtime.bpf.link import INSN_SIZE
 from pybpfuring.runtime.bpf.object import BpfObject, Program as LinkedProgram
 from pybpfuring.runtime.bpf.verifier import SourceLine
+from pybpfuring.runtime.engine.compile_cache import CompileCache
 from pybpfuring.runtime.engine.interp import HelperFn, Program
 from pybpfuring.runtime.engine.memory import Memory
 
@@ -44,9 +46,18 @@ def _is_iouring_section(section: str) -> bool:
     return section in IOURING_SECTIONS or section.startswith(("iouring/", "iouring.s/"))
 
 
+# Parsed objects by the SHA-256 of their bytes: every Ring registering the same programs gets the
+# same ELF, and parsing it (pyelftools) was most of a warm register_programs. The engines only read
+# the object (map specs, images copied with bytes(), linked slots decoded afresh).
+_OBJECTS: CompileCache[BpfObject] = CompileCache(16)
+
+
 def open_object(elf: bytes | str | os.PathLike[str]) -> BpfObject:
-    source: bytes | str = elf if isinstance(elf, bytes) else os.fspath(elf)
-    return BpfObject.open(source)
+    if not isinstance(elf, bytes):
+        return BpfObject.open(os.fspath(elf))
+    key = hashlib.sha256(elf).digest()
+    obj = _OBJECTS.get(key)
+    return obj if obj is not None else _OBJECTS.put(key, BpfObject.open(elf))
 
 
 def select_programs(obj: BpfObject, names: list[str] | None) -> list[LinkedProgram]:
@@ -80,19 +91,33 @@ def create_maps(obj: BpfObject, memory: Memory) -> dict[str, EngineMap]:
     return maps
 
 
-def _patched_insns(prog: LinkedProgram, maps: Mapping[str, EngineMap]) -> list[isa.Insn]:
+def _patched_insns(prog: LinkedProgram, maps: Mapping[str, EngineMap]
+                   ) -> tuple[list[isa.Insn], dict[int, int]]:
+    """The slots, each map reference turned into a pseudo ld_imm64 (src MAP_VALUE, imm = its
+    index) whose value, this ring's address of the map, is in the returned {slot: value}. The
+    slots are then the same in every ring, so the compiled form is shared (compile_cache.py)
+    and only the values are bound per ring."""
     insns = isa.decode(bytes(prog.linked.insns))
-    for ref in prog.linked.map_refs:
+    values: dict[int, int] = {}
+    for index, ref in enumerate(prog.linked.map_refs):
         target = maps[ref.map_name]
-        value = target.handle if ref.offset is None else target.base + ref.offset
+        values[ref.insn] = target.handle if ref.offset is None else target.base + ref.offset
         first, second = insns[ref.insn], insns[ref.insn + 1]
-        lo, hi = isa.ld_imm64(first.dst, value)
-        insns[ref.insn], insns[ref.insn + 1] = lo, isa.Insn(second.opcode, 0, 0, 0, hi.imm)
+        insns[ref.insn] = isa.Insn(first.opcode, first.dst, isa.BPF_PSEUDO_MAP_VALUE, 0, index)
+        insns[ref.insn + 1] = isa.Insn(second.opcode, 0, 0, 0, 0)
     if prog.linked.extern_refs:
         names = ", ".join(sorted({r.name for r in prog.linked.extern_refs}))
         raise RegistrationError(f"program {prog.name!r} uses kernel symbols ({names}) that the "
                                 "emulated backend does not provide")
-    return insns
+    return insns, values
+
+
+def _resolver(values: dict[int, int]) -> Callable[[int, int, int, int], int]:
+    def resolve(pc: int, src: int, imm: int, next_imm: int) -> int:
+        if pc not in values:
+            raise LookupError(f"slot {pc} is not a map reference of this program")
+        return values[pc]
+    return resolve
 
 
 def line_locator(lines: Mapping[int, SourceLine]) -> Callable[[int], SourceLocation | None]:
@@ -114,7 +139,8 @@ def build_programs(chosen: list[LinkedProgram], maps: Mapping[str, EngineMap],
     for index, prog in enumerate(chosen):
         if len(prog.linked.insns) % INSN_SIZE:
             raise RegistrationError(f"program {prog.name!r} has a truncated instruction")
-        engine_prog = Program(_patched_insns(prog, maps), helpers=helpers, name=prog.name,
+        insns, values = _patched_insns(prog, maps)
+        engine_prog = Program(insns, helpers=helpers, name=prog.name, resolve_ld_imm64=_resolver(values),
                               locate=line_locator(prog.line_info))
         out.append(EngineProgram(index, prog.name, engine_prog))
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -91,3 +92,34 @@ class UserMemory:
     def write_from(self, user_ptr: int, local: int, size: int) -> bool:
         """Copy `size` bytes from the valid address `local` to user address `user_ptr`."""
         return size == 0 or self._copy(_writev, local, user_ptr, size)
+
+
+class UserArena:
+    """Ring.user_memory on the emulated backends: zeroed blocks carved out of anonymous mmaps the
+    ring owns. The native loop knows these ranges (`spans`) are valid while the ring is open, so
+    copy_{from,to}_user there are plain copies instead of process_vm_* system calls. A block stays
+    valid while its ctypes object is referenced (from_buffer keeps its mmap alive), also after close."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self) -> None:
+        self.maps: list[mmap.mmap] = []
+        self._used = 0
+
+    def take(self, size: int, align: int) -> tuple[mmap.mmap, int]:
+        """(buffer, offset) of `size` fresh zeroed bytes aligned to `align`."""
+        start = -(-self._used // align) * align
+        if not self.maps or start + size > len(self.maps[-1]):
+            self.maps.append(mmap.mmap(-1, max(self.CHUNK, -(-size // mmap.PAGESIZE) * mmap.PAGESIZE)))
+            start = 0
+        self._used = start + size
+        return self.maps[-1], start
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(address, size) of every chunk."""
+        out = []
+        for m in self.maps:
+            anchor = ctypes.c_char.from_buffer(m)   # a transient export: the address, then released
+            out.append((ctypes.addressof(anchor), len(m)))
+            del anchor
+        return out

@@ -10,6 +10,7 @@ loop, frames, the budget and fault reporting. See docs/engine.md.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import types
 import weakref
 from typing import Callable, Mapping, Protocol
@@ -18,6 +19,7 @@ from pybpfuring.compiler import isa
 from pybpfuring.compiler.isa import Insn
 from pybpfuring.errors import SourceLocation
 from pybpfuring.runtime.engine import codegen
+from pybpfuring.runtime.engine.compile_cache import CompileCache
 from pybpfuring.runtime.engine.faults import (HelperFault, InsnFault, ProgramExit, StopProgram,
                                               VmFault)
 from pybpfuring.runtime.engine.memory import ATOMIC_LOCK, Memory, MemoryFault, Region
@@ -28,6 +30,7 @@ DEFAULT_BUDGET = 1_000_000
 # (Ctrl-C, a deadline) until it returns, so a run must stay short: 2^24 instructions take well under
 # 100 ms of JIT-compiled code. (The kernel verifier's own cap is 1M instructions per program.)
 MAX_BUDGET = 1 << 24
+_SLOT_CODE: CompileCache[tuple[types.CodeType, codegen.SlotCompiler]] = CompileCache()
 _STACK_GAP = 512  # unmapped bytes between frame stacks, so a small overflow faults
 
 
@@ -65,17 +68,29 @@ class Program:
         self.locate = locate
         self._code: types.CodeType | None = None  # the slot functions' code, shared by every Vm
         self._compiler: codegen.SlotCompiler | None = None
+        self._key: bytes | None = None
 
     @classmethod
     def from_bytes(cls, code: bytes, **kwargs: object) -> "Program":
         return cls(isa.decode(code), **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def key(self) -> bytes:
+        """The program's identity for compile caches: its slots and name (not its tables, which
+        are bound per Vm), so every Ring registering the same ELF shares one compiled form."""
+        if self._key is None:
+            self._key = hashlib.sha256(isa.encode(self.insns) + self.name.encode()).digest()
+        return self._key
+
     def compiled(self) -> tuple[types.CodeType, codegen.SlotCompiler]:
-        """Generate and compile the slot functions (once; the tables are read later, per Vm)."""
+        """Generate and compile the slot functions (once per content per process: `_SLOT_CODE`;
+        the tables are read later, per Vm)."""
         if self._code is None:
-            compiler = codegen.SlotCompiler(self.insns)
-            self._code = compile(compiler.source(), f"<bpf program {self.name}>", "exec")
-            self._compiler = compiler
+            cached = _SLOT_CODE.get(self.key)
+            if cached is None:
+                compiler = codegen.SlotCompiler(self.insns)
+                cached = (compile(compiler.source(), f"<bpf program {self.name}>", "exec"), compiler)
+            self._code, self._compiler = _SLOT_CODE.put(self.key, cached)
         assert self._compiler is not None
         return self._code, self._compiler
 
@@ -177,9 +192,7 @@ class Vm:
 
     def _fault(self, prepared: _Prepared, kind: str, message: str, pc: int, errno: int | None = None,
                access: MemoryFault | None = None) -> VmFault:
-        program = prepared.program
-        loc = program.locate(pc) if program.locate is not None else None
-        return VmFault(program.name, kind, message, pc, errno, loc, access)
+        return program_fault(prepared.program, kind, message, pc, errno, access)
 
     # --- frames (called by generated code) -----------------------------------------------------
     def _enter_stack(self) -> int:
@@ -228,13 +241,13 @@ class Vm:
                   call_local=self._call_local, do_exit=self._do_exit, callx=self._callx)
         for helper_id in compiler.helper_ids:
             fn = program.helpers.get(helper_id)
-            ns[f"h_{helper_id & codegen.M32}"] = fn if fn is not None else _missing("helper", helper_id)
+            ns[f"h_{helper_id & codegen.M32}"] = fn if fn is not None else missing_helper("helper", helper_id)
         for pc, insn in compiler.kfunc_slots.items():
             fn = program.kfuncs.get(insn.imm)
             name = program.kfunc_names.get(insn.imm)
             if fn is None and name is not None:
                 fn = program.kfuncs.get(name)
-            ns[f"k_{pc}"] = fn if fn is not None else _missing("kfunc", name or insn.imm)
+            ns[f"k_{pc}"] = fn if fn is not None else missing_helper("kfunc", name or insn.imm)
         for pc, (first, second) in compiler.pseudo_slots.items():
             ns[f"L{pc}"] = self._resolve(program, pc, first, second)
         return ns
@@ -260,7 +273,18 @@ class Vm:
         return unresolved
 
 
-def _missing(kind: str, key: object) -> HelperFn:
+def program_fault(program: Program, kind: str, message: str, pc: int, errno: int | None = None,
+                  access: MemoryFault | None = None) -> VmFault:
+    """The VmFault every engine raises for a fault of `program` at slot `pc` (located through
+    `program.locate`): one description shared by the interpreter, the JIT and the native loop."""
+    loc = program.locate(pc) if program.locate is not None else None
+    return VmFault(program.name, kind, message, pc, errno, loc, access)
+
+
+def missing_helper(kind: str, key: object) -> HelperFn:
+    """The stand-in for a helper or kfunc absent from a program's tables: faults when called."""
     def missing(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         raise InsnFault("no_helper", f"unknown {kind} {key}")
     return missing
+
+

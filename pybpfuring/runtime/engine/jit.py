@@ -29,7 +29,9 @@ from pybpfuring.compiler import isa
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine import jit_ir
 from pybpfuring.runtime.engine.faults import HelperFault, InsnFault, StopProgram, VmFault
-from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64, HelperFn, Program, Vm
+from pybpfuring.runtime.engine.compile_cache import CompileCache
+from pybpfuring.runtime.engine.interp import (DEFAULT_BUDGET, M64, HelperFn, Program, Vm, missing_helper,
+                                              program_fault)
 from pybpfuring.runtime.engine.jit_plan import Plan, make_plan
 from pybpfuring.runtime.engine.memory import Memory, MemoryFault, Region
 
@@ -156,15 +158,20 @@ def _compile(ir_text: str, machine: llvm.TargetMachine, opt: int) -> llvm.Execut
 
 
 DEFAULT_OPT = 1  # 0: no IR passes; 1: SROA + clean-ups, -O0 code generation; 2, 3: + GVN, -O2/-O3 code generation
-_CODE: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], JitCode]] = weakref.WeakKeyDictionary()
+# Native code by content: (program key, entry, level, the native helpers' addresses), shared by every
+# JitVm and Ring of the process (compile_cache.py). The addresses are part of the key because the
+# code calls them directly; the Python helpers and ld_imm64 values are bound per JitVm (_Binding).
+_CODE: CompileCache[JitCode] = CompileCache()
 
 
 def compile_program(program: Program, entry: int = 0, opt: int = DEFAULT_OPT) -> JitCode:
-    """Native code for `program` starting at slot `entry` (cached per program, entry and level)."""
-    per_program = _CODE.setdefault(program, {})
-    code = per_program.get((entry, opt))
+    """Native code for `program` starting at slot `entry` (compiled once per content and level)."""
+    natives = tuple(sorted((hid, fn.address) for hid, fn in program.helpers.items()
+                           if isinstance(fn, NativeHelper)))
+    key = (program.key, entry, opt, natives)
+    code = _CODE.get(key)
     if code is None:
-        code = per_program[(entry, opt)] = JitCode(program, entry, opt)
+        code = _CODE.put(key, JitCode(program, entry, opt))
     return code
 
 
@@ -184,13 +191,13 @@ class _Binding:
             if insn.opcode == isa.OP_CALLX:
                 continue
             if insn.src == isa.BPF_HELPER_CALL:
-                self.calls[pc] = program.helpers.get(insn.imm) or _missing("helper", insn.imm)
+                self.calls[pc] = program.helpers.get(insn.imm) or missing_helper("helper", insn.imm)
             elif insn.src == isa.BPF_PSEUDO_KFUNC_CALL:
                 fn = program.kfuncs.get(insn.imm)
                 name = program.kfunc_names.get(insn.imm)
                 if fn is None and name is not None:
                     fn = program.kfuncs.get(name)
-                self.calls[pc] = fn or _missing("kfunc", name or insn.imm)
+                self.calls[pc] = fn or missing_helper("kfunc", name or insn.imm)
         self.consts = (_U64 * max(2 * len(plan.pseudo_slots), 1))()
         for index, pc in enumerate(plan.pseudo_slots):
             value = self._resolve(pc)
@@ -240,7 +247,7 @@ class JitVm(Vm):
         self.opt = opt
         self._ctx = (_U64 * J.CTX_FIELDS)()
         self._ctx_addr = ctypes.addressof(self._ctx)
-        self._table_key: list[Region] = []
+        self._table_generation = -1  # memory.generation when the table was last exported
         self._table = (_U64 * 3)()
         self._bindings: weakref.WeakKeyDictionary[Program, dict[int, _Binding]] = weakref.WeakKeyDictionary()
         self._bound: _Binding | None = None
@@ -323,15 +330,60 @@ class JitVm(Vm):
 
     def _sync_regions(self) -> None:
         """Export the region table to native code again if it changed since the last export."""
-        # Memory's own sorted list, compared element by element by identity (Region has eq=False): no
-        # copy on the common path, which runs once per run and after every Python helper.
-        if self.memory._regions == self._table_key:
+        # Memory's generation counter: one int compare on the common path, which runs once per run
+        # and after every Python helper.
+        if self.memory.generation == self._table_generation:
             return
         regions = self.memory.regions()
         table = region_table(regions)
-        self._table, self._table_key = table, regions
+        self._table, self._table_generation = table, self.memory.generation
         self._ctx[J.CTX_REGIONS] = ctypes.addressof(table)
         self._ctx[J.CTX_NREGIONS] = len(regions)
+
+    # --- for a host that calls the JIT'd entry points itself (the native event loop) ---
+    def bind(self, program: Program, entry: int = 0) -> _Binding:
+        """`program` compiled (shared, cached) and bound to this Vm: `entries`, `consts_addr`."""
+        return self._bind(program, entry)
+
+    @property
+    def context_address(self) -> int:
+        """The address of the native context (jit_abi.CTX_*) the entry points take first."""
+        return self._ctx_addr
+
+    def context_field(self, index: int) -> int:
+        return int(self._ctx[index])
+
+    def set_context_field(self, index: int, value: int) -> None:
+        self._ctx[index] = value
+
+    def sync_regions(self) -> None:
+        """Export the region table to the context now (before a host starts running programs)."""
+        self._sync_regions()
+
+    def hosted_helper(self, binding: _Binding, limit: int, ctx: int, pc: int, r1: int, r2: int, r3: int,
+                      r4: int, r5: int, extra: int) -> int:
+        """A Python helper called from a run the host started: as the trampoline during `run`."""
+        self._bound, self._running, self._limit = binding, True, limit
+        try:
+            return self._call_helper(ctx, pc, r1, r2, r3, r4, r5, extra)
+        finally:
+            self._bound, self._running = None, False
+
+    def hosted_failure(self, binding: _Binding, exc: BaseException, pc: int) -> None:
+        """Record `exc`, raised by host code serving slot `pc`, as the run's pending fault."""
+        if isinstance(exc, MemoryFault):
+            self._pending = self._fault(binding, "memory", str(exc), pc, access=exc)
+        elif isinstance(exc, HelperFault):
+            self._pending = self._fault(binding, "helper", str(exc), pc, errno=exc.errno)
+        else:  # a bug: keep its traceback, say where it ran
+            exc.add_note(f"while program '{binding.program.name}' executed slot {pc}")
+            self._pending = exc
+        self._ctx[J.CTX_STATUS] = J.ST_PYEXC
+
+    def raise_status(self, binding: _Binding, limit: int) -> None:
+        """Raise what the status a hosted run left in the context means (VmFault, StopProgram...)."""
+        self._limit = limit
+        self._raise_fault(binding)
 
     # --- helpers, through the trampoline ---
     def _call_helper(self, ctx: int, pc: int, r1: int, r2: int, r3: int, r4: int, r5: int, extra: int) -> int:
@@ -349,7 +401,7 @@ class JitVm(Vm):
                 if isinstance(fn, NativeHelper):  # same context, no scratch one
                     return fn.call(ctx, r1, r2, r3, r4, r5)
             result = fn(self, r1, r2, r3, r4, r5) & M64
-            if self.memory._regions != self._table_key:  # the helper added or removed regions
+            if self.memory.generation != self._table_generation:  # the helper added or removed regions
                 self._sync_regions()
             return result
         except MemoryFault as exc:
@@ -370,9 +422,7 @@ class JitVm(Vm):
     # --- faults ---
     def _fault(self, binding: _Binding, kind: str, message: str, pc: int, errno: int | None = None,
                access: MemoryFault | None = None) -> VmFault:
-        program = binding.program
-        loc = program.locate(pc) if program.locate is not None else None
-        return VmFault(program.name, kind, message, pc, errno, loc, access)
+        return program_fault(binding.program, kind, message, pc, errno, access)
 
     def _raise_fault(self, binding: _Binding) -> int:
         """Turn the status native code left in ctx into the exception the interpreter would raise."""
@@ -412,7 +462,3 @@ def memory_fault(memory: Memory, addr: int, size: int, mode: int) -> MemoryFault
     return MemoryFault(addr, size, mode != J.MODE_READ, "the region table changed during the access")
 
 
-def _missing(kind: str, key: object) -> HelperFn:
-    def missing(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        raise InsnFault("no_helper", f"unknown {kind} {key}")
-    return missing

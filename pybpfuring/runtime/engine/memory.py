@@ -76,6 +76,9 @@ class Memory:
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._regions: list[Region] = []
+        # Bumped on every register/remove: engines that export the table (the JIT, the native loop)
+        # compare it instead of looking at the list itself.
+        self.generation = 0
         self._hot = _NO_REGION  # last region hit: most accesses repeat the previous region
 
     # --- the table --------------------------------------------------------------------------
@@ -114,6 +117,7 @@ class Memory:
         del self._starts[index]
         if self._hot is region:
             self._hot = _NO_REGION
+        self.generation += 1
 
     def regions(self) -> list[Region]:
         return list(self._regions)
@@ -135,6 +139,7 @@ class Memory:
                                  f"'{other.name}' [0x{other.start:x}, +{other.size})")
         self._starts.insert(index, region.start)
         self._regions.insert(index, region)
+        self.generation += 1
         return region
 
     # --- checked access ---------------------------------------------------------------------

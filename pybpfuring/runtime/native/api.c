@@ -32,7 +32,6 @@ struct loop *nl_new(int fd, uint64_t sq_head, uint64_t sq_tail, uint64_t sq_flag
     }
     l->tag_free = UINT32_MAX;
     l->req_free = UINT32_MAX;
-    l->pid = getpid();
     l->rand_state = (uint64_t)(uintptr_t)l ^ h_ktime(0, 0, 0, 0, 0, 0) ^ 0x9E3779B97F4A7C15ull;
     if (!l->rand_state)
         l->rand_state = 1;
@@ -48,7 +47,7 @@ void nl_free(struct loop *l)
         free(l->cqs[i].heap);
     }
     free(l->cqs), free(l->waiting_cqs), free(l->tags), free(l->quiet), free(l->reqs), free(l->ready);
-    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held);
+    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held), free(l->known);
     free(l);
 }
 
@@ -56,6 +55,22 @@ void nl_set_engine(struct loop *l, uint64_t *vctx, uint64_t bpf_ctx, uint64_t bu
 {
     l->vctx = vctx, l->bpf_ctx = bpf_ctx, l->budget = budget, l->py_map = py_map;
 }
+
+/* The user memory copy_{from,to}_user may reach with plain copies: (start, end, writable) triples
+ * sorted by start, not overlapping (Python builds the table; the ring keeps the memory alive). */
+void nl_set_known(struct loop *l, const uint64_t *tab, uint32_t n)
+{
+    uint64_t *copy = n ? malloc((size_t)n * 3 * sizeof *copy) : NULL;
+    if (n && !copy)
+        abort();
+    if (n)
+        memcpy(copy, tab, (size_t)n * 3 * sizeof *copy);
+    free(l->known);
+    l->known = copy, l->nknown = n;
+}
+
+/* (copies served from known memory, copies through process_vm_*) */
+void nl_copy_counts(struct loop *l, uint64_t *out) { out[0] = l->fast_copies, out[1] = l->checked_copies; }
 
 void nl_set_run_budget(struct loop *l, uint64_t run_budget) { l->run_budget = run_budget; }
 
@@ -221,3 +236,10 @@ uint32_t nl_current_prog(struct loop *l) { return l->cur_prog; }
 
 /* Flush the SQ (Python's submit path outside a run). 0 or -errno. */
 int nl_flush(struct loop *l) { return flush(l); }
+
+/* The hash of the sources this library was built from (setup.py passes it; build.py compares it
+ * with the package's sources, so a stale extension in a checkout is not loaded). */
+#ifndef NL_SOURCE_HASH
+#define NL_SOURCE_HASH ""
+#endif
+const char *nl_source_hash(void) { return NL_SOURCE_HASH; }

@@ -26,15 +26,17 @@ from pybpfuring.runtime.backends.emulated import (_CTX, _CTX_RES, _CTX_RES_AT, D
 from pybpfuring.runtime.backends.engine_maps import EngineMap
 from pybpfuring.runtime.backends.helpers_2021 import (HELPER_COPY_TO_USER, HELPER_EMIT_CQE,
                                                       HELPER_REAP_CQE, HELPER_SUBMIT, Helpers2021)
+from pybpfuring.runtime.backends.usermem import UserArena
 from pybpfuring.runtime.backends.programs import build_programs, open_object, select_programs
 from pybpfuring.runtime.backends.sigint import SIGINT_DEFERRAL
 from pybpfuring.runtime.engine import jit_abi as J
-from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
+from pybpfuring.runtime.engine.faults import StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64
 from pybpfuring.runtime.engine.jit import JitVm, NativeHelper, _Binding
-from pybpfuring.runtime.engine.memory import Memory, MemoryFault
+from pybpfuring.runtime.engine.memory import Memory
 from pybpfuring.runtime.ring import IoUring, IoUringError, RingClosedError
 from pybpfuring.runtime.ring import ring as ring_module
+from pybpfuring.runtime.ring.buffers import pin
 from pybpfuring.runtime.ring.structs import Cqe
 from pybpfuring.runtime.ring.syscalls import IoUringEnterError
 
@@ -162,6 +164,8 @@ class NativeBackend(EmulatedBackend):
         self._ctx_addr = self._ctx.start
         self._budget = budget
         self.helpers = Helpers2021(self)  # the Python helpers: hash maps, trace_printk
+        self.user_arena = UserArena()
+        self._buffer_spans: list[tuple[int, int]] = []
         self.programs = None
         self.maps: dict[str, EngineMap] = {}
         self.faults: deque[ProgramFault] = deque(maxlen=1000)
@@ -182,8 +186,8 @@ class NativeBackend(EmulatedBackend):
         # Callbacks from native code into Python (kept referenced for the loop's lifetime).
         self._map_cb = _MAP_CB(self._map_helper)
         self._trampoline = _TRAMPOLINE(self._py_helper)
-        self.vm._ctx[J.CTX_PYHELPER] = ctypes.cast(self._trampoline, ctypes.c_void_p).value or 0
-        self._lib.nl_set_engine(self._loop, self.vm._ctx_addr, self._ctx_addr, budget,
+        self.vm.set_context_field(J.CTX_PYHELPER, ctypes.cast(self._trampoline, ctypes.c_void_p).value or 0)
+        self._lib.nl_set_engine(self._loop, self.vm.context_address, self._ctx_addr, budget,
                                 ctypes.cast(self._map_cb, ctypes.c_void_p))
         self.run_budget = DEFAULT_RUN_BUDGET
 
@@ -244,7 +248,7 @@ class NativeBackend(EmulatedBackend):
         for p in self.programs:
             # Level 2 costs ~2.5x level 1's compile time, which grows with size: big programs get 1.
             self.vm.opt = NATIVE_OPT if len(p.program.insns) <= NATIVE_OPT_MAX_SLOTS else 1
-            self._bindings.append(self.vm._bind(p.program, 0))
+            self._bindings.append(self.vm.bind(p.program, 0))
         n = len(self._bindings)
         fns = (ctypes.c_uint64 * max(n, 1))(*[b.code.entries[0] for b in self._bindings])
         consts = (ctypes.c_uint64 * max(n, 1))(*[b.consts_addr for b in self._bindings])
@@ -254,34 +258,54 @@ class NativeBackend(EmulatedBackend):
         self._lib.nl_set_maps(self._loop, table_arr, len(maps))
         return [p.name for p in self.programs]
 
+    def user_memory(self, size: int, align: int) -> tuple[Any, int]:
+        place = self.user_arena.take(size, align)
+        self._tell_known()
+        return place
+
+    def register_buffers(self, buffers: list[Any]) -> None:
+        super().register_buffers(buffers)
+        # pinned by the IoUring until close(): valid for the loop's whole life
+        self._buffer_spans = [pin(b, writable=True, what=f"registered buffer {i}")[:2]
+                              for i, b in enumerate(buffers)]
+        self._tell_known()
+
+    def _tell_known(self) -> None:
+        """Give the loop the user memory it may copy with plain loads and stores (sorted, merged)."""
+        spans = sorted((a, a + n) for a, n in self.user_arena.spans() + self._buffer_spans if n)
+        merged: list[list[int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        flat = [v for lo, hi in merged for v in (lo, hi, 1)]
+        table = (ctypes.c_uint64 * max(len(flat), 1))(*flat)
+        self._lib.nl_set_known(self._loop, table, len(merged))
+
+    def copy_counts(self) -> tuple[int, int]:
+        """(copy_{from,to}_user served as plain copies, copies through process_vm_*)."""
+        out = (ctypes.c_uint64 * 2)()
+        self._lib.nl_copy_counts(self._loop, out)
+        return int(out[0]), int(out[1])
+
     # --- callbacks from native code -----------------------------------------------------------------
     def _py_helper(self, ctx: int, pc: int, r1: int, r2: int, r3: int, r4: int, r5: int, extra: int) -> int:
         """The JIT's Python-helper trampoline during a native run: bind the running program first."""
-        vm = self.vm
-        vm._bound = self._bindings[self._lib.nl_current_prog(self._loop)]
-        vm._running, vm._limit = True, self._budget
-        try:
-            return vm._call_helper(ctx, pc, r1, r2, r3, r4, r5, extra)
-        finally:
-            vm._bound, vm._running = None, False
+        binding = self._bindings[self._lib.nl_current_prog(self._loop)]
+        return self.vm.hosted_helper(binding, self._budget, ctx, pc, r1, r2, r3, r4, r5, extra)
 
     def _map_helper(self, ctx: int, helper: int, handle: int, a: int, b: int, c: int) -> int:
         """Map helpers on maps the native code does not hold (hash maps): the Python ones. Never
         raises: a fault becomes the pending exception the run reports, as for any Python helper."""
         vm = self.vm
         binding = self._bindings[self._lib.nl_current_prog(self._loop)]
-        pc = vm._ctx[J.CTX_PC]
+        pc = vm.context_field(J.CTX_PC)
         fn = (self.helpers.map_lookup_elem, self.helpers.map_update_elem, self.helpers.map_delete_elem)
         try:
             return int(fn[helper - 1](vm, handle, a, b, c, 0)) & M64
-        except MemoryFault as exc:
-            vm._pending = vm._fault(binding, "memory", str(exc), pc, access=exc)
-        except HelperFault as exc:
-            vm._pending = vm._fault(binding, "helper", str(exc), pc, errno=exc.errno)
-        except BaseException as exc:  # a bug: keep its traceback, say where it ran
-            exc.add_note(f"while program '{binding.program.name}' executed slot {pc}")
-            vm._pending = exc
-        vm._ctx[J.CTX_STATUS] = J.ST_PYEXC
+        except BaseException as exc:  # faults and bugs alike become the run's pending fault
+            vm.hosted_failure(binding, exc, pc)
         return 0
 
     # --- dispatch (the reference's, onto native structures) -------------------------------------
@@ -354,10 +378,8 @@ class NativeBackend(EmulatedBackend):
         lib.nl_request(loop, req, info)
         prog, user_data = int(info[0]), int(info[1])
         if status:
-            vm = self.vm
-            vm._limit = self._budget
             try:
-                vm._raise_fault(self._bindings[prog])
+                self.vm.raise_status(self._bindings[prog], self._budget)
             except VmFault as fault:
                 self._record(fault, user_data, prog)
                 self._complete_native(req, -(fault.errno or errno.EFAULT))
@@ -408,7 +430,7 @@ class NativeBackend(EmulatedBackend):
         else:
             cond_cq, cond_n = -1, 0  # a Python condition: run until idle, check it, then block once
         self._drain_events()
-        self.vm._sync_regions()
+        self.vm.sync_regions()
         lib, loop = self._lib, self._loop
         # As the Python loop: a non-blocking call stops after its share of runs (the rest stay
         # ready); the loop yields every few ms so Ctrl-C and the deadline are seen while it spins.

@@ -1,7 +1,10 @@
-"""Build the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with the system C compiler
-at first use and load it with ctypes.
+"""Load the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with ctypes.
 
-The shared object goes to a private cache folder outside the repository (`native/` under
+An installed package has it as the extension module `pybpfuring.runtime.native._loop`, compiled when
+the package was built (setup.py): no C compiler is needed at run time. Its source hash must match the
+sources beside it (a checkout where the C files changed after `build_ext --inplace` has a stale one).
+Without a usable extension (a source checkout), the loop is built with the system C compiler at
+first use. That shared object goes to a private cache folder outside the repository (`native/` under
 `$PYBPFURING_CACHE`, default `~/.cache/pybpfuring`; see pybpfuring/cache.py), stored under a key hashed
 from the sources, the compiler and its flags, so an edit or another compiler builds a new one. It is
 stored content-addressed (`cache.store_verified`) and its hash is checked again before every load:
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.machinery
 import os
 import shutil
 import subprocess
@@ -61,6 +65,29 @@ def _compiler_id(cc: str) -> str:
     return out.stdout.splitlines()[0] if out.stdout else cc
 
 
+def source_hash() -> str:
+    """The hash setup.py stamps into the extension (same definition there: name + bytes per file)."""
+    files = [HERE / name for name in ("core.c", "helpers.c", "hmap.c", "api.c", "nl.h")]
+    return hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()[:16]
+
+
+def built_extension() -> Path | None:
+    """The extension module built with the package, if it is here and matches the sources."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = HERE / f"_loop{suffix}"
+        if not path.is_file():
+            continue
+        try:
+            stamp = ctypes.CDLL(str(path)).nl_source_hash
+        except (OSError, AttributeError):
+            return None
+        stamp.restype = ctypes.c_char_p
+        have_sources = all((HERE / n).is_file() for n in ("core.c", "helpers.c", "hmap.c", "api.c", "nl.h"))
+        if not have_sources or stamp().decode() == source_hash():
+            return path
+    return None
+
+
 def build() -> Path:
     """The path of the built shared object (compiling it if this source/compiler has none yet)."""
     if _ABI != _ABI_EXPECTED:
@@ -97,6 +124,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nl_helper": (_U64, [_U32]),
         "nl_run": (ctypes.c_int, [_P, _I32, _U64, _I64, _U64]),
         "nl_set_run_budget": (None, [_P, _U64]),
+        "nl_set_known": (None, [_P, _P, _U32]),
+        "nl_copy_counts": (None, [_P, _P]),
         "nl_attempts": (_U64, [_P]),
         "nl_pop_event": (ctypes.c_int, [_P, _P]),
         "nl_deferred": (_U32, [_P, ctypes.POINTER(_P)]),
@@ -143,7 +172,7 @@ def load() -> ctypes.CDLL:
         raise NativeUnavailable(_REASON)
     try:
         _check_process_vm()
-        lib = ctypes.CDLL(str(build()))
+        lib = ctypes.CDLL(str(built_extension() or build()))
         _declare(lib)
     except NativeUnavailable as exc:
         _REASON = str(exc)

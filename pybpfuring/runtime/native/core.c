@@ -47,10 +47,10 @@ NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b,
 }
 
 /* --- region checks (the JIT's table: (start, end, writable) sorted by start) --- */
-NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
+/* 1 if [addr, addr+size) lies inside one entry of `tab` (and a writable one for a write). */
+NL_HIDDEN int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write)
 {
-    const uint64_t *tab = (const uint64_t *)ctx[CTX_REGIONS];
-    uint64_t lo = 0, hi = ctx[CTX_NREGIONS];
+    uint64_t lo = 0, hi = n;
     while (lo < hi) {
         uint64_t mid = (lo + hi) / 2;
         if (tab[3 * mid] <= addr)
@@ -58,12 +58,17 @@ NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
         else
             hi = mid;
     }
-    if (lo) {
-        const uint64_t *r = tab + 3 * (lo - 1);
-        uint64_t span = r[1] - r[0], off = addr - r[0];
-        if (off <= span && span - off >= size && (r[2] || !write))
-            return 1;
-    }
+    if (!lo)
+        return 0;
+    const uint64_t *r = tab + 3 * (lo - 1);
+    uint64_t span = r[1] - r[0], off = addr - r[0];
+    return off <= span && span - off >= size && (r[2] || !write);
+}
+
+NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
+{
+    if (in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], addr, size, write))
+        return 1;
     ctx[CTX_STATUS] = ST_MEMORY;
     ctx[CTX_ADDR] = addr;
     ctx[CTX_SIZE] = size;

@@ -70,15 +70,34 @@ static uint64_t h_reap_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64
     return 0;
 }
 
-static int user_copy(struct loop *l, uint64_t local, uint64_t remote, uint64_t size, int to_user)
+/* Our pid for process_vm_{readv,writev}: read once at load and again in a forked child (the
+ * pthread_atfork handler), not with a getpid system call per copy. */
+pid_t nl_pid;
+static void refresh_pid(void) { nl_pid = getpid(); }
+__attribute__((constructor)) static void init_pid(void)
+{
+    refresh_pid();
+    pthread_atfork(NULL, NULL, refresh_pid);
+}
+
+/* A copy between engine memory (`local`, already checked) and a user address. Memory the ring
+ * knows is valid (its user-memory arenas, registered buffers, the engine's own regions: all kept
+ * alive by the ring while it is open) is copied with memcpy; any other address goes through
+ * process_vm_*, which reports EFAULT for an unmapped range instead of delivering SIGSEGV. */
+static int user_copy(struct loop *l, uint64_t *ctx, uint64_t local, uint64_t remote, uint64_t size, int to_user)
 {
     if (remote == 0 || remote + size < remote)
         return 0;
+    if (in_table(l->known, l->nknown, remote, size, to_user) ||
+        in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], remote, size, to_user)) {
+        l->fast_copies++;
+        memmove(to_user ? (void *)remote : (void *)local, to_user ? (void *)local : (void *)remote, size);
+        return 1;
+    }
+    l->checked_copies++;
     struct iovec li = { (void *)local, size }, ri = { (void *)remote, size };
-    if (l->pid != getpid())
-        l->pid = getpid();
-    ssize_t done = to_user ? process_vm_writev(l->pid, &li, 1, &ri, 1, 0)
-                           : process_vm_readv(l->pid, &li, 1, &ri, 1, 0);
+    ssize_t done = to_user ? process_vm_writev(nl_pid, &li, 1, &ri, 1, 0)
+                           : process_vm_readv(nl_pid, &li, 1, &ri, 1, 0);
     return done == (ssize_t)size;
 }
 
@@ -91,7 +110,7 @@ static uint64_t h_copy_from_user(uint64_t *ctx, uint64_t dst, uint64_t size, uin
     if (!check(ctx, dst, size, 1))
         return 0;
     NEED_LOOP(nl_cur_loop, ctx);
-    if (!user_copy(nl_cur_loop, dst, uptr, size, 0)) {
+    if (!user_copy(nl_cur_loop, ctx, dst, uptr, size, 0)) {
         memset((void *)dst, 0, size);
         return (uint64_t)-EFAULT;
     }
@@ -107,7 +126,7 @@ static uint64_t h_copy_to_user(uint64_t *ctx, uint64_t uptr, uint64_t src, uint6
     if (!check(ctx, src, size, 0))
         return 0;
     NEED_LOOP(nl_cur_loop, ctx);
-    return user_copy(nl_cur_loop, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
+    return user_copy(nl_cur_loop, ctx, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
 }
 
 static struct emap *find_map(struct loop *l, uint64_t handle)

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,8 +134,12 @@ struct loop {
     /* counters */
     uint64_t runs, insns;
     int err;                      /* errno of a failed io_uring_enter */
-    pid_t pid;
     uint64_t rand_state;
+    /* user memory the ring knows valid while it is open ((start, end, writable) sorted by start:
+     * Ring.user_memory arenas, registered buffers): copy_{from,to}_user there are plain copies */
+    uint64_t *known;
+    uint32_t nknown;
+    uint64_t fast_copies, checked_copies;
 };
 
 /* --- shared between the files (hidden: not part of the library's API) --- */
@@ -143,6 +148,8 @@ extern __thread struct loop *nl_cur_loop;
 NL_HIDDEN void *grow(void *p, uint32_t *alloc, uint32_t need, size_t elem);
 NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b, uint64_t c);
 NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write);
+NL_HIDDEN int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write);
+extern pid_t nl_pid;
 NL_HIDDEN uint64_t cq_ready(const struct cq *q);
 NL_HIDDEN int post(struct loop *l, uint32_t idx, uint64_t user_data, int32_t res, uint32_t flags);
 NL_HIDDEN int wake_idle(struct loop *l);

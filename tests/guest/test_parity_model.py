@@ -152,13 +152,15 @@ def test_generated_programs_are_deterministic_on_emulated() -> None:
 
 def test_generated_programs_match_on_every_engine() -> None:
     """Host and guest: the emulated backend's engines (interpreter, JIT, native loop) give the
-    same CQEs in the same order and the same map slots on random programs: one semantics, three
-    implementations (the native loop once ran a woken program in the middle of a routing batch)."""
+    same CQEs and the same map slots on random programs: one semantics, three implementations
+    (the native loop once ran a woken program in the middle of a routing batch). Each CQ is
+    compared as a multiset: the kernel's order of independent completions depends on the ring's
+    setup flags, which the native loop chooses for itself (docs/kernel.md, "Completion order")."""
     runs = _generated_runs(20, 3, ["emulated"], engines=("interp", "jit", "native"))
     for module, path, results in runs:
-        ref = results["emulated/interp"]
+        ref = [_unordered(o) for o in results["emulated/interp"]]
         for engine in ("jit", "native"):
-            got = results[f"emulated/{engine}"]
+            got = [_unordered(o) for o in results[f"emulated/{engine}"]]
             bad = [k for k in range(len(ref)) if k >= len(got) or got[k] != ref[k]]
             assert not bad, (f"{engine} differs from interp on {len(bad)} programs of {path}, first:\n"
                              + _program_difference(module, path, bad[0], ref[bad[0]],

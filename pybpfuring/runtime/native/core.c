@@ -486,6 +486,22 @@ static int64_t now_ns(void)
     return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
 }
 
+/* Refused requests complete after what was submitted before them (nl_hold_request): submit,
+ * route the inline completions, then put them before every ready request. NL_DONE when done. */
+static int release_held(struct loop *l)
+{
+    int err = flush(l);
+    if (!err)
+        err = drain(l);
+    if (err) { l->err = -err; return NL_ERROR; }
+    if (l->need_py)
+        return NL_NEED_PY;
+    for (uint32_t i = l->held_len; i-- > 0;)
+        ready_push_front(l, l->held[i]);
+    l->held_len = 0;
+    return NL_DONE;
+}
+
 /* attempt_limit: a non-blocking call returns (NL_DONE) once l->attempts reaches it (0: none). */
 int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns, uint64_t attempt_limit)
 {
@@ -502,6 +518,9 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
         }
+        /* No program runs while a refusal waits (the Python loop never has one waiting here). */
+        if (l->held_len && (rc = release_held(l)) != NL_DONE)
+            break;
         int out_of_time = 0, out_of_runs = 0;
         while (l->ready_len && !l->need_py) {
             run(l, ready_pop(l));
@@ -516,14 +535,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         int err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
-        if (l->held_len) {
-            /* Refused requests complete after what was submitted before them (nl_hold_request). */
-            if ((err = flush(l)) || (err = drain(l))) { l->err = -err; rc = NL_ERROR; break; }
-            if (l->need_py) { rc = NL_NEED_PY; break; }
-            for (uint32_t i = l->held_len; i-- > 0;)
-                ready_push_front(l, l->held[i]);
-            l->held_len = 0;
-        }
+        if (l->held_len && (rc = release_held(l)) != NL_DONE)
+            break;
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||

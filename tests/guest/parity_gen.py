@@ -76,6 +76,27 @@ class _Occupancy:
         self.caps = caps                      # CQ 0: unlimited (None)
         self.count = [0] * NCQ
         self.arriving = [0] * NCQ             # CQEs of SQEs submitted in this run
+        # Every CQE ever headed for each CQ (reaps not subtracted), and the CQs kernel CQEs go to.
+        # A CQ that takes kernel CQEs must never fill: which of two independent completions gets
+        # the last slot is the kernel's order, not the model's (docs/kernel.md, Completion order).
+        self.high = [0] * NCQ
+        self.kernel_fed: set[int] = set()
+
+    def safe(self, cq: int, kernel: bool) -> int:
+        """`cq`, or CQ 0 where one more CQE could make a CQ that takes kernel CQEs drop one."""
+        if not 1 <= cq < NCQ:
+            return cq
+        if (kernel or cq in self.kernel_fed) and self.high[cq] + 1 > self.cap(cq):
+            return 0
+        if kernel and self.high[cq] > self.cap(cq) - 1:
+            return 0
+        return cq
+
+    def heads_for(self, cq: int, kernel: bool) -> None:
+        if 1 <= cq < NCQ:
+            self.high[cq] += 1
+            if kernel:
+                self.kernel_fed.add(cq)
 
     def cap(self, cq: int) -> int:
         return 1 << 30 if cq == 0 else self.caps[cq - 1]
@@ -110,6 +131,9 @@ def _op(draw: Any, occ: _Occupancy, own: int | None, adds: bool = True) -> Op:
     real = own if cq == "own" else cq
     assert isinstance(real, int)
     ud = draw(st.integers(1, 999))
+    if own is None and kind != "reap":     # plain programs: no CQ that takes kernel CQEs fills
+        cq = real = occ.safe(real, kernel=kind != "emit")
+        occ.heads_for(real, kernel=kind != "emit")
     op = Op(kind, cq, ud, draw(st.integers(-40, 40)), draw(st.sampled_from([0, 0, 1, 4])))
     if kind == "emit":
         occ.emit(real)
@@ -118,10 +142,13 @@ def _op(draw: Any, occ: _Occupancy, own: int | None, adds: bool = True) -> Op:
     elif kind == "nop":
         occ.arrive(real)
     elif kind in ("chain", "badchain"):
-        op.cq2 = draw(_CQ_ANY)
+        cq2 = draw(_CQ_ANY)
+        if own is None:
+            cq2 = occ.safe(cq2, kernel=True)
+            occ.heads_for(cq2, kernel=True)
+        op.cq2 = cq2
         occ.arrive(real)
-        assert isinstance(op.cq2, int)
-        occ.arrive(op.cq2)
+        occ.arrive(cq2)
     elif kind == "badbpf":
         occ.arrive(real)
     return op

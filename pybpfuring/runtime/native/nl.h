@@ -129,6 +129,7 @@ struct loop {
     int need_py;
     /* counters */
     uint64_t runs, insns;
+    uint64_t waits, prog_sqes;    /* WAIT returns, SQEs programs submitted (Ring.stats) */
     int err;                      /* errno of a failed io_uring_enter */
     pid_t pid;
     uint64_t rand_state;

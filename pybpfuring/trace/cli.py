@@ -23,6 +23,18 @@ from .program import COUNTERS, bpf_text
 from .report import Snapshot, diff, render_json, render_text
 
 EXIT_UNAVAILABLE = 3
+# Waits for the tracer's go (one byte, or EOF if the tracer died), then becomes the command.
+_LAUNCHER = ("import os, sys\n"
+             "fd = int(sys.argv[1])\n"
+             "go = os.read(fd, 1)\n"
+             "os.close(fd)\n"
+             "if go != b'g':\n"
+             "    sys.exit(125)\n"
+             "try:\n"
+             "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+             "except OSError as err:\n"
+             "    print(f'pybpfuring trace: cannot run {sys.argv[2]}: {err.strerror}', file=sys.stderr)\n"
+             "    sys.exit(127)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,14 +83,13 @@ class _Tracer:
         self._go: int | None = None
 
     def _start_child(self) -> int:
-        """The command, forked and held before exec until the probes are attached."""
+        """The command's process, held until the probes are attached: a small launcher reads one
+        byte from a pipe, then execs the command in place (same pid). (Holding it in preexec_fn
+        would deadlock: Popen waits for the exec.)"""
         read_end, self._go = os.pipe()
-
-        def wait_for_go() -> None:
-            os.close(self._go)           # type: ignore[arg-type]
-            os.read(read_end, 1)
-            os.close(read_end)
-        self.child = subprocess.Popen(self.command, preexec_fn=wait_for_go, pass_fds=(read_end,))
+        os.set_inheritable(read_end, True)
+        self.child = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(read_end), *self.command],
+                                      pass_fds=(read_end,))
         os.close(read_end)
         return self.child.pid
 
@@ -107,7 +118,9 @@ class _Tracer:
     def _abort_child(self) -> None:
         if self.child is not None:
             self.child.kill()
-            self._release_child()
+            if self._go is not None:     # the launcher is gone: no go byte, just close
+                os.close(self._go)
+                self._go = None
             self.child.wait()
 
     def _loop(self, b: Any, watch: StructOpsWatch) -> int:

@@ -63,3 +63,58 @@ def test_stats_bpf_ops_burst_drops() -> None:
     assert stats.completed == (1, ring_stats.BURST_CQ_SIZE)
     assert stats.overflows == (0, 10 - ring_stats.BURST_CQ_SIZE)
     assert (stats.program_runs, stats.waits, stats.program_submitted) == (1, 0, 0)
+
+
+def _trace_unavailable() -> str | None:
+    from pybpfuring.trace.bcc_env import TraceUnavailable, setup_bcc
+    try:
+        setup_bcc()
+    except TraceUnavailable as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+def _trace(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    why = _trace_unavailable()
+    if why is not None:
+        pytest.skip(f"bcc cannot run in this guest: {why}")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pybpfuring", "trace", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("blocks", [64])
+def test_trace_kernel_cp_counts(tmp_path: Path, blocks: int) -> None:
+    """The kernel's own tracepoints: N + 1 reads (the last at end of file) and N writes complete,
+    nothing fails, no CQE overflows; the struct_ops scheduler ran (the kernel backend did the copy)."""
+    src, dst, data = _source(tmp_path, blocks)
+    proc = _trace(["--json", "--interval", "600", "--", sys.executable, str(EXAMPLES / "cp.py"),
+                   str(src), str(dst)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert dst.read_bytes() == data
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    total = records[-1]
+    assert total["total"] is True
+    ops = total["ops"]
+    assert ops["READ"]["completed"] == blocks + 1 and ops["READ"]["submitted"] == blocks + 1
+    assert ops["WRITE"]["completed"] == blocks and ops["WRITE"]["submitted"] == blocks
+    assert ops["READ"]["errors"] == 0 and ops["WRITE"]["errors"] == 0
+    assert set(ops) == {"READ", "WRITE"}, ops          # nothing else reached the kernel
+    assert total["cq_overflows"] == 0
+    assert sum(n for _, _, n in ops["READ"]["latency_usecs_log2"]) == blocks + 1
+    assert total["struct_ops"] and sum(p["runs"] for p in total["struct_ops"]) > 0
+    assert total["io_uring_enter"] >= 1
+    print("total:", json.dumps(total))
+
+
+def test_trace_cp_prints_histograms(tmp_path: Path) -> None:
+    src, dst, data = _source(tmp_path, 16)
+    proc = _trace(["--interval", "600", "--", sys.executable, str(EXAMPLES / "cp.py"), str(src), str(dst)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "copied 65536 bytes" in out
+    total = out[out.rindex("\ntotal\n"):]
+    assert "latency of READ, submission to completion:" in total
+    assert "latency of WRITE, submission to completion:" in total
+    assert "usecs" in total and "distribution" in total and "CQ overflows: 0" in total
+    print(out)

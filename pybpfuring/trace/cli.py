@@ -23,6 +23,7 @@ from .program import COUNTERS, bpf_text
 from .report import Snapshot, diff, render_json, render_text
 
 EXIT_UNAVAILABLE = 3
+SCAN_PERIOD = 0.05          # seconds between looks for new struct_ops programs (and a COMMAND's exit)
 # Waits for the tracer's go (one byte, or EOF if the tracer died), then becomes the command.
 _LAUNCHER = ("import os, sys\n"
              "fd = int(sys.argv[1])\n"
@@ -81,6 +82,7 @@ class _Tracer:
         self.bcc, self.args, self.command = bcc, args, command
         self.child: subprocess.Popen[bytes] | None = None
         self._go: int | None = None
+        self.watch: StructOpsWatch | None = None
 
     def _start_child(self) -> int:
         """The command's process, held until the probes are attached: a small launcher reads one
@@ -108,7 +110,7 @@ class _Tracer:
             print(f"pybpfuring trace: bcc could not compile or attach the tracing program: {err}",
                   file=sys.stderr)
             return EXIT_UNAVAILABLE
-        watch = StructOpsWatch(pid)
+        watch = self.watch = StructOpsWatch(pid)
         try:
             return self._loop(b, watch)
         finally:
@@ -157,7 +159,11 @@ class _Tracer:
         while time.time() < deadline:
             if self.child is not None and self.child.poll() is not None:
                 return True
-            time.sleep(min(0.05, max(deadline - time.time(), 0)))
+            # A struct_ops program may live for less than an interval: take an fd on it early, so
+            # its run count stays readable after its process closed it.
+            if self.watch is not None:
+                self.watch.scan()
+            time.sleep(min(SCAN_PERIOD, max(deadline - time.time(), 0)))
         return end is not None and time.time() >= end
 
     def _emit(self, interval: Any, hist_printer: Any) -> None:

@@ -85,6 +85,8 @@ def _info(args: argparse.Namespace) -> int:
     from ..filters.kernel import support_line
     print(describe_backends())
     print(support_line())
+    from ..trace.bcc_env import support_line as trace_line
+    print(trace_line())
     return 0
 
 

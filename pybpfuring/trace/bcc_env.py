@@ -110,3 +110,13 @@ def setup_bcc() -> BccSetup:
     if problems or bcc is None or headers is None:
         raise TraceUnavailable("\n".join(problems))
     return BccSetup(bcc, headers)
+
+
+def support_line() -> str:
+    """One line for `pybpfuring info`: whether `pybpfuring trace` can run here, else why not."""
+    try:
+        setup = setup_bcc()
+    except TraceUnavailable as err:
+        first = str(err).splitlines()[0].removeprefix("pybpfuring trace: ")
+        return f"trace: unavailable: {first}"
+    return f"trace: available (bcc {getattr(setup.bcc, '__version__', '?')}, kernel headers {setup.headers})"

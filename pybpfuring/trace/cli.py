@@ -19,8 +19,9 @@ from pybpfuring.errors import PyBpfUringError
 
 from .bcc_env import TraceUnavailable, setup_bcc
 from .proginfo import StructOpsWatch
-from .program import COUNTERS, bpf_text
+from .program import bpf_text
 from .report import Snapshot, diff, render_json, render_text
+from .session import snapshot as _snapshot
 
 EXIT_UNAVAILABLE = 3
 SCAN_PERIOD = 0.05          # seconds between looks for new struct_ops programs (and a COMMAND's exit)
@@ -171,20 +172,6 @@ class _Tracer:
         print(text, flush=True)
         if not self.args.json:
             print(flush=True)
-
-
-def _snapshot(b: Any, watch: StructOpsWatch) -> Snapshot:
-    snap = Snapshot()
-    for k, v in b["per_op"].items():
-        if v.submitted or v.completed or v.errors:
-            snap.ops[k.value] = (v.submitted, v.completed, v.errors)
-    counts = b["counts"]
-    snap.counts = [counts[counts.Key(i)].value for i in range(COUNTERS)]
-    for k, v in b["latency"].items():
-        snap.hist[(k.op, k.slot)] = v.value
-    watch.scan()
-    snap.progs = {p.prog_id: p for p in watch.read()}
-    return snap
 
 
 def _log2_printer(bcc: Any) -> Any:

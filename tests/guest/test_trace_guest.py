@@ -118,3 +118,31 @@ def test_trace_cp_prints_histograms(tmp_path: Path) -> None:
     assert "latency of WRITE, submission to completion:" in total
     assert "usecs" in total and "distribution" in total and "CQ overflows: 0" in total
     print(out)
+
+
+def test_trace_kernel_trace_in_process_counts(tmp_path: Path) -> None:
+    """KernelTrace (what benchmarks use): the kernel's counts of this process's own kernel-backend
+    copy, with the enters and completions per MiB a benchmark row records."""
+    why = _trace_unavailable()
+    if why is not None:
+        pytest.skip(f"bcc cannot run in this guest: {why}")
+    import ring_stats
+    from pybpfuring.trace.session import KernelTrace
+    blocks = 256
+    src, dst, data = _source(tmp_path, blocks)
+    fd_in, fd_out = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with KernelTrace() as kt:
+            copied, stats, backend = ring_stats.copy_with_stats(fd_in, fd_out, "bpf_ops")
+    finally:
+        os.close(fd_in)
+        os.close(fd_out)
+    assert backend == "bpf_ops" and copied == len(data)
+    iv = kt.result
+    assert iv.ops[22][:2] == (blocks + 1, blocks + 1) and iv.ops[23][:2] == (blocks, blocks)
+    assert iv.overflows == 0 and iv.progs and sum(p.run_cnt for p in iv.progs) > 0
+    mib = copied / (1 << 20)
+    print(f"kernel side, {blocks} blocks: {iv.enters} enters ({iv.enters / mib:.2f}/MiB), "
+          f"{iv.completions} completions ({iv.completions / mib:.1f}/MiB), "
+          f"struct_ops runs {sum(p.run_cnt for p in iv.progs)}, local work runs {iv.work_runs}; "
+          f"Ring.stats: {stats.as_dict()}")

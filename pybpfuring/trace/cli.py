@@ -24,7 +24,10 @@ from .report import Snapshot, diff, render_json, render_text
 from .session import snapshot as _snapshot
 
 EXIT_UNAVAILABLE = 3
-SCAN_PERIOD = 0.05          # seconds between looks for new struct_ops programs (and a COMMAND's exit)
+# Seconds between looks for new struct_ops programs (and a COMMAND's exit). The kernel backend's
+# scheduler of a short copy lives for a few tens of ms after it is loaded; one that lives less than
+# this can be missed (its line is then absent: docs/trace.md).
+SCAN_PERIOD = 0.01
 # Waits for the tracer's go (one byte, or EOF if the tracer died), then becomes the command.
 _LAUNCHER = ("import os, sys\n"
              "fd = int(sys.argv[1])\n"

@@ -22,7 +22,7 @@ from .proginfo import StructOpsWatch
 from .program import COUNTERS, bpf_text
 from .report import Interval, Snapshot, diff
 
-SCAN_PERIOD = 0.05
+SCAN_PERIOD = 0.01          # see cli.SCAN_PERIOD
 
 
 def snapshot(b: Any, watch: StructOpsWatch) -> Snapshot:

@@ -83,7 +83,7 @@ def _trace(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("blocks", [64])
+@pytest.mark.parametrize("blocks", [1024])   # 4 MiB: the scheduler lives long enough to be seen
 def test_trace_kernel_cp_counts(tmp_path: Path, blocks: int) -> None:
     """The kernel's own tracepoints: N + 1 reads (the last at end of file) and N writes complete,
     nothing fails, no CQE overflows; the struct_ops scheduler ran (the kernel backend did the copy)."""

@@ -9,6 +9,7 @@
     pybpfuring info                       which backends this machine supports, and why
     pybpfuring bench ...                  benchmarks (see docs/performance.md)
     pybpfuring vm ...                     the Linux 7.x QEMU guest (see docs/vm.md)
+    pybpfuring trace [-- COMMAND]         io_uring tracepoints with bcc (see docs/trace.md)
 
 A user mistake prints a located message and exits 2; nothing prints a traceback of ours.
 """
@@ -84,6 +85,8 @@ def _info(args: argparse.Namespace) -> int:
     from ..filters.kernel import support_line
     print(describe_backends())
     print(support_line())
+    from ..trace.bcc_env import support_line as trace_line
+    print(trace_line())
     return 0
 
 
@@ -101,6 +104,11 @@ def _bench(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from ..filters.sandbox import sandbox_main
     return sandbox_main(args.args)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from ..trace.cli import trace_main
+    return trace_main(args.args)
 
 
 def _vm(args: argparse.Namespace) -> int:
@@ -138,6 +146,10 @@ def parser() -> argparse.ArgumentParser:
                        add_help=False)
     s.add_argument("args", nargs=argparse.REMAINDER)
     s.set_defaults(func=_sandbox)
+    t = sub.add_parser("trace", help="what io_uring rings make the kernel do (bcc; docs/trace.md)",
+                       add_help=False)
+    t.add_argument("args", nargs=argparse.REMAINDER)
+    t.set_defaults(func=_trace)
     v = sub.add_parser("vm", help="the Linux 7.x QEMU guest", add_help=False)
     v.add_argument("args", nargs=argparse.REMAINDER)
     v.set_defaults(func=_vm)
@@ -145,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # Commands that hand all their arguments (their own --help included) to another parser.
-_PASS_THROUGH = {"bench": _bench, "vm": _vm, "run": _run, "sandbox": _sandbox}
+_PASS_THROUGH = {"bench": _bench, "vm": _vm, "run": _run, "sandbox": _sandbox, "trace": _trace}
 
 
 def main(argv: list[str] | None = None) -> int:

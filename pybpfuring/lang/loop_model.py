@@ -82,7 +82,9 @@ CTL_WHY_TAIL = 30         # notes written to model_why (user space reads them: r
 CTL_FLUSHED = 31          # this io_uring_enter let the kernel run its local task work once
 WHY_NOTES = 64            # the newest notes kept in the kernel until user space reads them
 WHY_BAD_WAIT, WHY_BAD_RETURN, WHY_BAD_PROGRAM, WHY_BAD_CQ = 1, 2, 3, 4
-CTL_WORDS = 32
+CTL_WAITS = 32            # program runs that returned WAIT (Ring.stats)
+CTL_PROG_SQES = 33        # SQEs programs submitted (Ring.stats)
+CTL_WORDS = 34
 
 INST_FREE = 0
 INST_RUNNABLE = 1
@@ -429,6 +431,7 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> 
 def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
     """Submit an SQE from a program: its completion goes to CQ sqe.cq_idx. An IORING_OP_BPF SQE
     starts a request; a cq_idx the ring lacks fails the request with -EINVAL on CQ 0."""
+    model_ctl[CTL_PROG_SQES] += 1
     if sqe.opcode == IORING_OP_BPF:
         if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
             return -EINVAL                  # docs/kernel.md: links from a BPF request in a program

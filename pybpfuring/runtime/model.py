@@ -38,10 +38,29 @@ from .native.conditions import CqAtLeast
 
 @dataclass(frozen=True)
 class RingStats:
+    """Per-ring counters since the ring opened, the same on every backend (docs/trace.md)."""
+
     program_runs: int   # program runs (a WAIT and its re-run count as two)
-    instructions: int   # BPF instructions those runs executed
+    instructions: int   # BPF instructions those runs executed (0 on bpf_ops: the kernel runs them)
     faults: int
     in_flight: int
+    submitted: int = 0          # SQEs user space submitted plus SQEs programs submitted
+    program_submitted: int = 0  # of those, the ones programs submitted (the `submit` helper)
+    completed: tuple[int, ...] = ()   # CQEs posted to each CQ (index = CQ), reaped or not
+    waits: int = 0              # program runs that returned WAIT (valid or not)
+    overflows: tuple[int, ...] = ()   # per CQ: CQ 0's overflow backlog entries, extra CQs' drops
+
+    @property
+    def user_submitted(self) -> int:
+        return self.submitted - self.program_submitted
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON (`pybpfuring trace --json` prints the same names)."""
+        return {"submitted": self.submitted, "user_submitted": self.user_submitted,
+                "program_submitted": self.program_submitted, "completed": list(self.completed),
+                "program_runs": self.program_runs, "waits": self.waits,
+                "overflows": list(self.overflows), "instructions": self.instructions,
+                "faults": self.faults, "in_flight": self.in_flight}
 
 
 ProgramSource = bytes | str | os.PathLike[str] | Sequence[BpfFunction]
@@ -91,6 +110,7 @@ class Ring:
         self._program_names: list[str] | None = None
         self._functions: list[BpfFunction] = []
         self._bound: list[tuple[str, MapDef, Any]] = []   # (name, declaration, the map bound)
+        self._user_sqes = 0   # SQEs user space submitted (Ring.stats)
 
     # --- lifetime -----------------------------------------------------------------------------
     def __enter__(self) -> "Ring":
@@ -267,7 +287,9 @@ class Ring:
 
     def submit(self) -> int:
         """Start every queued SQE and run what is ready without blocking; returns how many."""
-        return self._backend().submit()
+        submitted = self._backend().submit()
+        self._user_sqes += submitted
+        return submitted
 
     def submit_and_wait(self, wait_nr: int = 1, timeout: float | None = None) -> int:
         """submit(), then run the event loop until CQ 0 holds at least `wait_nr` CQEs
@@ -277,11 +299,13 @@ class Ring:
         impl = self._backend()
         if timeout is None:
             submitted = impl.submit()
+            self._user_sqes += submitted
             if wait_nr > 0:
                 impl.pump(CqAtLeast(impl.cqs[0], wait_nr))
             return submitted
         deadline = time.monotonic() + timeout   # one timeout for the submit and the wait
         submitted = impl.submit(timeout)
+        self._user_sqes += submitted
         if wait_nr > 0:
             impl.pump(CqAtLeast(impl.cqs[0], wait_nr), max(deadline - time.monotonic(), 0.0))
         return submitted
@@ -378,9 +402,16 @@ class Ring:
         return self._backend().fault_count
 
     def stats(self) -> RingStats:
-        """Counters since the ring was opened (for benchmarks and curiosity)."""
+        """Counters since the ring was opened, the same on every backend (docs/trace.md): SQEs
+        submitted (by user space and by programs), CQEs posted per CQ, program runs and WAITs,
+        overflows per CQ (CQ 0's backlog, extra CQs' drops). Counts kept in the kernel (bpf_ops)
+        are 32-bit and wrap after 2**32."""
         impl = self._backend()
-        return RingStats(impl.runs, impl.insns, impl.fault_count, impl.in_flight())
+        program_sqes = impl.program_sqes
+        return RingStats(impl.runs, impl.insns, impl.fault_count, impl.in_flight(),
+                         submitted=self._user_sqes + program_sqes, program_submitted=program_sqes,
+                         completed=tuple(cq.posted for cq in impl.cqs), waits=impl.waits,
+                         overflows=tuple(cq.overflowed + cq.drops for cq in impl.cqs))
 
     def __repr__(self) -> str:
         if self._impl is None:

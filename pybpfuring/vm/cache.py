@@ -5,6 +5,7 @@ Layout of the cache directory (`vm/` under `$PYBPFURING_CACHE`, default `~/.cach
     debs/           downloaded .deb files
     kernel/<ver>/   vmlinux, vmlinuz, config, System.map, modules/*.ko (decompressed)
     sid/            Debian sid user-space unpacked side by side (virtiofsd, bpftool, libbpf, their libc)
+    headers/<ver>/  the kernel's headers for bcc (`pybpfuring trace`), with <ver>.json: their SHA-256s
     initramfs/      built initramfs images, content-addressed (pybpfuring.cache.store_verified)
     manifest.json   what `vm fetch` obtained and the SHA-256 of every file the guest runs, read (and
                     re-checked) by `vm info` and by every later run

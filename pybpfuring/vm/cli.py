@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.vm.cache import cache_dir, load_manifest, tree_size
+from pybpfuring.vm.headers import cached_headers, fetch_headers
 from pybpfuring.vm.kernel import fetch
 from pybpfuring.vm.qemu import MachineConfig, qemu_binary
 from pybpfuring.vm.runner import DEFAULT_TIMEOUT, guest_shell, run_in_guest
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pybpfuring vm", description="Run pybpfuring in a QEMU guest "
                                 "booting Debian sid's Linux 7.x cloud kernel (io_uring BPF ops).")
     sub = p.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fetch", help="obtain the kernel and sid tools through apt (cached)")
+    f = sub.add_parser("fetch", help="obtain the kernel, its headers (for bcc) and sid tools through apt "
+                       "(cached)")
     f.add_argument("--refresh", action="store_true", help="ask apt again even if a kernel is cached")
     for name, text in (("test", "run tests/guest inside the guest"),
                        ("run", "run a command inside the guest: vm run -- CMD ARGS")):
@@ -59,6 +61,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "fetch":
         manifest = fetch(refresh=args.refresh)
         print(f"kernel {manifest.kernel_release} cached in {cache_dir()}")
+        headers = fetch_headers(refresh=args.refresh)   # for bcc: `pybpfuring trace` in the guest
+        print(f"kernel headers (for bcc) in {headers}")
         return 0
     if args.command == "info":
         return _info()
@@ -97,6 +101,8 @@ def _info() -> int:
     print(f"sid user space:   {root / manifest.sid_root} ({tree_size(root / manifest.sid_root) >> 20} MiB)")
     for pkg, ver in sorted(manifest.sid_packages.items()):
         print(f"  package         {pkg} {ver}")
+    headers = cached_headers(manifest.kernel_release)
+    print(f"kernel headers:   {headers or 'not fetched (run: pybpfuring vm fetch)'} (bcc: pybpfuring trace)")
     images = sorted((root / "initramfs").glob("*.ref")) if (root / "initramfs").is_dir() else []
     print(f"initramfs:        {', '.join(i.stem for i in images) or 'not built yet'}")
     print(f"verified:         {len(manifest.files)} files of the kernel and sid trees (SHA-256, "

@@ -26,8 +26,10 @@ class RingBackend(Protocol):
     fault_count: int
     runs: int             # program runs so far
     insns: int            # BPF instructions they executed
+    waits: int            # runs that returned WAIT (Ring.stats)
+    program_sqes: int     # SQEs programs submitted (Ring.stats)
     maps: dict[str, Any]  # name -> live map (LiveMap protocol of pybpfuring.lang.maps)
-    cqs: list[Any]        # CompletionQueue-like: ready, reap(), peek(), capacity, drops
+    cqs: list[Any]        # CompletionQueue-like: ready, reap(), peek(), capacity, drops, overflowed, posted
     run_budget: int       # Ring(run_budget=...): see docs/runtime.md "Hangs, budgets, Ctrl-C"
 
     def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]: ...

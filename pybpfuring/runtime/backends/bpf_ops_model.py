@@ -181,6 +181,7 @@ def model_finish(ret: i64) -> i64:
         model_staged[x].flags = model_staged[x].flags & ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
     model_wake_all()
     if ret == WAIT:
+        model_ctl[CTL_WAITS] += 1
         wi = model_ctxbuf[0].wait_idx
         nr = model_ctxbuf[0].wait_nr
         if wi >= model_ncq or nr == 0 or (wi != 0 and nr > model_cq[wi].size):
@@ -548,6 +549,11 @@ class MapCq:
     @property
     def overflowed(self) -> int:
         return self._get(6)
+
+    @property
+    def posted(self) -> int:
+        """CQEs posted so far (the free-running tail; Ring.stats)."""
+        return self._get(1)
 
     @property
     def waiting(self) -> int:

@@ -118,6 +118,14 @@ class BpfOpsBackend:
     def runs(self) -> int:
         return self._model.program_runs() if self._model is not None else 0
 
+    @property
+    def waits(self) -> int:      # Ring.stats(): counted by the scheduler (CTL_WAITS, CTL_PROG_SQES)
+        return self._model._ctl(M.CTL_WAITS) if self._model is not None else 0
+
+    @property
+    def program_sqes(self) -> int:
+        return self._model._ctl(M.CTL_PROG_SQES) if self._model is not None else 0
+
     def _ring(self) -> ModelRing:
         if self._model is None:
             raise PyBpfUringError("register_programs first: backend bpf_ops builds its kernel loop "

@@ -23,7 +23,8 @@ _tuple_new = tuple.__new__
 class CompletionQueue:
     """One CQ: `post` (False if it dropped the CQE), `reap` (oldest or None), `ready`."""
 
-    __slots__ = ("index", "capacity", "entries", "drops", "overflowed", "promised", "_waiters", "_seq")
+    __slots__ = ("index", "capacity", "entries", "drops", "overflowed", "posted", "promised", "_waiters",
+                 "_seq")
 
     def __init__(self, index: int, capacity: int) -> None:
         self.index = index
@@ -31,6 +32,7 @@ class CompletionQueue:
         self.entries: deque[Cqe] = deque()
         self.drops = 0        # CQEs an extra CQ refused because it was full
         self.overflowed = 0   # CQEs CQ 0 held beyond its size (kept, never dropped)
+        self.posted = 0       # CQEs it took since the ring opened (Ring.stats().completed)
         self.promised = 0     # CQEs counted for woken waiters that have not run yet
         self._waiters: list[tuple[int, int, Any]] = []  # (wait_nr, seq, request)
         self._seq = 0
@@ -47,6 +49,7 @@ class CompletionQueue:
                 self.drops += 1
                 return False
             self.overflowed += 1
+        self.posted += 1
         entries.append(_tuple_new(Cqe, (user_data, res, flags)))
         return True
 

@@ -181,6 +181,8 @@ class EmulatedBackend:
         self.fault_count = 0
         self.runs = 0            # program runs, and the instructions they executed (for benchmarks)
         self.insns = 0
+        self.waits = 0           # runs that returned WAIT, and SQEs programs submitted (Ring.stats)
+        self.program_sqes = 0
         self.run_budget = DEFAULT_RUN_BUDGET
         self._spin = 0           # program runs since the last kernel completion (live-lock guard)
         self._attempts = 0       # requests taken from the ready queue (runs and refusals)
@@ -560,6 +562,7 @@ class EmulatedBackend:
         return self._next_slot - 1
 
     def _wait(self, request: BpfRequest, wait_nr: int, wait_idx: int) -> None:
+        self.waits += 1
         # A wait that can never end (bad CQ, nothing to wait for, more than an extra CQ holds)
         # fails the request instead of hanging it.
         if wait_idx >= len(self.cqs) or wait_nr == 0 or \

@@ -163,7 +163,9 @@ class Helpers2021:
     def submit(self, vm: Vm, ctx: int, sqe_ptr: int, length: int, r4: int, r5: int) -> int:
         if length != SQE_SIZE:
             return -errno.EINVAL
-        return self._backend.submit_from_program(vm.memory.read_bytes(sqe_ptr, SQE_SIZE))
+        raw = vm.memory.read_bytes(sqe_ptr, SQE_SIZE)
+        self._backend.program_sqes += 1
+        return self._backend.submit_from_program(raw)
 
     def emit_cqe(self, vm: Vm, ctx: int, cq_idx: int, user_data: int, res: int, flags: int) -> int:
         cqs = self._backend.cqs

@@ -195,11 +195,12 @@ int nl_cq_take(struct loop *l, uint32_t cq, struct cqe *out, int consume)
     return 1;
 }
 
-/* (drops, overflowed, waiting, promised) */
+/* (drops, overflowed, waiting, promised, CQEs posted so far) */
 void nl_cq_info(struct loop *l, uint32_t cq, uint64_t *out)
 {
     struct cq *q = &l->cqs[cq];
     out[0] = q->drops, out[1] = q->overflowed, out[2] = q->nwait, out[3] = (uint64_t)q->promised;
+    out[4] = q->tail;
 }
 
 /* The requests waiting on a CQ, in wake order (ids into out, at most max). */
@@ -212,7 +213,7 @@ uint32_t nl_cq_waiters(struct loop *l, uint32_t cq, uint32_t *out, uint32_t max)
     return n;
 }
 
-/* (tags in flight, ready, waiting, runs, insns, SQ local tail) */
+/* (tags in flight, ready, waiting, runs, insns, SQ local tail, waits, program SQEs) */
 void nl_counters(struct loop *l, uint64_t *out)
 {
     uint64_t waiting = 0;
@@ -220,6 +221,7 @@ void nl_counters(struct loop *l, uint64_t *out)
         waiting += l->cqs[i].nwait;
     out[0] = l->tags_live, out[1] = l->ready_len, out[2] = waiting, out[3] = l->runs, out[4] = l->insns;
     out[5] = l->sq_local_tail;
+    out[6] = l->waits, out[7] = l->prog_sqes;
 }
 
 /* Tags of requests still in the kernel whose memory Python pins (ids into out, at most max). */

@@ -98,7 +98,7 @@ class NativeCq:
         return self._take(False)
 
     def _info(self) -> list[int]:
-        out = (ctypes.c_uint64 * 4)()
+        out = (ctypes.c_uint64 * 5)()
         self._backend._lib.nl_cq_info(self._live_loop(), self.index, out)
         return list(out)
 
@@ -109,6 +109,10 @@ class NativeCq:
     @property
     def overflowed(self) -> int:
         return self._info()[1]
+
+    @property
+    def posted(self) -> int:
+        return self._info()[4]
 
     @property
     def waiting(self) -> int:
@@ -181,7 +185,7 @@ class NativeBackend(EmulatedBackend):
         self._pins: dict[int, list[object]] = {}
         self._lifetime_pins: list[object] = []
         self._event = (ctypes.c_uint64 * 4)()
-        self._counters = (ctypes.c_uint64 * 6)()
+        self._counters = (ctypes.c_uint64 * 8)()
         self._tag_out = ctypes.c_uint64()
         # Callbacks from native code into Python (kept referenced for the loop's lifetime).
         self._map_cb = _MAP_CB(self._map_helper)
@@ -227,6 +231,14 @@ class NativeBackend(EmulatedBackend):
     @property
     def insns(self) -> int:
         return int(self._count()[4])
+
+    @property
+    def waits(self) -> int:
+        return int(self._count()[6])
+
+    @property
+    def program_sqes(self) -> int:
+        return int(self._count()[7])
 
     def in_flight(self) -> int:
         c = self._count()

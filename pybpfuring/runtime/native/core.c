@@ -236,6 +236,7 @@ NL_HIDDEN void complete(struct loop *l, uint32_t r, int32_t res)
 
 NL_HIDDEN void wait_req(struct loop *l, uint32_t r, uint32_t wait_nr, uint32_t wait_idx)
 {
+    l->waits++;
     if (wait_idx >= l->ncq || wait_nr == 0 || (wait_idx && wait_nr > l->cqs[wait_idx].capacity)) {
         /* for ring.explain(): the wait, and the line of the return (ctx.__line, at byte 28) */
         uint32_t line;

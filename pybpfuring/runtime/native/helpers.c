@@ -13,6 +13,7 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
         return (uint64_t)-EINVAL;
     if (!check(ctx, sqe, 64, 0))
         return 0;
+    l->prog_sqes++;
     const uint8_t *raw = (const uint8_t *)sqe;
     uint8_t opcode = raw[0], flags = raw[1];
     uint16_t cq_idx;

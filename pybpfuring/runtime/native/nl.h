@@ -133,6 +133,7 @@ struct loop {
     uint32_t held_len, held_alloc;
     /* counters */
     uint64_t runs, insns;
+    uint64_t waits, prog_sqes;    /* WAIT returns, SQEs programs submitted (Ring.stats) */
     int err;                      /* errno of a failed io_uring_enter */
     uint64_t rand_state;
     /* user memory the ring knows valid while it is open ((start, end, writable) sorted by start:

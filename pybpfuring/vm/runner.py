@@ -23,10 +23,13 @@ PASSED_THROUGH = ("PYTHONPATH", "PYTHONHASHSEED", "HYPOTHESIS_PROFILE", "LANG")
 
 def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The job's environment: the host interpreter first on PATH, and where things are."""
-    python_bin = str(Path(sys.executable).resolve().parent)
+    # The interpreter's own directory first (a virtual environment's bin/, whose python3 sees
+    # its packages), then the directory of the interpreter it links to.
+    dirs = dict.fromkeys([str(Path(sys.executable).absolute().parent),
+                          str(Path(sys.executable).resolve().parent)])
     env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
     env.update({
-        "PATH": f"{python_bin}:{SYSTEM_PATH}",
+        "PATH": ":".join([*dirs, SYSTEM_PATH]),
         "HOME": "/root",
         "PYBPFURING_IN_GUEST": "1",
         # The cache root (vm/ below it holds sid's bpftool/libbpf, which the guest reads).

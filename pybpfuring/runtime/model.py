@@ -85,8 +85,8 @@ class Ring:
     engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
         (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
         the Python event loop (the reference); "native" (JIT'd programs driven by the native event
-        loop of runtime/native, with native helpers; needs a C compiler at first use); "auto" (the
-        default): "native" where it can be built, else "jit".
+        loop of runtime/native, with native helpers; built with the package); "auto" (the
+        default): "native" where it loads, else "jit".
     """
 
     def __init__(self, entries: int = 64, cqs: Sequence[int] = (), backend: str = "auto", *,

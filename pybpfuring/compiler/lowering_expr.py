@@ -60,7 +60,7 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
     if isinstance(e, ir.NewAggregate):
         slot = fl.slots[e.slot]
         if id(e) not in fl.unzeroed:
-            b.store(ll.Constant(ll.ArrayType(I8, e.type.pointee.size), None), slot)
+            fl.zero(slot, e.type.pointee)
         return slot
     if isinstance(e, ir.MapRef):
         return map_ref(fl, e)

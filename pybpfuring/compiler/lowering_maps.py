@@ -122,9 +122,9 @@ def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
     addr, _, _, done = _lookup_branch(fl, *root)
     if aggregate:
         if src is None:
-            b.store(ll.Constant(ll.ArrayType(ll.IntType(8), t.size), None), addr)  # type: ignore[union-attr]
+            fl.zero(addr, t)
         else:
-            fl.memcpy(addr, src, t.size)  # type: ignore[union-attr]
+            fl.memcpy(addr, src, t.size, t.align)  # type: ignore[union-attr]
     else:
         if value is None:
             cache = _cache(fl)

@@ -137,6 +137,7 @@ class FunctionLowering:
         self._scratch: ll.Value | None = None
         self._temps: dict[str, ll.Value] = {}
         self.unzeroed: set[int] = set()  # NewAggregates whose zeroing would be overwritten at once
+        self.hits: dict[int, ll.Value] = {}  # MapRefs whose lookup an enclosing `k in m` did
 
     # ---- set-up -------------------------------------------------------------------------------------
     def lower(self) -> None:
@@ -366,11 +367,21 @@ class FunctionLowering:
         store.align = t.align  # type: ignore[union-attr]
 
     def if_stmt(self, s: ir.If) -> None:
-        cond = self.expr(s.cond)
+        from .lowering_maps import lookup_reused_by
+        reused = lookup_reused_by(s)
         then = self.f.append_basic_block("if.then")
         orelse = self.f.append_basic_block("if.else") if s.orelse else None
         done = self.f.append_basic_block("if.end")
-        self.b.cbranch(cond, then, orelse or done)
+        if reused is not None:
+            # `if k in m: x = m[k]`: one lookup, its pointer taken in the branch where it is not NULL.
+            # Two lookups leave the verifier three kinds of x (the element, the scratch object the
+            # second lookup's miss gives, the old x) to walk every later instruction with.
+            from .lowering_expr import is_found, lookup
+            p = lookup(self, s.cond.map, s.cond.key)  # type: ignore[attr-defined]
+            self.b.cbranch(is_found(self, p), then, orelse or done)
+            self.hits[id(reused)] = p
+        else:
+            self.b.cbranch(self.expr(s.cond), then, orelse or done)
         self.b.position_at_end(then)
         self.body(s.then)
         if not self.b.block.is_terminated:

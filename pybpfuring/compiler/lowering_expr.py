@@ -237,10 +237,41 @@ def is_found(fl: "FunctionLowering", p: ll.Value) -> ll.Value:
     return fl.b.call(fn, [ll.Constant(I32, seq), fl.b.icmp_unsigned("!=", p, ll.Constant(PTR, None))])
 
 
+def cannot_miss(info: ir.MapInfo, key: ir.Expr | ir.Place) -> bool:
+    """An array map's key that is below max_entries on every run (ranges.py): the kernel's lookup
+    returns the element then, never NULL."""
+    from ..lang.maps import BPF_MAP_TYPE_ARRAY
+    from .ranges import always_below
+    return info.defn.map_type == BPF_MAP_TYPE_ARRAY and always_below(key, info.defn.max_entries)
+
+
+def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place, p: ll.Value) -> ll.Value:
+    """The condition to branch on after looking `key` up. Where the lookup cannot miss, the NULL
+    test the verifier demands leaves the function (a path no run takes) and the condition is a
+    constant true, so LLVM drops the miss path: otherwise every later instruction is verified twice,
+    once with the element and once with the zeroed scratch object or the 0 a miss gives."""
+    if not cannot_miss(info, key):
+        return is_found(fl, p)
+    b = fl.b
+    ok, dead = fl.f.append_basic_block("lookup.ok"), fl.f.append_basic_block("lookup.never")
+    b.cbranch(is_found(fl, p), ok, dead)
+    b.position_at_end(dead)
+    ret_t = fl.f.function_type.return_type
+    if isinstance(ret_t, ll.VoidType):
+        b.ret_void()
+    else:
+        b.ret(fl.returned(ll.Constant(ret_t, 0)))
+    b.position_at_end(ok)
+    return ll.Constant(I1, 1)
+
+
 def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
     b = fl.b
+    hit = fl.hits.pop(id(e), None)
+    if hit is not None:  # looked up by the `if k in m:` around it, and found
+        return hit
     p = lookup(fl, e.map, e.key)
-    found = is_found(fl, p)
+    found = found_or_exit(fl, e.map, e.key, p)
     miss, done = fl.f.append_basic_block("map.miss"), fl.f.append_basic_block("map.done")
     hit_end = b.block
     b.cbranch(found, done, miss)
@@ -263,14 +294,15 @@ def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
 def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
     b = fl.b
     p = lookup(fl, e.map, e.key)
-    found = is_found(fl, p)
     if e.default is None:
+        found = is_found(fl, p)
         # `k in m` is a value: made opaque, else the code generator merges two of them
         # (`(k in a) | (j in b)`) into `(p | q) != 0`, arithmetic on map_value_or_null pointers
         # that the verifier refuses (found by the differential tier).
         return b.icmp_unsigned("!=", fl.barrier(b.zext(found, I64)), ll.Constant(I64, 0))
     hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
     default = lower_expr(fl, e.default)
+    found = found_or_exit(fl, e.map, e.key, p)
     start = b.block
     b.cbranch(found, hit, done)
     b.position_at_end(hit)

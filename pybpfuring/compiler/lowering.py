@@ -124,6 +124,19 @@ def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
             and isinstance(dst.ref.place, ir.VarPlace) and dst.ref.place.local is s.place.local)
 
 
+def reads_place(e: object, place: ir.Place) -> bool:
+    """Whether expression `e` loads from this very place object (`a[i] += v` shares it)."""
+    if isinstance(e, ir.Load):
+        return e.place is place
+    if isinstance(e, (ir.Binary, ir.Compare, ir.Logical)):
+        return reads_place(e.left, place) or reads_place(e.right, place)
+    if isinstance(e, (ir.Cast,)):
+        return reads_place(e.value, place)
+    if isinstance(e, ir.Unary):
+        return reads_place(e.operand, place)
+    return False
+
+
 class FunctionLowering:
     def __init__(self, ml: ModuleLowering, fn: ir.TypedFunction):
         self.ml = ml
@@ -137,6 +150,7 @@ class FunctionLowering:
         self._scratch: ll.Value | None = None
         self._temps: dict[str, ll.Value] = {}
         self.unzeroed: set[int] = set()  # NewAggregates whose zeroing would be overwritten at once
+        self.place_addr: dict[int, ll.Value] = {}  # the place an augmented assignment updates
         self.hits: dict[int, ll.Value] = {}  # MapRefs whose lookup an enclosing `k in m` did
 
     # ---- set-up -------------------------------------------------------------------------------------
@@ -214,6 +228,9 @@ class FunctionLowering:
 
     # ---- places -------------------------------------------------------------------------------------
     def addr(self, p: ir.Place) -> ll.Value:
+        known = self.place_addr.get(id(p))
+        if known is not None:
+            return known
         if isinstance(p, ir.VarPlace):
             return self.vars[id(p.local)]
         if isinstance(p, ir.DerefPlace):
@@ -345,6 +362,18 @@ class FunctionLowering:
             else:
                 src = self.addr(s.value)  # type: ignore[arg-type]
                 self.memcpy(dst, src, t.size, t.align)
+            return
+        if isinstance(s.place, (ir.IndexPlace, ir.FieldPlace)) and reads_place(s.value, s.place):
+            # `a[i] op= v`: the element's address once (as Python evaluates the subscript once), not
+            # once for the load and again for the store, each with its own bounds check and scratch
+            # path that the verifier walks.
+            addr = self.addr(s.place)
+            self.place_addr[id(s.place)] = addr
+            try:
+                value = self.expr(s.value)  # type: ignore[arg-type]
+            finally:
+                del self.place_addr[id(s.place)]
+            self.b.store(self.to_mem(value, t), addr)
             return
         value = self.expr(s.value)  # type: ignore[arg-type]
         self.b.store(self.to_mem(value, t), self.addr(s.place))

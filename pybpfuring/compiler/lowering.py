@@ -151,7 +151,8 @@ class FunctionLowering:
         self._temps: dict[str, ll.Value] = {}
         self.unzeroed: set[int] = set()  # NewAggregates whose zeroing would be overwritten at once
         self.place_addr: dict[int, ll.Value] = {}  # the place an augmented assignment updates
-        self.hits: dict[int, ll.Value] = {}  # MapRefs whose lookup an enclosing `k in m` did
+        self.hits: dict[int, ll.Value] = {}
+        self.const_lookups: dict[tuple[int, int | None], ll.Value] = {}  # (map, key): hoisted lookup  # MapRefs whose lookup an enclosing `k in m` did
 
     # ---- set-up -------------------------------------------------------------------------------------
     def lower(self) -> None:
@@ -175,6 +176,8 @@ class FunctionLowering:
             self.slots[n] = a
         if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
             self.null_params_fail()
+        from .lowering_expr import hoist_const_lookups
+        hoist_const_lookups(self, self.fn.body)
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
             self.at(SourceLocation(self.fn.source_file, self.fn.end_line))

@@ -220,6 +220,10 @@ def key_ptr(fl: "FunctionLowering", key: ir.Expr | ir.Place, info: ir.MapInfo) -
 
 
 def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) -> ll.Value:
+    from .ranges import constant
+    hoisted = fl.const_lookups.get((id(info), constant(key)))
+    if hoisted is not None:
+        return hoisted
     k = key_ptr(fl, key, info)
     return call_helper(fl, BPF_FUNC_map_lookup_elem, PTR, [fl.ml.maps[id(info)], k])
 
@@ -250,6 +254,8 @@ def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Pl
     test the verifier demands leaves the function (a path no run takes) and the condition is a
     constant true, so LLVM drops the miss path: otherwise every later instruction is verified twice,
     once with the element and once with the zeroed scratch object or the 0 a miss gives."""
+    if p in fl.const_lookups.values():   # looked up and checked at the function's start
+        return ll.Constant(I1, 1)
     if not cannot_miss(info, key):
         return is_found(fl, p)
     b = fl.b
@@ -263,6 +269,44 @@ def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Pl
         b.ret(fl.returned(ll.Constant(ret_t, 0)))
     b.position_at_end(ok)
     return ll.Constant(I1, 1)
+
+
+def hoist_const_lookups(fl: "FunctionLowering", body: list[ir.Stmt]) -> None:
+    """Look up, once at the function's start, every array-map element the body names by a constant
+    key (`budget[0]`): an array element's address never changes, so every later `budget[0]` reads
+    and writes through that one pointer, as a C programmer keeps `__u64 *limit = lookup(...)`.
+    Each lookup inside a loop would otherwise cost a helper call, a NULL test and its branch on
+    every trip, and the verifier walks each of them once per trip and path."""
+    from .ranges import constant
+    seen: dict[tuple[int, int], ir.MapInfo] = {}
+    for node in _walk(body):
+        if isinstance(node, (ir.MapRef, ir.MapGet)) and cannot_miss(node.map, node.key):
+            value = constant(node.key)
+            if value is not None:
+                seen.setdefault((id(node.map), value), node.map)
+    for (_, value), info in seen.items():
+        key = ir.Const(value, info.defn.key_type, fl.fn.loc)  # type: ignore[arg-type]
+        p = lookup(fl, info, key)
+        found_or_exit(fl, info, key, p)
+        fl.const_lookups[(id(info), value)] = p
+
+
+def _walk(node: object):
+    """Every typed-IR node under `node` (statements, expressions, places), depth first."""
+    from dataclasses import fields, is_dataclass
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+        return
+    if not is_dataclass(node) or isinstance(node, (ir.Local, ir.MapInfo, type)):
+        return
+    yield node
+    for f in fields(node):
+        if f.name not in ("loc", "type"):
+            v = getattr(node, f.name)
+            if isinstance(v, dict):
+                v = list(v.values())
+            yield from _walk(v)
 
 
 def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:

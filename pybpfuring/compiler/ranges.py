@@ -86,3 +86,13 @@ def always_below(e: object, limit: int) -> bool:
     """True when e, as unsigned, is < limit on every run."""
     b = ubound(e)
     return b is not None and b < limit
+
+
+def constant(e: object) -> int | None:
+    """The value of a constant expression (a literal, possibly converted), else None."""
+    if isinstance(e, ir.Const):
+        return int(e.value)
+    if isinstance(e, ir.Cast) and isinstance(e.type, IntType):
+        inner = constant(e.value)
+        return None if inner is None else e.type.wrap(inner)
+    return None

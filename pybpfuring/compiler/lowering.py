@@ -16,6 +16,7 @@ from . import typed_ir as ir
 from ..lang.loop import RegionType
 from . import target_bpf_ops
 from .debuginfo import DebugInfo
+from .lowering_guard import guarded_address
 from .targets import Target
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
@@ -271,25 +272,13 @@ class FunctionLowering:
         # the differential tier: "math between fp pointer and register with unbounded min value").
         idx = self.barrier(self.expr(p.index))
         inside = self.b.icmp_unsigned("<", idx, ll.Constant(I64, arr.length))
-        ok, bad, done = (self.f.append_basic_block(n) for n in ("idx.ok", "idx.bad", "idx.done"))
-        self.b.cbranch(inside, ok, bad)
-        self.b.position_at_end(ok)
         # The verifier learns the bound on idx from the branch, but only for the register it tested:
         # an address LLVM computed before the branch (hoisting the gep) would be unbounded. An empty
         # volatile asm on idx (libbpf's barrier_var) keeps the arithmetic below the check.
-        idx = self.barrier(idx)
-        elem = self.b.gep(base, [self.b.mul(idx, ll.Constant(I64, size))], source_etype=I8)
-        ok_end = self.b.block
-        self.b.branch(done)
-        self.b.position_at_end(bad)  # out of range: reads give 0, writes are dropped
-        scratch = self.zeroed_scratch(size)
-        bad_end = self.b.block
-        self.b.branch(done)
-        self.b.position_at_end(done)
-        phi = self.b.phi(PTR)
-        phi.add_incoming(elem, ok_end)
-        phi.add_incoming(scratch, bad_end)
-        return phi
+        return guarded_address(
+            self, [inside],
+            lambda: self.b.gep(base, [self.b.mul(self.barrier(idx), ll.Constant(I64, size))], source_etype=I8),
+            size, "idx")
 
     def returned(self, v: ll.Value) -> ll.Value:
         """A BPF-to-BPF callee's result, opaque: when LLVM can tell what it returns it drops the

@@ -8,6 +8,7 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.types import BoolType, IntType
 from . import typed_ir as ir
+from .lowering_guard import guarded_address
 from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
 from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
@@ -316,23 +317,15 @@ def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
         return hit
     p = lookup(fl, e.map, e.key)
     found = found_or_exit(fl, e.map, e.key, p)
-    miss, done = fl.f.append_basic_block("map.miss"), fl.f.append_basic_block("map.done")
-    hit_end = b.block
-    b.cbranch(found, done, miss)
-    b.position_at_end(miss)  # a missing key: a zeroed scratch object (reads 0, writes dropped)
     if e.miss_returns is not None:
-        ret_t = fl.f.function_type.return_type
-        b.ret(ll.Constant(ret_t, e.miss_returns))
-        b.position_at_end(done)
+        ok, miss = fl.f.append_basic_block("map.ok"), fl.f.append_basic_block("map.miss")
+        b.cbranch(found, ok, miss)
+        b.position_at_end(miss)
+        b.ret(ll.Constant(fl.f.function_type.return_type, e.miss_returns))
+        b.position_at_end(ok)
         return p
-    scratch = fl.zeroed_scratch(e.type.pointee.size)
-    miss_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(PTR)
-    phi.add_incoming(p, hit_end)
-    phi.add_incoming(scratch, miss_end)
-    return phi
+    # A missing key: a zeroed scratch object (reads 0, writes dropped).
+    return guarded_address(fl, [found], lambda: p, e.type.pointee.size, "map")
 
 
 def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:

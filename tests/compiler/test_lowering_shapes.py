@@ -109,7 +109,7 @@ def test_constant_key_element_is_looked_up_once(module):
 def test_masked_array_key_has_no_miss_path(module):
     text = ir_text(module, "masked_key")
     assert "lookup.never" in text                  # the NULL test leaves the function
-    assert "map.miss" not in text and "scratch" not in text
+    assert "map.bad" not in text and "scratch" not in text
 
 
 def test_augmented_element_update_checks_the_index_once(module):

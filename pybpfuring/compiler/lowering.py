@@ -162,7 +162,13 @@ class FunctionLowering:
         self.at(self.fn.loc)
         self.entry_builder = ll.IRBuilder(entry)
         for local in self.fn.locals:
+            # Each local in its own 8-byte stack slot: the verifier tracks a value spilled to the
+            # stack per 8-byte slot, and a helper writing a 1-byte local (copy_from_user) would
+            # otherwise turn a counter LLVM spilled into the same slot into unknown bytes, so two
+            # trips of a loop look the same ("infinite loop detected"; found by the differential
+            # tier). Locals that stay in registers are unaffected.
             slot = opaque(self.b.alloca(memty(local.type), name=local.name))
+            slot.align = 8
             self.vars[id(local)] = slot
         for i, p in enumerate(self.fn.params):
             self.b.store(self.to_mem(target_bpf_ops.param_value(self, i), p.type), self.vars[id(p)])

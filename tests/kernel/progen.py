@@ -411,7 +411,13 @@ class ModuleGen:
         r = self.rng.random()
         k = self.expr(scope, 1)
         if r < 0.3:
-            return f"{self.rng.choice(['am', 'ai'])}[{k}]"
+            m = self.rng.choice(["am", "ai"])
+            shape = self.rng.random()
+            if shape < 0.25:   # a key provably in range: the lookup cannot miss (ranges.py)
+                return f"{m}[({k}) & {MAPS[m][3] - 1}]"
+            if shape < 0.4:    # a constant key: looked up once, at the function's start
+                return f"{m}[{self.rng.randrange(MAPS[m][3] + 1)}]"
+            return f"{m}[{k}]"
         if r < 0.5:
             return f"{self.rng.choice(['hm', 'hk'])}.get({k}, {self.literal()})"
         if r < 0.6:

@@ -272,18 +272,29 @@ def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Pl
     return ll.Constant(I1, 1)
 
 
+# Hoisted element pointers stay live for the whole function: beyond a few, LLVM spills them and the
+# stack (512 bytes, shared by BPF-to-BPF frames) and the code grow (the bpf_ops scheduler, whose
+# every loop names a dozen elements, went from 176 to 232 bytes a frame hoisting all of them).
+MAX_HOISTED = 4
+
+
 def hoist_const_lookups(fl: "FunctionLowering", body: list[ir.Stmt]) -> None:
-    """Look up, once at the function's start, every array-map element the body names by a constant
-    key (`budget[0]`): an array element's address never changes, so every later `budget[0]` reads
+    """Look up, once at the function's start, the array-map elements a loop of the body names by a
+    constant key (`budget[0]`; at most MAX_HOISTED): an array element's address never changes, so every later `budget[0]` reads
     and writes through that one pointer, as a C programmer keeps `__u64 *limit = lookup(...)`.
     Each lookup inside a loop would otherwise cost a helper call, a NULL test and its branch on
     every trip, and the verifier walks each of them once per trip and path."""
     from .ranges import constant
+    if fl.ml.target.name == "bpf_ops":
+        # Not for the kernel loop's programs: the scheduler and the programs it calls share one
+        # 512-byte stack and are near it; a hoisted pointer that LLVM spills costs a slot a frame.
+        return
     seen: dict[tuple[int, int], ir.MapInfo] = {}
-    for node in _walk(body):
+    loops = [node for node in _walk(body) if isinstance(node, ir.Loop)]
+    for node in _walk(loops):      # only where it repeats: each hoisted pointer holds a register
         if isinstance(node, (ir.MapRef, ir.MapGet)) and cannot_miss(node.map, node.key):
             value = constant(node.key)
-            if value is not None:
+            if value is not None and len(seen) < MAX_HOISTED:
                 seen.setdefault((id(node.map), value), node.map)
     for (_, value), info in seen.items():
         key = ir.Const(value, info.defn.key_type, fl.fn.loc)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ Numbers are measured in this run, on this machine; times are medians of --runs l
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import statistics
@@ -76,6 +77,10 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:5.2f}x" if b else "   - "
 
 
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else 0.0
+
+
 def report(ours: dict[str, Stats], theirs: dict[str, Stats]) -> str:
     head = (f"{'program':<12} {'insns':>6} {'clang':>6} {'ratio':>6} | {'processed':>9} {'clang':>7} "
             f"{'ratio':>6} | {'verify us':>9} {'clang':>7} {'ratio':>6}")
@@ -91,6 +96,11 @@ def report(ours: dict[str, Stats], theirs: dict[str, Stats]) -> str:
         for i, v in enumerate((o.insns, c.insns, o.processed, c.processed, o.usec, c.usec)):
             tot[i] += v
     lines.append("-" * len(head))
+    pairs = [(ours[n], theirs[n]) for n in ours if n in theirs]
+    for label, pick in (("geomean", _geomean), ("worst", max)):
+        r_insns = pick([o.insns / c.insns for o, c in pairs if c.insns])
+        r_proc = pick([o.processed / c.processed for o, c in pairs if c.processed])
+        lines.append(f"{label:<12} {'':>6} {'':>6} {r_insns:5.2f}x | {'':>9} {'':>7} {r_proc:5.2f}x |")
     lines.append(f"{'total':<12} {tot[0]:>6.0f} {tot[1]:>6.0f} {ratio(tot[0], tot[1]):>6} | "
                  f"{tot[2]:>9.0f} {tot[3]:>7.0f} {ratio(tot[2], tot[3]):>6} | "
                  f"{tot[4]:>9.0f} {tot[5]:>7.0f} {ratio(tot[4], tot[5]):>6}")

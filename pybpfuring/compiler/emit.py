@@ -20,6 +20,11 @@ def _init() -> None:
     # compiling in a user's program would take it down). Move it out of the way; stack_check.py
     # finds the same overflow in the object and reports it at the Python line.
     llvm.set_option("pybpfuring", "--bpf-stack-size=1048576")
+    # No closed forms for a loop's exit values: `for j in range(n): total += j` through a pointer
+    # that does not change (a hoisted map element) would become n*(n-1)/2 computed in 128 bits, a
+    # call to __multi3 that the BPF backend cannot emit (a fatal error, which exits the process).
+    # The verifier walks the loop either way.
+    llvm.set_option("pybpfuring", "--replexitval=never")
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from . import typed_ir as ir
 from .ctypes_rules import convert
 from . import frontend_gen, frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
+from . import loops
 from .loops import prove_while_bound
 from .targets import STACK_SIZE, Target
 
@@ -141,6 +142,7 @@ class FunctionBuilder(ExprTyper):
         self.maps_used: list[ir.MapInfo] = []
         self.global_names: set[str] = set()  # names of `global x` statements (Global variables)
         self.loop_depth = 0
+        self.range_facts: dict[str, int] = {}  # name -> upper bound, from `if n > K: return` (loops.py)
         self.return_type: ir.IRType = None
         self.current: ast.AST = self.node
 
@@ -281,8 +283,17 @@ class FunctionBuilder(ExprTyper):
     # ---- statements -----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt]) -> list[ir.Stmt]:
         out: list[ir.Stmt] = []
-        for s in stmts:
-            out.extend(self.stmt(s))
+        saved = dict(self.range_facts)  # bounds from `if n > K: return` hold to the end of the block
+        try:
+            for s in stmts:
+                for name in loops.assigned_names(s):
+                    self.range_facts.pop(name, None)
+                out.extend(self.stmt(s))
+                fact = loops.exit_bound(s, self)
+                if fact is not None:
+                    self.range_facts[fact[0]] = fact[1]
+        finally:
+            self.range_facts = saved
         return out
 
     def stmt(self, node: ast.stmt) -> list[ir.Stmt]:
@@ -519,7 +530,7 @@ class FunctionBuilder(ExprTyper):
             raise self.error(node.target, "the loop variable must be a plain name")
         if not 1 <= len(it.args) <= 3 or it.keywords:
             raise self.error(it, "range() takes 1 to 3 positional arguments")
-        args = [self.scalar(a) for a in it.args]
+        args = [self.scalar(loops.bounded_stop(a, self.range_facts) or a) for a in it.args]
         start = args[0] if len(args) > 1 else ir.Const(0, i32, loc)
         stop = args[1] if len(args) > 1 else args[0]
         step_node = it.args[2] if len(args) == 3 else None
@@ -529,7 +540,7 @@ class FunctionBuilder(ExprTyper):
         for a, n in ((start, it.args[0] if len(args) > 1 else it), (stop, it.args[-1] if len(args) < 3 else it.args[1])):
             if not self.is_bounded_endpoint(a):
                 raise self.error(n, "range() bounds must be known at compile time",
-                                 "use a constant, or write range(min(n, CONSTANT)) to give a runtime count a bound")
+                                 loops.unbounded_stop_hint(n if n is not it else it.args[0]))
         t = self.common(start.type, stop.type)  # type: ignore[arg-type]
         name = node.target.id
         counter = ir.Local(f"{name}.iter", t, loc)
@@ -579,6 +590,8 @@ class FunctionBuilder(ExprTyper):
         if node.orelse:
             raise self.error(node.orelse[0], "while/else is not supported")
         bound, reason = prove_while_bound(node, self)
+        if bound is None and isinstance(node.test, ast.Constant) and node.test.value is True:
+            bound, reason = loops.break_bound(node, self)
         if bound is None:
             raise self.error(node, f"while loop without a bound the compiler can prove: {reason}",
                              "use `for i in range(N)`, or `while i < N:` where i only grows by a "

@@ -124,3 +124,77 @@ def _bound_for(node: ast.While, res: _Resolver, name: str, direction: str, limit
         return None, f"{name!r} ({vtype.name}) could wrap around before reaching its limit"
     smallest = min(abs(v) for v in values)
     return (hi - lo) // smallest + 1, ""
+
+
+# ---- bounds from the program's own checks --------------------------------------------------------
+_EXITS = (ast.Return, ast.Break, ast.Continue, ast.Raise)
+
+
+def exit_bound(stmt: ast.stmt, res: _Resolver) -> tuple[str, int] | None:
+    """`if n > K: return` (or break/continue; `n >= K`, `K < n`, `K <= n`), without else: the
+    statements after it in the same block run only with n <= K (or K - 1). (name, bound) or None."""
+    if not (isinstance(stmt, ast.If) and not stmt.orelse and stmt.body and isinstance(stmt.body[-1], _EXITS)):
+        return None
+    lim = _limit(stmt.test, res)
+    if lim is None or lim[1] != "down":
+        return None
+    name, _, first_out = lim       # the loop-style limit: n > first_out exits, so n <= first_out
+    return name, first_out
+
+
+def assigned_names(stmt: ast.stmt) -> set[str]:
+    """Names a statement (or anything nested in it) may assign: a bound known before it is void."""
+    names: set[str] = set()
+    for n in ast.walk(stmt):
+        targets: list[ast.expr] = []
+        if isinstance(n, ast.Assign):
+            targets = n.targets
+        elif isinstance(n, (ast.AugAssign, ast.AnnAssign, ast.For)):
+            targets = [n.target]
+        elif isinstance(n, ast.NamedExpr):
+            targets = [n.target]
+        elif isinstance(n, ast.Global):
+            names.update(n.names)
+        for t in targets:
+            names.update(x.id for x in ast.walk(t) if isinstance(x, ast.Name))
+    return names
+
+
+def bounded_stop(node: ast.expr, facts: dict[str, int]) -> ast.expr | None:
+    """`n` known to be <= K from an earlier `if n > K: return`: the same loop as `min(n, K)`, which
+    gives the verifier the bound at the loop itself (the earlier check may be in another register)."""
+    if not (isinstance(node, ast.Name) and node.id in facts):
+        return None
+    call = ast.Call(func=ast.Name("min", ast.Load()), args=[node, ast.Constant(facts[node.id])], keywords=[])
+    return ast.copy_location(call, node)
+
+
+def unbounded_stop_hint(node: ast.expr) -> str:
+    """How to give a runtime range() endpoint a bound, naming the value."""
+    text = ast.unparse(node)
+    return (f"`{text}` has no bound the compiler knows: write range(min({text}, N)) with a constant N, "
+            f"or check it first (`if {text} > N: return ...`) and do not assign it before the loop")
+
+
+def break_bound(node: ast.While, res: _Resolver) -> tuple[int | None, str]:
+    """`while True:` whose body checks a counter at the top level (`if k >= C: break`) and steps it
+    by a constant toward C: bounded like `while k < C:` with the same body."""
+    if not (isinstance(node.test, ast.Constant) and node.test.value is True):
+        return None, "its condition is not a comparison"
+    for stmt in node.body:
+        if not (isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1
+                and isinstance(stmt.body[0], ast.Break)):
+            if any(isinstance(n, ast.Continue) for n in ast.walk(stmt)):
+                return None, "a `continue` can skip the check that ends it"
+            continue
+        lim = _limit(stmt.test, res)
+        if lim is None:
+            continue
+        name, direction, limit = lim
+        # break when k >= C  <=>  loop while k < C: the opposite direction, the limit one step over
+        direction, limit = ("up", limit + 1) if direction == "down" else ("down", limit - 1)
+        var = res.scope.get(name)
+        if var is None or not hasattr(getattr(var, "type", None), "bits"):
+            continue
+        return _bound_for(node, res, name, direction, limit, var.type)
+    return None, "no top-level `if k >= C: break` checks a counter"

@@ -16,6 +16,7 @@ from . import typed_ir as ir
 from ..lang.loop import RegionType
 from . import target_bpf_ops
 from .debuginfo import DebugInfo
+from .lowering_guard import guarded_address
 from .targets import Target
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
@@ -124,6 +125,19 @@ def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
             and isinstance(dst.ref.place, ir.VarPlace) and dst.ref.place.local is s.place.local)
 
 
+def reads_place(e: object, place: ir.Place) -> bool:
+    """Whether expression `e` loads from this very place object (`a[i] += v` shares it)."""
+    if isinstance(e, ir.Load):
+        return e.place is place
+    if isinstance(e, (ir.Binary, ir.Compare, ir.Logical)):
+        return reads_place(e.left, place) or reads_place(e.right, place)
+    if isinstance(e, (ir.Cast,)):
+        return reads_place(e.value, place)
+    if isinstance(e, ir.Unary):
+        return reads_place(e.operand, place)
+    return False
+
+
 class FunctionLowering:
     def __init__(self, ml: ModuleLowering, fn: ir.TypedFunction):
         self.ml = ml
@@ -137,6 +151,9 @@ class FunctionLowering:
         self._scratch: ll.Value | None = None
         self._temps: dict[str, ll.Value] = {}
         self.unzeroed: set[int] = set()  # NewAggregates whose zeroing would be overwritten at once
+        self.place_addr: dict[int, ll.Value] = {}  # the place an augmented assignment updates
+        self.hits: dict[int, ll.Value] = {}
+        self.const_lookups: dict[tuple[int, int | None], ll.Value] = {}  # (map, key): hoisted lookup  # MapRefs whose lookup an enclosing `k in m` did
 
     # ---- set-up -------------------------------------------------------------------------------------
     def lower(self) -> None:
@@ -145,7 +162,13 @@ class FunctionLowering:
         self.at(self.fn.loc)
         self.entry_builder = ll.IRBuilder(entry)
         for local in self.fn.locals:
+            # Each local in its own 8-byte stack slot: the verifier tracks a value spilled to the
+            # stack per 8-byte slot, and a helper writing a 1-byte local (copy_from_user) would
+            # otherwise turn a counter LLVM spilled into the same slot into unknown bytes, so two
+            # trips of a loop look the same ("infinite loop detected"; found by the differential
+            # tier). Locals that stay in registers are unaffected.
             slot = opaque(self.b.alloca(memty(local.type), name=local.name))
+            slot.align = 8
             self.vars[id(local)] = slot
         for i, p in enumerate(self.fn.params):
             self.b.store(self.to_mem(target_bpf_ops.param_value(self, i), p.type), self.vars[id(p)])
@@ -160,6 +183,8 @@ class FunctionLowering:
             self.slots[n] = a
         if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
             self.null_params_fail()
+        from .lowering_expr import hoist_const_lookups
+        hoist_const_lookups(self, self.fn.body)
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
             self.at(SourceLocation(self.fn.source_file, self.fn.end_line))
@@ -194,7 +219,7 @@ class FunctionLowering:
                 t.align = 8
                 if zero_at_entry:
                     self.b.position_after(t)
-                    self.b.store(ll.Constant(ll.ArrayType(I8, max(size, 8)), None), t)
+                    self.b.store(ll.Constant(ll.ArrayType(I8, max(size, 8)), None), t).align = 8
             self._temps[name] = t
         return t
 
@@ -213,6 +238,9 @@ class FunctionLowering:
 
     # ---- places -------------------------------------------------------------------------------------
     def addr(self, p: ir.Place) -> ll.Value:
+        known = self.place_addr.get(id(p))
+        if known is not None:
+            return known
         if isinstance(p, ir.VarPlace):
             return self.vars[id(p.local)]
         if isinstance(p, ir.DerefPlace):
@@ -250,25 +278,13 @@ class FunctionLowering:
         # the differential tier: "math between fp pointer and register with unbounded min value").
         idx = self.barrier(self.expr(p.index))
         inside = self.b.icmp_unsigned("<", idx, ll.Constant(I64, arr.length))
-        ok, bad, done = (self.f.append_basic_block(n) for n in ("idx.ok", "idx.bad", "idx.done"))
-        self.b.cbranch(inside, ok, bad)
-        self.b.position_at_end(ok)
         # The verifier learns the bound on idx from the branch, but only for the register it tested:
         # an address LLVM computed before the branch (hoisting the gep) would be unbounded. An empty
         # volatile asm on idx (libbpf's barrier_var) keeps the arithmetic below the check.
-        idx = self.barrier(idx)
-        elem = self.b.gep(base, [self.b.mul(idx, ll.Constant(I64, size))], source_etype=I8)
-        ok_end = self.b.block
-        self.b.branch(done)
-        self.b.position_at_end(bad)  # out of range: reads give 0, writes are dropped
-        scratch = self.zeroed_scratch(size)
-        bad_end = self.b.block
-        self.b.branch(done)
-        self.b.position_at_end(done)
-        phi = self.b.phi(PTR)
-        phi.add_incoming(elem, ok_end)
-        phi.add_incoming(scratch, bad_end)
-        return phi
+        return guarded_address(
+            self, [inside],
+            lambda: self.b.gep(base, [self.b.mul(self.barrier(idx), ll.Constant(I64, size))], source_etype=I8),
+            size, "idx")
 
     def returned(self, v: ll.Value) -> ll.Value:
         """A BPF-to-BPF callee's result, opaque: when LLVM can tell what it returns it drops the
@@ -287,7 +303,7 @@ class FunctionLowering:
 
     def zeroed_scratch(self, size: int) -> ll.Value:
         s = self.scratch(size)
-        self.b.store(ll.Constant(ll.ArrayType(I8, size), None), s)
+        self.b.store(ll.Constant(ll.ArrayType(I8, size), None), s).align = 8  # type: ignore[attr-defined]
         return s
 
     # ---- statements ---------------------------------------------------------------------------------
@@ -340,24 +356,59 @@ class FunctionLowering:
         if isinstance(t, (StructType, ArrayType)):
             dst = self.addr(s.place)
             if s.value is None:
-                self.b.store(ll.Constant(ll.ArrayType(I8, t.size), None), dst)
+                self.zero(dst, t)
             else:
                 src = self.addr(s.value)  # type: ignore[arg-type]
-                self.memcpy(dst, src, t.size)
+                self.memcpy(dst, src, t.size, t.align)
+            return
+        if isinstance(s.place, (ir.IndexPlace, ir.FieldPlace)) and reads_place(s.value, s.place):
+            # `a[i] op= v`: the element's address once (as Python evaluates the subscript once), not
+            # once for the load and again for the store, each with its own bounds check and scratch
+            # path that the verifier walks.
+            addr = self.addr(s.place)
+            self.place_addr[id(s.place)] = addr
+            try:
+                value = self.expr(s.value)  # type: ignore[arg-type]
+            finally:
+                del self.place_addr[id(s.place)]
+            self.b.store(self.to_mem(value, t), addr)
             return
         value = self.expr(s.value)  # type: ignore[arg-type]
         self.b.store(self.to_mem(value, t), self.addr(s.place))
 
-    def memcpy(self, dst: ll.Value, src: ll.Value, size: int) -> None:
+    def memcpy(self, dst: ll.Value, src: ll.Value, size: int, align: int) -> None:
+        """Copy `size` bytes between objects of a type aligned to `align`. The alignment matters:
+        without it LLVM's BPF backend copies byte by byte (64 one-byte stores for an SQE into a map
+        value, where clang, which knows the struct's alignment, does eight 8-byte ones)."""
         fn = self.ml.m.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
-        self.b.call(fn, [dst, src, ll.Constant(I64, size), ll.Constant(I1, 0)])
+        call = self.b.call(fn, [dst, src, ll.Constant(I64, size), ll.Constant(I1, 0)],
+                           arg_attrs={0: (), 1: ()})
+        # Every object is placed at its type's C alignment (structs.py lays fields out so, and
+        # stack slots, map values and the scratch slot are 8-aligned).
+        call.arg_attributes[0].align = align
+        call.arg_attributes[1].align = align
+
+    def zero(self, dst: ll.Value, t: ir.IRType) -> None:
+        """Zero an aggregate in place, with its alignment (wide stores, as for memcpy)."""
+        store = self.b.store(ll.Constant(ll.ArrayType(I8, t.size), None), dst)  # type: ignore[union-attr]
+        store.align = t.align  # type: ignore[union-attr]
 
     def if_stmt(self, s: ir.If) -> None:
-        cond = self.expr(s.cond)
+        from .lowering_maps import lookup_reused_by
+        reused = lookup_reused_by(s)
         then = self.f.append_basic_block("if.then")
         orelse = self.f.append_basic_block("if.else") if s.orelse else None
         done = self.f.append_basic_block("if.end")
-        self.b.cbranch(cond, then, orelse or done)
+        if reused is not None:
+            # `if k in m: x = m[k]`: one lookup, its pointer taken in the branch where it is not NULL.
+            # Two lookups leave the verifier three kinds of x (the element, the scratch object the
+            # second lookup's miss gives, the old x) to walk every later instruction with.
+            from .lowering_expr import is_found, lookup
+            p = lookup(self, s.cond.map, s.cond.key)  # type: ignore[attr-defined]
+            self.b.cbranch(is_found(self, p), then, orelse or done)
+            self.hits[id(reused)] = p
+        else:
+            self.b.cbranch(self.expr(s.cond), then, orelse or done)
         self.b.position_at_end(then)
         self.body(s.then)
         if not self.b.block.is_terminated:

@@ -8,6 +8,7 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.types import BoolType, IntType
 from . import typed_ir as ir
+from .lowering_guard import guarded_address
 from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
 from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
@@ -60,7 +61,7 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
     if isinstance(e, ir.NewAggregate):
         slot = fl.slots[e.slot]
         if id(e) not in fl.unzeroed:
-            b.store(ll.Constant(ll.ArrayType(I8, e.type.pointee.size), None), slot)
+            fl.zero(slot, e.type.pointee)
         return slot
     if isinstance(e, ir.MapRef):
         return map_ref(fl, e)
@@ -220,6 +221,10 @@ def key_ptr(fl: "FunctionLowering", key: ir.Expr | ir.Place, info: ir.MapInfo) -
 
 
 def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) -> ll.Value:
+    from .ranges import constant
+    hoisted = fl.const_lookups.get((id(info), constant(key)))
+    if hoisted is not None:
+        return hoisted
     k = key_ptr(fl, key, info)
     return call_helper(fl, BPF_FUNC_map_lookup_elem, PTR, [fl.ml.maps[id(info)], k])
 
@@ -237,40 +242,115 @@ def is_found(fl: "FunctionLowering", p: ll.Value) -> ll.Value:
     return fl.b.call(fn, [ll.Constant(I32, seq), fl.b.icmp_unsigned("!=", p, ll.Constant(PTR, None))])
 
 
+def cannot_miss(info: ir.MapInfo, key: ir.Expr | ir.Place) -> bool:
+    """An array map's key that is below max_entries on every run (ranges.py): the kernel's lookup
+    returns the element then, never NULL."""
+    from ..lang.maps import BPF_MAP_TYPE_ARRAY
+    from .ranges import always_below
+    return info.defn.map_type == BPF_MAP_TYPE_ARRAY and always_below(key, info.defn.max_entries)
+
+
+def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place, p: ll.Value) -> ll.Value:
+    """The condition to branch on after looking `key` up. Where the lookup cannot miss, the NULL
+    test the verifier demands leaves the function (a path no run takes) and the condition is a
+    constant true, so LLVM drops the miss path: otherwise every later instruction is verified twice,
+    once with the element and once with the zeroed scratch object or the 0 a miss gives."""
+    if p in fl.const_lookups.values():   # looked up and checked at the function's start
+        return ll.Constant(I1, 1)
+    if not cannot_miss(info, key):
+        return is_found(fl, p)
+    b = fl.b
+    ok, dead = fl.f.append_basic_block("lookup.ok"), fl.f.append_basic_block("lookup.never")
+    b.cbranch(is_found(fl, p), ok, dead)
+    b.position_at_end(dead)
+    ret_t = fl.f.function_type.return_type
+    if isinstance(ret_t, ll.VoidType):
+        b.ret_void()
+    else:
+        b.ret(fl.returned(ll.Constant(ret_t, 0)))
+    b.position_at_end(ok)
+    return ll.Constant(I1, 1)
+
+
+# Hoisted element pointers stay live for the whole function: beyond a few, LLVM spills them and the
+# stack (512 bytes, shared by BPF-to-BPF frames) and the code grow (the bpf_ops scheduler, whose
+# every loop names a dozen elements, went from 176 to 232 bytes a frame hoisting all of them).
+MAX_HOISTED = 4
+
+
+def hoist_const_lookups(fl: "FunctionLowering", body: list[ir.Stmt]) -> None:
+    """Look up, once at the function's start, the array-map elements a loop of the body names by a
+    constant key (`budget[0]`; at most MAX_HOISTED): an array element's address never changes, so every later `budget[0]` reads
+    and writes through that one pointer, as a C programmer keeps `__u64 *limit = lookup(...)`.
+    Each lookup inside a loop would otherwise cost a helper call, a NULL test and its branch on
+    every trip, and the verifier walks each of them once per trip and path."""
+    from .ranges import constant
+    if fl.ml.target.name == "bpf_ops":
+        # Not for the kernel loop's programs: the scheduler and the programs it calls share one
+        # 512-byte stack and are near it; a hoisted pointer that LLVM spills costs a slot a frame.
+        return
+    seen: dict[tuple[int, int], ir.MapInfo] = {}
+    loops = [node for node in _walk(body) if isinstance(node, ir.Loop)]
+    for node in _walk(loops):      # only where it repeats: each hoisted pointer holds a register
+        if isinstance(node, (ir.MapRef, ir.MapGet)) and cannot_miss(node.map, node.key):
+            value = constant(node.key)
+            if value is not None and len(seen) < MAX_HOISTED:
+                seen.setdefault((id(node.map), value), node.map)
+    for (_, value), info in seen.items():
+        key = ir.Const(value, info.defn.key_type, fl.fn.loc)  # type: ignore[arg-type]
+        p = lookup(fl, info, key)
+        found_or_exit(fl, info, key, p)
+        fl.const_lookups[(id(info), value)] = p
+
+
+def _walk(node: object):
+    """Every typed-IR node under `node` (statements, expressions, places), depth first."""
+    from dataclasses import fields, is_dataclass
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+        return
+    if not is_dataclass(node) or isinstance(node, (ir.Local, ir.MapInfo, type)):
+        return
+    yield node
+    for f in fields(node):
+        if f.name not in ("loc", "type"):
+            v = getattr(node, f.name)
+            if isinstance(v, dict):
+                v = list(v.values())
+            yield from _walk(v)
+
+
 def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
     b = fl.b
+    hit = fl.hits.pop(id(e), None)
+    if hit is not None:  # looked up by the `if k in m:` around it, and found
+        return hit
     p = lookup(fl, e.map, e.key)
-    found = is_found(fl, p)
-    miss, done = fl.f.append_basic_block("map.miss"), fl.f.append_basic_block("map.done")
-    hit_end = b.block
-    b.cbranch(found, done, miss)
-    b.position_at_end(miss)  # a missing key: a zeroed scratch object (reads 0, writes dropped)
+    found = found_or_exit(fl, e.map, e.key, p)
     if e.miss_returns is not None:
-        ret_t = fl.f.function_type.return_type
-        b.ret(ll.Constant(ret_t, e.miss_returns))
-        b.position_at_end(done)
+        ok, miss = fl.f.append_basic_block("map.ok"), fl.f.append_basic_block("map.miss")
+        b.cbranch(found, ok, miss)
+        b.position_at_end(miss)
+        b.ret(ll.Constant(fl.f.function_type.return_type, e.miss_returns))
+        b.position_at_end(ok)
         return p
-    scratch = fl.zeroed_scratch(e.type.pointee.size)
-    miss_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(PTR)
-    phi.add_incoming(p, hit_end)
-    phi.add_incoming(scratch, miss_end)
-    return phi
+    # A missing key: a zeroed scratch object (reads 0, writes dropped).
+    return guarded_address(fl, [found], lambda: p, e.type.pointee.size, "map")
 
 
 def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
     b = fl.b
     p = lookup(fl, e.map, e.key)
-    found = is_found(fl, p)
     if e.default is None:
+        found = is_found(fl, p)
         # `k in m` is a value: made opaque, else the code generator merges two of them
         # (`(k in a) | (j in b)`) into `(p | q) != 0`, arithmetic on map_value_or_null pointers
         # that the verifier refuses (found by the differential tier).
         return b.icmp_unsigned("!=", fl.barrier(b.zext(found, I64)), ll.Constant(I64, 0))
     hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
     default = lower_expr(fl, e.default)
+    found = found_or_exit(fl, e.map, e.key, p)
     start = b.block
     b.cbranch(found, hit, done)
     b.position_at_end(hit)

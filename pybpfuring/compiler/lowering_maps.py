@@ -68,12 +68,13 @@ def _cache(fl: "FunctionLowering") -> dict[int, ll.Value]:
 
 def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block, ll.Block, ll.Block]:
     """Look the key up; leave the builder in the `hit` block. Returns (address, start, hit, done)."""
-    from .lowering_expr import is_found, lookup
+    from .lowering_expr import found_or_exit, lookup
     b = fl.b
     p = lookup(fl, ref.map, ref.key)
+    found = found_or_exit(fl, ref.map, ref.key, p)
     start = b.block
     hit, done = fl.f.append_basic_block("map.hit"), fl.f.append_basic_block("map.done")
-    b.cbranch(is_found(fl, p), hit, done)
+    b.cbranch(found, hit, done)
     b.position_at_end(hit)
     addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=ll.IntType(8)) if offset else p
     return addr, start, hit, done
@@ -122,9 +123,9 @@ def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
     addr, _, _, done = _lookup_branch(fl, *root)
     if aggregate:
         if src is None:
-            b.store(ll.Constant(ll.ArrayType(ll.IntType(8), t.size), None), addr)  # type: ignore[union-attr]
+            fl.zero(addr, t)
         else:
-            fl.memcpy(addr, src, t.size)  # type: ignore[union-attr]
+            fl.memcpy(addr, src, t.size, t.align)  # type: ignore[union-attr]
     else:
         if value is None:
             cache = _cache(fl)
@@ -137,3 +138,33 @@ def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
     b.branch(done)
     b.position_at_end(done)
     return True
+
+
+def same_expr(a: object, b: object) -> bool:
+    """Structural equality of typed-IR trees, source locations aside; locals and maps by identity."""
+    if isinstance(a, (ir.Local, ir.MapInfo)) or isinstance(b, (ir.Local, ir.MapInfo)):
+        return a is b
+    if type(a) is not type(b):
+        return False
+    if not is_dataclass(a):
+        return a == b
+    return all(same_expr(getattr(a, f.name), getattr(b, f.name))
+               for f in fields(a) if f.name != "loc")  # type: ignore[arg-type]
+
+
+def lookup_reused_by(s: ir.If) -> ir.MapRef | None:
+    """For `if k in m:` whose first statement is `x = m[k]` (same map, same pure key), the MapRef
+    that can take the condition's lookup: nothing runs between the two, so the key is the same
+    and the element the condition found is the one the assignment would find."""
+    c = s.cond
+    if not (isinstance(c, ir.MapGet) and c.default is None and is_pure(c.key) and s.then):
+        return None
+    first = s.then[0]
+    if not (isinstance(first, ir.Assign) and isinstance(first.place, ir.VarPlace)):
+        return None
+    v: object = first.value
+    if isinstance(v, ir.RefOf) and isinstance(v.place, ir.DerefPlace):
+        v = v.place.ref
+    if isinstance(v, ir.MapRef) and v.map is c.map and v.miss_returns is None and same_expr(v.key, c.key):
+        return v
+    return None

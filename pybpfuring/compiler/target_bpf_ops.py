@@ -160,6 +160,7 @@ def region_view(fl: "FunctionLowering", e: ir.RegionView) -> ll.Value:
     scratch object. The check tests the offset register itself against the (verifier-constant)
     region size; the address is computed below the check only."""
     from .lowering_expr import lower_expr
+    from .lowering_guard import guarded_address
     b = fl.b
     region = lower_expr(fl, e.region)
     off = lower_expr(fl, e.offset)
@@ -168,24 +169,9 @@ def region_view(fl: "FunctionLowering", e: ir.RegionView) -> ll.Value:
     present = b.icmp_unsigned("!=", ptr, ll.Constant(PTR, None))
     fits = b.icmp_unsigned(">=", size, need)
     inside = b.icmp_unsigned("<=", off, b.sub(size, need))
-    ok_bb, bad_bb, done = (fl.f.append_basic_block(n) for n in ("rgn.ok", "rgn.bad", "rgn.done"))
-    check_bb = fl.f.append_basic_block("rgn.check")
-    b.cbranch(b.and_(present, fits), check_bb, bad_bb)
-    b.position_at_end(check_bb)
-    b.cbranch(inside, ok_bb, bad_bb)
-    b.position_at_end(ok_bb)
-    addr = b.gep(fl.barrier(ptr), [fl.barrier(off)], source_etype=I8)
-    ok_end = b.block
-    b.branch(done)
-    b.position_at_end(bad_bb)
-    scratch = fl.zeroed_scratch(e.type.pointee.size)
-    bad_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(PTR)
-    phi.add_incoming(addr, ok_end)
-    phi.add_incoming(scratch, bad_end)
-    return phi
+    return guarded_address(fl, [b.and_(present, fits), inside],
+                           lambda: b.gep(fl.barrier(ptr), [fl.barrier(off)], source_etype=I8),
+                           e.type.pointee.size, "rgn")
 
 
 __all__ = ["LOOP_NODES", "REGION_T", "KFUNCS", "lower_globals", "emit_struct_ops", "program_type",

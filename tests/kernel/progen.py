@@ -5,8 +5,10 @@ values, one small enough to fill up), a few `@bpf_function`s (inline and BPF-to-
 by-reference parameters) and N `@iouring_program`s. Programs mix every integer type (signedness,
 promotions, shifts by any count, division and modulo by zero, overflow, casts), comparisons
 (chained too), and/or/not, conditional expressions, min/max, struct fields, array elements (in and
-out of range), map reads/writes/get/in/del, ctx fields, copy_from_user, if/else, bounded for and
-while loops with break/continue, early returns and calls.
+out of range), map reads/writes/get/in/del, ctx fields, copy_from_user (in loops too), if/else,
+bounded for and while loops with break/continue (two-trip whiles too), loops bounded by value
+ranges (`range(n)` after `if n > K: return`, `while True:` ended by a counter check), early returns
+and calls.
 
 Everything is drawn from `random.Random(seed)`: the differential test draws the seeds (and the
 sizes) with hypothesis, so a failing module is reproduced from its seed alone.
@@ -172,14 +174,17 @@ class ModuleGen:
             return self.for_stmt(scope, depth)
         if depth > 0 and r < 0.25:
             return self.while_stmt(scope, depth)
+        if depth > 0 and r < 0.27:
+            shaped = self.checked_range(scope, depth) if self.rng.random() < 0.5 else None
+            return shaped or self.counter_break(scope, depth)
         if scope.in_loop and r < 0.29:
             return [f"if {self.expr(scope, 1)}:", f"    {self.rng.choice(['break', 'continue'])}"]
         if r < 0.31 and scope.has_ctx:
             return [f"if {self.expr(scope, 1)}:", f"    return {self.returned(scope, 2)}"]
         if r < 0.36 and self.funcs and scope.has_ctx and not scope.in_loop:
             return [self.call_stmt(scope)]
-        if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars) and not scope.in_loop:
-            return [self.copy_from_user(scope)]  # (not in loops: an open issue, docs/testing.md)
+        if r < 0.40 and scope.has_ctx and (scope.structs or scope.scalars):
+            return [self.copy_from_user(scope)]
         if r < 0.55:
             return [self.aug_assign(scope)]
         if r < 0.62 and scope.maps:
@@ -221,11 +226,36 @@ class ModuleGen:
         t = self.rng.choice(["i32", "u32", "i64", "u8"])
         step = self.rng.randint(1, 3)
         limit = self.rng.randint(0, 6)
-        if -(-limit // step) == 2:  # exactly two trips: a known verifier rejection (docs/testing.md)
-            limit += step
         inner = self.loop_scope(scope, w)
         body = [f"{w} += {step}"] + self.block(inner, self.rng.randint(1, 2), depth - 1)
         return [f"{w}: {t} = 0", f"while {w} < {limit}:"] + ["    " + l for l in body]
+
+    def checked_range(self, scope: Scope, depth: int) -> list[str] | None:
+        """`range(n)` bounded by an early exit before it (`if n > K: return/break`): a fresh `n`
+        the body cannot assign (docs/compiler.md, "Loops bounded by what the program knows")."""
+        if scope.in_loop:
+            leave = self.rng.choice(["break", "continue"])
+        elif scope.has_ctx:
+            leave = f"return {self.returned(scope, 1)}"
+        else:
+            return None
+        n, i = self.fresh("n"), self.fresh("it")
+        t = self.rng.choice(["i32", "u32", "u8", "i64"])
+        k = self.rng.randint(0, 5)
+        op = self.rng.choice([">", ">="])
+        inner = self.loop_scope(scope, i)
+        return ([f"{n}: {t} = {self.expr(scope, 1)}", f"if {n} {op} {k}:", f"    {leave}",
+                 f"for {i} in range({n}):"] + ["    " + l for l in self.block(inner, self.rng.randint(1, 2), depth - 1)])
+
+    def counter_break(self, scope: Scope, depth: int) -> list[str]:
+        """`while True:` ended by a counter checked against a constant at the top of the body."""
+        w = self.fresh("w")
+        t = self.rng.choice(["i32", "u32", "u8"])
+        step, limit = self.rng.randint(1, 3), self.rng.randint(1, 6)
+        inner = self.loop_scope(scope, w)
+        body = [f"{w} += {step}", f"if {w} >= {limit}:", "    break"] + \
+            self.block(inner, self.rng.randint(1, 2), depth - 1)
+        return [f"{w}: {t} = 0", "while True:"] + ["    " + l for l in body]
 
     def call_stmt(self, scope: Scope) -> str:
         return self.call(scope, 1)
@@ -381,7 +411,13 @@ class ModuleGen:
         r = self.rng.random()
         k = self.expr(scope, 1)
         if r < 0.3:
-            return f"{self.rng.choice(['am', 'ai'])}[{k}]"
+            m = self.rng.choice(["am", "ai"])
+            shape = self.rng.random()
+            if shape < 0.25:   # a key provably in range: the lookup cannot miss (ranges.py)
+                return f"{m}[({k}) & {MAPS[m][3] - 1}]"
+            if shape < 0.4:    # a constant key: looked up once, at the function's start
+                return f"{m}[{self.rng.randrange(MAPS[m][3] + 1)}]"
+            return f"{m}[{k}]"
         if r < 0.5:
             return f"{self.rng.choice(['hm', 'hk'])}.get({k}, {self.literal()})"
         if r < 0.6:

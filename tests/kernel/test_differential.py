@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from diffharness import (UserBuffer, compile_source, randomize_maps, random_ctx,
                          reduce_mismatch, run_both)
 from progen import generate
-from pybpfuring.errors import VerifierError
 from pybpfuring.runtime.bpf.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
@@ -281,21 +280,6 @@ def test_regression_modules_verify_and_agree(workdir, path):
                 randomize_maps(obj, res.typed, rng)
                 mismatches = run_both(obj, res.typed, prog.name, random_ctx(rng, None))
                 assert not mismatches, "\n".join(map(str, mismatches))
-
-
-OPEN_ISSUES = sorted((Path(__file__).parent / "regressions_open").glob("*.py"))
-
-
-@pytest.mark.xfail(strict=True, raises=VerifierError,
-                   reason="open: verifier 'infinite loop detected' on valid programs (a two-trip while "
-                          "loop LLVM rewrites around a first-trip flag; copy_from_user in nested loops); "
-                          "see docs/testing.md")
-@pytest.mark.parametrize("path", OPEN_ISSUES, ids=lambda p: p.stem)
-def test_open_issues_still_rejected(workdir, path):
-    """When one of these starts passing, move it to regressions/ (strict: an XPASS fails)."""
-    res, _ = compile_source(path.read_text(), workdir, path.stem)
-    with BpfObject.open(res.elf) as obj:
-        obj.load()
 
 
 def test_range_bound_is_computed_once_as_in_python(workdir):

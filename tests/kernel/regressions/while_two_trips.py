@@ -1,6 +1,8 @@
-"""Open issue (differential tier): a while loop of exactly two trips is rewritten by LLVM
-around a first-trip flag (`phi i1 [true], [false]`) kept in a stack slot the verifier cannot
-follow: "infinite loop detected". Generated (progen seed 2360432 size 1), one program kept."""
+"""Regression (differential tier): a while loop of exactly two trips, rewritten by LLVM around a
+first-trip flag that it spilled to the 8-byte stack slot of a u8 local; copy_from_user into that
+local made the whole slot unknown to the verifier, so both trips looked the same: "infinite loop
+detected". Fixed by giving every local its own 8-byte-aligned slot. Generated (progen seed
+2360432 size 1), one program kept."""
 from pybpfuring import (Ctx, ArrayMap, HashMap, Array, struct, iouring_program, u8, u16, u32, u64,
                         i8, i16, i32, i64)
 from pybpfuring.lang import bpf_function, copy_from_user

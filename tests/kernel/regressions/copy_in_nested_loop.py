@@ -1,6 +1,7 @@
-"""Open issue (differential tier): copy_from_user into a local inside nested constant loops
-makes the verifier report "infinite loop detected" (the same state reached twice at the inner
-loop's exit); with a plain assignment instead it loads. Generated (progen seed 5008 size 3)."""
+"""Regression (differential tier): copy_from_user into a u8 local inside nested constant loops
+made the verifier report "infinite loop detected" (the same state twice at the inner loop's exit).
+Loads since every local has its own 8-byte-aligned slot, the fix of while_two_trips.py (there a
+1-byte write turned the slot shared with a spilled loop flag into unknown bytes). Generated (progen seed 5008 size 3)."""
 from pybpfuring import (Ctx, ArrayMap, HashMap, Array, struct, iouring_program, u8, u16, u32, u64,
                         i8, i16, i32, i64)
 from pybpfuring.lang import bpf_function, copy_from_user

@@ -1,0 +1,98 @@
+"""Value ranges the compiler can read off an expression without data flow: an upper bound on an
+integer expression's value, taken as unsigned in its own width.
+
+Used where a bound makes a run-time check dead and the verifier's walk shorter: an array-map key
+that is always below `max_entries` (the kernel's array lookup cannot miss then), an index that is
+always inside its array (no scratch slot). The rules are the ones a reader applies at a glance:
+`x & 7` <= 7, `x % 8` < 8 (unsigned), `x >> 28` of a u32 <= 15, a u8 <= 255, a constant is itself.
+"""
+from __future__ import annotations
+
+from ..lang.types import BoolType, IntType
+from . import typed_ir as ir
+
+
+def _mask(t: object) -> int | None:
+    if isinstance(t, BoolType):
+        return 1
+    if isinstance(t, IntType):
+        return (1 << t.bits) - 1
+    return None
+
+
+def ubound(e: object) -> int | None:
+    """B with 0 <= (e as unsigned of its width) <= B, or None when e's type is not an integer."""
+    full = _mask(getattr(e, "type", None))
+    if full is None:
+        return None
+    b = _bound(e, full)
+    return full if b is None else min(b, full)
+
+
+def _bound(e: object, full: int) -> int | None:
+    if isinstance(e, ir.Const):
+        return int(e.value) & full
+    if isinstance(e, (ir.Compare, ir.Logical, ir.Not, ir.Truth)):
+        return 1
+    if isinstance(e, ir.Select):
+        a, b = ubound(e.then), ubound(e.orelse)
+        return None if a is None or b is None else max(a, b)
+    if isinstance(e, ir.Cast):
+        return _cast_bound(e, full)
+    if isinstance(e, ir.Binary):
+        return _binary_bound(e, full)
+    return None
+
+
+def _cast_bound(e: ir.Cast, full: int) -> int | None:
+    src_t = e.value.type
+    src = ubound(e.value)
+    src_full = _mask(src_t)
+    if src is None or src_full is None:
+        return None
+    if src_full <= full:
+        # Widening: zero extension keeps the value; sign extension keeps it when the sign bit is clear.
+        signed = isinstance(src_t, IntType) and src_t.signed
+        return src if not signed or src <= src_full >> 1 else None
+    return src  # narrowing: at most the source's bound (the caller clips to the width)
+
+
+def _binary_bound(e: ir.Binary, full: int) -> int | None:
+    signed = isinstance(e.type, IntType) and e.type.signed
+    left, right = ubound(e.left), ubound(e.right)
+    if left is None or right is None:
+        return None
+    if e.op == "&":
+        return min(left, right)
+    if e.op in ("|", "^"):
+        return (1 << max(left, right).bit_length()) - 1
+    if signed:
+        return None
+    if e.op == "%" and isinstance(e.right, ir.Const) and e.right.value > 0:
+        return min(left, e.right.value - 1)          # x % 0 == x in the language
+    if e.op == "/":
+        return left
+    if e.op == ">>" and isinstance(e.right, ir.Const):
+        bits = full.bit_length()
+        return left >> (e.right.value % bits)        # shift counts are masked to the width
+    if e.op == "+" and left + right <= full:
+        return left + right
+    if e.op == "*" and left * right <= full:
+        return left * right
+    return None
+
+
+def always_below(e: object, limit: int) -> bool:
+    """True when e, as unsigned, is < limit on every run."""
+    b = ubound(e)
+    return b is not None and b < limit
+
+
+def constant(e: object) -> int | None:
+    """The value of a constant expression (a literal, possibly converted), else None."""
+    if isinstance(e, ir.Const):
+        return int(e.value)
+    if isinstance(e, ir.Cast) and isinstance(e.type, IntType):
+        inner = constant(e.value)
+        return None if inner is None else e.type.wrap(inner)
+    return None

@@ -1,0 +1,271 @@
+"""Dependent-read lookups in an on-disk B+tree: the database case, one BPF request per lookup.
+
+The index is a B+tree of 4 KiB pages built by this example (`build_tree`): page 0 is the root,
+every page is a 16-byte header (kind, count) and up to 255 sorted (key u64, value u64) pairs; an
+inner page's value is a child page number, a leaf's is the record's value. One IORING_OP_BPF request
+per lookup reads the root, binary-searches it (8 probes of 16 bytes, no copy of the page), submits the
+read of the child it names, waits for it (`cqe = yield wait_cqe(ctx, cq)`), and so on down to the
+leaf; it completes with the value, or -ENOENT when the key is absent. User space only hands out
+lookups and reads one CQE per lookup; `--inflight` lookups run at once, each on its own CQ.
+
+    python3 examples/lookup.py [--keys 200000] [--lookups 4096] [--inflight 1|16|256]
+                               [--backend auto|emulated|bpf_ops]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from pybpfuring.lang import (EIO, ENOENT, Ctx, Sqe, copy_from_user, i32, iouring_program,
+                             prep_read, struct, submit, u32, u64, wait_cqe)
+
+PAGE = 4096
+HEADER = 16
+MAX_ENTRIES = (PAGE - HEADER) // 16      # 255 pairs fill a page exactly
+LEAF_FILL = 200                          # pairs per page the builder writes (room to grow)
+MAX_DEPTH = 8                            # 200**8 keys: deeper trees are refused as corrupt
+LEAF, INNER = 1, 2
+VALUE_LIMIT = 1 << 31                    # values travel as a CQE's i32 res
+
+
+@struct
+class LookupArgs:
+    fd: i32
+    cq: u32       # this lookup's own CQ: its page reads complete there
+    key: u64
+    buf: u64      # PAGE bytes of user memory for the page being searched
+
+
+@struct
+class PageHead:
+    kind: u32
+    count: u32
+    pad: u64
+
+
+@struct
+class Pair:
+    key: u64
+    value: u64
+
+
+@iouring_program
+def btree_lookup(ctx: Ctx, args: LookupArgs) -> i32:
+    page: u64 = 0
+    for level in range(MAX_DEPTH):
+        sqe = Sqe()
+        prep_read(sqe, args.fd, args.buf, PAGE, page * PAGE)
+        sqe.cq_idx = args.cq
+        submit(ctx, sqe)
+        cqe = yield wait_cqe(ctx, args.cq)
+        if cqe.res != PAGE:
+            return cqe.res if cqe.res < 0 else -EIO
+        head = PageHead()
+        copy_from_user(head, args.buf)
+        if head.count == 0 or head.count > MAX_ENTRIES:
+            return -EIO                           # not a page of this tree
+        # The last pair whose key <= args.key: lo always names a key <= args.key (or 0).
+        lo: u32 = 0
+        hi: u32 = head.count
+        pair = Pair()
+        for step in range(9):                     # 2**8 > 255: the search ends in 8 halvings
+            if hi - lo <= 1:
+                break
+            mid = (lo + hi) // 2
+            copy_from_user(pair, args.buf + HEADER + u64(mid) * 16)
+            if pair.key <= args.key:
+                lo = mid
+            else:
+                hi = mid
+        copy_from_user(pair, args.buf + HEADER + u64(lo) * 16)
+        if head.kind == LEAF:
+            if pair.key != args.key:
+                return -ENOENT
+            return i32(pair.value)
+        if head.kind != INNER or pair.key > args.key:
+            return -ENOENT if head.kind == INNER else -EIO
+        page = pair.value
+    return -EIO                                   # deeper than any tree the builder makes
+
+
+# --- the index: built here, searched by the program and by plain Python ----------------------------
+def build_tree(path: str, keys: int, seed: int = 1) -> dict[int, int]:
+    """Write a B+tree of `keys` random keys to `path` (a new file); returns the key -> value dict."""
+    rng = random.Random(seed)
+    items: dict[int, int] = {}
+    while len(items) < keys:
+        items[rng.getrandbits(63) | 1] = rng.randrange(1, VALUE_LIMIT)   # odd keys: evens are absent
+    pairs = sorted(items.items())
+    levels: list[list[tuple[int, list[tuple[int, int]]]]] = []   # per level: (kind, pairs) pages
+    level = [(LEAF, pairs[i:i + LEAF_FILL]) for i in range(0, len(pairs), LEAF_FILL)] or [(LEAF, [])]
+    levels.append(level)
+    while len(level) > 1:          # an inner page points at LEAF_FILL children by their first keys
+        children = list(range(len(level)))
+        # Each child is named by its smallest key (an inner page's first pair carries it).
+        level = [(INNER, [(level[c][1][0][0], c) for c in children[i:i + LEAF_FILL]])
+                 for i in range(0, len(children), LEAF_FILL)]
+        levels.append(level)
+    levels.reverse()                              # root first: page numbers go top-down
+    first = [0]
+    for lv in levels[:-1]:
+        first.append(first[-1] + len(lv))
+    out = bytearray()
+    for depth, lv in enumerate(levels):
+        for kind, entries in lv:
+            page = bytearray(PAGE)
+            page[0:8] = kind.to_bytes(4, "little") + len(entries).to_bytes(4, "little")
+            for j, (k, v) in enumerate(entries):
+                target = v + first[depth + 1] if kind == INNER else v
+                page[HEADER + 16 * j:HEADER + 16 * j + 16] = (k.to_bytes(8, "little")
+                                                              + target.to_bytes(8, "little"))
+            out += page
+    with open(path, "xb") as f:                   # never over an existing file
+        f.write(out)
+    return items
+
+
+def python_lookup(fd: int, key: int) -> int:
+    """The same search with os.pread, one syscall per page: the oracle and the baseline."""
+    page = 0
+    for _ in range(MAX_DEPTH):
+        data = os.pread(fd, PAGE, page * PAGE)
+        if len(data) != PAGE:
+            return -EIO
+        kind = int.from_bytes(data[0:4], "little")
+        count = int.from_bytes(data[4:8], "little")
+        if not 0 < count <= MAX_ENTRIES:
+            return -EIO
+        lo, hi = 0, count
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if int.from_bytes(data[HEADER + 16 * mid:HEADER + 16 * mid + 8], "little") <= key:
+                lo = mid
+            else:
+                hi = mid
+        k = int.from_bytes(data[HEADER + 16 * lo:HEADER + 16 * lo + 8], "little")
+        v = int.from_bytes(data[HEADER + 16 * lo + 8:HEADER + 16 * lo + 16], "little")
+        if kind == LEAF:
+            return v if k == key else -ENOENT
+        if kind != INNER:
+            return -EIO
+        if k > key:                               # below the tree's smallest key
+            return -ENOENT
+        page = v
+    return -EIO
+
+
+def tree_depth(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        depth, page = 1, 0
+        while int.from_bytes(os.pread(fd, 4, page * PAGE), "little") == INNER:
+            page = int.from_bytes(os.pread(fd, 8, page * PAGE + HEADER + 8), "little")
+            depth += 1
+        return depth
+    finally:
+        os.close(fd)
+
+
+def query_keys(items: dict[int, int], n: int, missing: float, seed: int = 2) -> list[int]:
+    """`n` keys to look up: present ones, and a share `missing` of absent (even) ones."""
+    rng = random.Random(seed)
+    present = list(items)
+    return [rng.getrandbits(62) << 1 if rng.random() < missing else rng.choice(present)
+            for _ in range(n)]
+
+
+# --- running the lookups on a Ring -----------------------------------------------------------------
+def bpf_lookups(ring, fd: int, keys: Sequence[int], inflight: int) -> list[int]:
+    """Look every key up with `inflight` requests at once (slot i on CQ i + 1); results in order."""
+    slots = []
+    for i in range(inflight):
+        buf = ring.user_memory(ctypes.c_uint8 * PAGE)
+        args = ring.user_memory(LookupArgs.ctype)
+        args.fd, args.cq, args.buf = fd, i + 1, ctypes.addressof(buf)
+        slots.append((args, buf))
+    by_addr = {ctypes.addressof(a): i for i, (a, _) in enumerate(slots)}
+    results = [0] * len(keys)
+    owner = [-1] * inflight                       # which key each slot is looking up
+    nxt = 0
+    for i in range(min(inflight, len(keys))):
+        slots[i][0].key, owner[i] = keys[nxt], nxt
+        ring.prep_bpf(btree_lookup, user_data=ctypes.addressof(slots[i][0]))
+        nxt += 1
+    done = 0
+    while done < len(keys):
+        ring.submit_and_wait(1)
+        while ring.cq_ready():                    # every lookup that finished in this batch
+            cqe = ring.wait_cqe()
+            slot = by_addr[cqe.user_data]
+            results[owner[slot]] = cqe.res
+            done += 1
+            if nxt < len(keys):                   # the slot's next lookup, submitted with the batch
+                slots[slot][0].key, owner[slot] = keys[nxt], nxt
+                ring.prep_bpf(btree_lookup, user_data=cqe.user_data)
+                nxt += 1
+    return results
+
+
+def open_ring(inflight: int, backend: str, engine: str = "auto"):
+    from pybpfuring.runtime import Ring
+    ring = Ring(max(64, inflight), cqs=[2] * inflight, backend=backend,
+                **({"engine": engine} if backend == "emulated" else {}))
+    ring.register_programs([btree_lookup])
+    return ring
+
+
+def run(keys: int, lookups: int, inflight: int, backend: str, missing: float = 0.1) -> list[int]:
+    work = tempfile.mkdtemp(prefix="pybpfuring-lookup-")
+    try:
+        path = os.path.join(work, "index")
+        items = build_tree(path, keys)
+        queries = query_keys(items, lookups, missing)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with open_ring(inflight, backend) as ring:
+                t0 = time.perf_counter()
+                got = bpf_lookups(ring, fd, queries, inflight)
+                dt = time.perf_counter() - t0
+                print(f"{lookups} lookups, {inflight} in flight, tree of {keys} keys "
+                      f"(depth {tree_depth(path)}, {os.path.getsize(path) // PAGE} pages) on "
+                      f"{ring.backend}: {lookups / dt:,.0f} lookups/s")
+            want = [python_lookup(fd, k) for k in queries]
+        finally:
+            os.close(fd)
+        model = [items.get(k, -ENOENT) for k in queries]
+        if got != want or want != model:
+            bad = next(i for i in range(lookups) if got[i] != model[i] or want[i] != model[i])
+            raise SystemExit(f"mismatch at lookup {bad} (key {queries[bad]:#x}): BPF {got[bad]}, "
+                             f"os.pread {want[bad]}, dict {model[bad]}")
+        print(f"all {lookups} results match the os.pread lookup and the dict "
+              f"({sum(r == -ENOENT for r in got)} keys absent: -ENOENT)")
+        return got
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--keys", type=int, default=200_000, help="keys in the tree (default 200000)")
+    p.add_argument("--lookups", type=int, default=4096, help="lookups to run (default 4096)")
+    p.add_argument("--inflight", type=int, default=16, help="lookups in flight at once, each "
+                   "on its own CQ (1..1024, default 16)")
+    p.add_argument("--missing", type=float, default=0.1, help="share of absent keys (default 0.1)")
+    p.add_argument("--backend", default="auto", choices=["auto", "emulated", "bpf_ops"])
+    a = p.parse_args(argv)
+    if not 1 <= a.inflight <= 1024 or not 1 <= a.keys <= 10_000_000 or a.lookups < 1 \
+            or not 0 <= a.missing <= 1:
+        p.error("--inflight 1..1024, --keys 1..10000000, --lookups >= 1, --missing 0..1")
+    run(a.keys, a.lookups, a.inflight, a.backend, a.missing)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

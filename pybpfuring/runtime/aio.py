@@ -67,13 +67,14 @@ class RingEventFd:
             if not fut.done():
                 fut.set_result(None)
 
-        loop.add_reader(self.fd, ready)
+        fd = self.fd          # close() may run while this waits (the ring closed under a task)
+        loop.add_reader(fd, ready)
         try:
             await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            loop.remove_reader(self.fd)
+            loop.remove_reader(fd)
 
 
 async def wait_cqe_async(ring: Any, cq: int, timeout: float | None) -> Cqe:

@@ -1,12 +1,15 @@
 """Dependent-read lookups in an on-disk B+tree: the database case, one BPF request per lookup.
 
-The index is a B+tree of 4 KiB pages built by this example (`build_tree`): page 0 is the root,
-every page is a 16-byte header (kind, count) and up to 255 sorted (key u64, value u64) pairs; an
-inner page's value is a child page number, a leaf's is the record's value. One IORING_OP_BPF request
-per lookup reads the root, binary-searches it (8 probes of 16 bytes, no copy of the page), submits the
-read of the child it names, waits for it (`cqe = yield wait_cqe(ctx, cq)`), and so on down to the
-leaf; it completes with the value, or -ENOENT when the key is absent. User space only hands out
-lookups and reads one CQE per lookup; `--inflight` lookups run at once, each on its own CQ.
+The index is a B+tree of 4 KiB pages built by this example (`build_tree`); page 0 is the root. A
+page is laid out for a reader that copies little: a 72-byte head (kind, count, and 8 "fence" keys,
+the first key of each run of 32 keys), then the sorted keys (u64), then the values (u64) - an inner
+page's value is a child page number, a leaf's the record's value. One IORING_OP_BPF request per
+lookup reads the root, copies its head (72 bytes), picks the run of 32 keys by the fences, copies
+that run (256 bytes), finds the key in it, copies the one value (8 bytes): three copies per page, not
+the ten of a binary search probing the page in place. It submits the read of the child page, waits
+for it (`cqe = yield wait_cqe(ctx, cq)`) and goes on down to the leaf; the request completes with
+the value, or -ENOENT when the key is absent. User space hands out lookups and reads one CQE per
+lookup; `--inflight` lookups run at once, each on its own CQ.
 
     python3 examples/lookup.py [--keys 200000] [--lookups 4096] [--inflight 1|16|256]
                                [--backend auto|emulated|bpf_ops]
@@ -23,16 +26,21 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from pybpfuring.lang import (EIO, ENOENT, Ctx, Sqe, copy_from_user, i32, iouring_program,
+from pybpfuring.lang import (EIO, ENOENT, Array, Ctx, Sqe, copy_from_user, i32, iouring_program,
                              prep_read, struct, submit, u32, u64, wait_cqe)
 
 PAGE = 4096
-HEADER = 16
-MAX_ENTRIES = (PAGE - HEADER) // 16      # 255 pairs fill a page exactly
-LEAF_FILL = 200                          # pairs per page the builder writes (room to grow)
+FENCES = 8                               # runs of keys per page, each named by its first key
+RUN = 32                                 # keys per run (256 bytes: one copy onto the stack)
+HEAD = 8 + 8 * FENCES                    # kind u32, count u32, fences u64[8]
+MAX_ENTRIES = (PAGE - HEAD) // 16        # 251 keys and 251 values fill a page
+KEYS_AT = HEAD
+VALUES_AT = HEAD + 8 * MAX_ENTRIES
+LEAF_FILL = 200                          # keys per page the builder writes (room to grow)
 MAX_DEPTH = 8                            # 200**8 keys: deeper trees are refused as corrupt
 LEAF, INNER = 1, 2
 VALUE_LIMIT = 1 << 31                    # values travel as a CQE's i32 res
+NO_FENCE = (1 << 64) - 1
 
 
 @struct
@@ -47,13 +55,7 @@ class LookupArgs:
 class PageHead:
     kind: u32
     count: u32
-    pad: u64
-
-
-@struct
-class Pair:
-    key: u64
-    value: u64
+    fences: Array[u64, FENCES]
 
 
 @iouring_program
@@ -69,29 +71,32 @@ def btree_lookup(ctx: Ctx, args: LookupArgs) -> i32:
             return cqe.res if cqe.res < 0 else -EIO
         head = PageHead()
         copy_from_user(head, args.buf)
-        if head.count == 0 or head.count > MAX_ENTRIES:
+        count = head.count
+        if count == 0 or count > MAX_ENTRIES or (head.kind != LEAF and head.kind != INNER):
             return -EIO                           # not a page of this tree
-        # The last pair whose key <= args.key: lo always names a key <= args.key (or 0).
-        lo: u32 = 0
-        hi: u32 = head.count
-        pair = Pair()
-        for step in range(9):                     # 2**8 > 255: the search ends in 8 halvings
-            if hi - lo <= 1:
+        if head.fences[0] > args.key:
+            return -ENOENT                        # below the page's (so the subtree's) first key
+        run: u32 = 0                              # the last run whose first key <= args.key
+        for f in range(1, FENCES):
+            if u32(f) * RUN >= count or head.fences[f] > args.key:
                 break
-            mid = (lo + hi) // 2
-            copy_from_user(pair, args.buf + HEADER + u64(mid) * 16)
-            if pair.key <= args.key:
-                lo = mid
-            else:
-                hi = mid
-        copy_from_user(pair, args.buf + HEADER + u64(lo) * 16)
+            run = f
+        keys = Array[u64, RUN]()
+        copy_from_user(keys, args.buf + KEYS_AT + u64(run) * RUN * 8)
+        n = min(count - run * RUN, RUN)
+        i: u32 = 0                                # the last key <= args.key in the run
+        for j in range(1, RUN):
+            if u32(j) >= n or keys[j] > args.key:
+                break
+            i = j
+        idx = run * RUN + i
+        if head.kind == LEAF and keys[i] != args.key:
+            return -ENOENT
+        value: u64 = 0
+        copy_from_user(value, args.buf + VALUES_AT + u64(idx) * 8)
         if head.kind == LEAF:
-            if pair.key != args.key:
-                return -ENOENT
-            return i32(pair.value)
-        if head.kind != INNER or pair.key > args.key:
-            return -ENOENT if head.kind == INNER else -EIO
-        page = pair.value
+            return i32(value)
+        page = value
     return -EIO                                   # deeper than any tree the builder makes
 
 
@@ -119,16 +124,28 @@ def build_tree(path: str, keys: int, seed: int = 1) -> dict[int, int]:
     out = bytearray()
     for depth, lv in enumerate(levels):
         for kind, entries in lv:
-            page = bytearray(PAGE)
-            page[0:8] = kind.to_bytes(4, "little") + len(entries).to_bytes(4, "little")
-            for j, (k, v) in enumerate(entries):
-                target = v + first[depth + 1] if kind == INNER else v
-                page[HEADER + 16 * j:HEADER + 16 * j + 16] = (k.to_bytes(8, "little")
-                                                              + target.to_bytes(8, "little"))
-            out += page
+            ks = [k for k, _ in entries]
+            vs = [v + first[depth + 1] if kind == INNER else v for _, v in entries]
+            out += page_bytes(kind, ks, vs)
     with open(path, "xb") as f:                   # never over an existing file
         f.write(out)
     return items
+
+
+def page_bytes(kind: int, keys: list[int], values: list[int]) -> bytes:
+    """One page: head (kind, count, fences), keys, values; zero padding."""
+    fences = [keys[r * RUN] if r * RUN < len(keys) else NO_FENCE for r in range(FENCES)]
+    page = bytearray(PAGE)
+    page[0:HEAD] = (kind.to_bytes(4, "little") + len(keys).to_bytes(4, "little")
+                    + b"".join(f.to_bytes(8, "little") for f in fences))
+    for j, (k, v) in enumerate(zip(keys, values)):
+        page[KEYS_AT + 8 * j:KEYS_AT + 8 * j + 8] = k.to_bytes(8, "little")
+        page[VALUES_AT + 8 * j:VALUES_AT + 8 * j + 8] = v.to_bytes(8, "little")
+    return bytes(page)
+
+
+def _u64(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at:at + 8], "little")
 
 
 def python_lookup(fd: int, key: int) -> int:
@@ -140,24 +157,20 @@ def python_lookup(fd: int, key: int) -> int:
             return -EIO
         kind = int.from_bytes(data[0:4], "little")
         count = int.from_bytes(data[4:8], "little")
-        if not 0 < count <= MAX_ENTRIES:
+        if not 0 < count <= MAX_ENTRIES or kind not in (LEAF, INNER):
             return -EIO
-        lo, hi = 0, count
+        lo, hi = 0, count                          # the last key <= key, by bisection
+        if _u64(data, KEYS_AT) > key:
+            return -ENOENT
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if int.from_bytes(data[HEADER + 16 * mid:HEADER + 16 * mid + 8], "little") <= key:
+            if _u64(data, KEYS_AT + 8 * mid) <= key:
                 lo = mid
             else:
                 hi = mid
-        k = int.from_bytes(data[HEADER + 16 * lo:HEADER + 16 * lo + 8], "little")
-        v = int.from_bytes(data[HEADER + 16 * lo + 8:HEADER + 16 * lo + 16], "little")
         if kind == LEAF:
-            return v if k == key else -ENOENT
-        if kind != INNER:
-            return -EIO
-        if k > key:                               # below the tree's smallest key
-            return -ENOENT
-        page = v
+            return _u64(data, VALUES_AT + 8 * lo) if _u64(data, KEYS_AT + 8 * lo) == key else -ENOENT
+        page = _u64(data, VALUES_AT + 8 * lo)
     return -EIO
 
 
@@ -166,7 +179,7 @@ def tree_depth(path: str) -> int:
     try:
         depth, page = 1, 0
         while int.from_bytes(os.pread(fd, 4, page * PAGE), "little") == INNER:
-            page = int.from_bytes(os.pread(fd, 8, page * PAGE + HEADER + 8), "little")
+            page = _u64(os.pread(fd, 8, page * PAGE + VALUES_AT), 0)
             depth += 1
         return depth
     finally:

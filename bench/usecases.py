@@ -204,6 +204,12 @@ def bench_tcp(o: argparse.Namespace) -> dict:
         if f["requests"] != f["expected"] or f["bad"]:
             raise SystemExit(f"tcp row {server}: {f}")
         rows.append({"row": server, "per_s": f["rps"], "p50_us": f["p50_us"], "p99_us": f["p99_us"]})
+    import tcp_proxy as X
+    f = X.run(min(o.clients, X.MAX_CLIENTS), o.requests, 64, 120.0, o.backend)
+    if f["requests"] != f["expected"] or f["bad"] or f["errors"]:
+        raise SystemExit(f"tcp proxy row: {f}")
+    rows.append({"row": f"bpf-proxy ({min(o.clients, X.MAX_CLIENTS)} clients)", "per_s": f["rps"],
+                 "p50_us": f["p50_us"], "p99_us": f["p99_us"]})
     return {"case": "tcp", "what": f"echo, {o.clients} loopback clients x {o.requests} requests "
             "of 64 B (requests/s; the load generator is one Python process)", "rows": rows}
 

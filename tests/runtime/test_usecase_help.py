@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("example", ["lookup.py", "fanout_collect.py", "tcp_echo.py",
+@pytest.mark.parametrize("example", ["lookup.py", "fanout_collect.py", "tcp_echo.py", "tcp_proxy.py",
                                      "splice_records.py"])
 def test_usecase_example_help(example: str) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))

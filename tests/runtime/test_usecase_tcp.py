@@ -101,3 +101,20 @@ def test_workers_complete_when_the_listener_is_shut_down() -> None:
         t.join(20)
     assert seen == [b"ping"]
     lst.close()
+
+
+def test_the_proxy_relays_every_echo() -> None:
+    import tcp_proxy as X
+    f = X.run(30, 8, 200, 60, "emulated")
+    assert (f["requests"], f["bad"], f["timed_out"], f["errors"]) == (240, 0, 0, 0)
+    assert f["served"] == 30
+
+
+def test_a_refused_upstream_gives_econnrefused_and_closes_the_client() -> None:
+    import tcp_proxy as X
+    gone = T.listener()
+    addr = gone.getsockname()
+    gone.close()                              # nothing listens there now
+    f = X.run(3, 1, 10, 30, "emulated", upstream=addr)
+    assert f["served"] == 3 and f["errors"] == 3 and f["first_error"] == -errno.ECONNREFUSED
+    assert f["requests"] == 0 and f["bad"] == 3   # each client saw its connection closed

@@ -155,7 +155,7 @@ def bench_fanout(o: argparse.Namespace, work: str) -> dict:
            for i in range(n)]
     data = os.urandom(size)
     try:
-        fan = F.open_fan(size, o.backend)
+        fan = F.open_fan(size, o.backend, files=n)
 
         def bpf() -> None:
             for r in range(rounds):

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from pybpfuring.errors import PyBpfUringError
 from pybpfuring.lang import (EIO, Array, Ctx, Sqe, i32, iouring_program, prep_read, prep_write,
                              struct, submit, u32, u64, wait_cqe)
 
@@ -104,10 +105,11 @@ PROGRAMS = [broadcast_all, gather_all]
 class Fan:
     """A ring with the two programs, one args block and one buffer per direction."""
 
-    def __init__(self, ring, size: int) -> None:
+    def __init__(self, ring, size: int, files: int = MAX_FILES) -> None:
         self.ring, self.size = ring, size
         self.src = ring.user_memory(ctypes.c_uint8 * size)
-        self.dst = ring.user_memory(ctypes.c_uint8 * (size * MAX_FILES))
+        # Only what `files` gathers need: the kernel backend has 256 KiB of user memory per ring.
+        self.dst = ring.user_memory(ctypes.c_uint8 * (size * files))
         self.args = ring.user_memory(FanArgs.ctype)
         self.args.cq, self.args.size = 1, size
 
@@ -125,16 +127,18 @@ class Fan:
         return self._go(broadcast_all, fds, self.src, off)
 
     def gather(self, fds: Sequence[int], off: int = 0) -> tuple[int, bytes]:
+        if len(fds) * self.size > ctypes.sizeof(self.dst):
+            raise ValueError(f"this Fan gathers at most {ctypes.sizeof(self.dst) // self.size} files")
         res = self._go(gather_all, fds, self.dst, off)
         return res, ctypes.string_at(ctypes.addressof(self.dst), self.size * len(fds))
 
 
-def open_fan(size: int, backend: str, engine: str = "auto") -> Fan:
+def open_fan(size: int, backend: str, engine: str = "auto", files: int = MAX_FILES) -> Fan:
     from pybpfuring.runtime import Ring
     ring = Ring(64, cqs=[MAX_FILES], backend=backend,
                 **({"engine": engine} if backend == "emulated" else {}))
     ring.register_programs(PROGRAMS)
-    return Fan(ring, size)
+    return Fan(ring, size, files)
 
 
 def python_broadcast(fds: Sequence[int], data: bytes, off: int = 0) -> int:
@@ -173,7 +177,7 @@ def run(files: int, size: int, rounds: int, backend: str) -> None:
         fds = [os.open(os.path.join(work, f"out{i}"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                for i in range(files)]
         data = os.urandom(size)
-        fan = open_fan(size, backend)
+        fan = open_fan(size, backend, files=files)
         with fan.ring:
             t0 = time.perf_counter()
             for r in range(rounds):
@@ -207,7 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not 2 <= a.files <= MAX_FILES or not 1 <= a.size <= 1 << 20 or not 1 <= a.rounds <= 100_000:
         p.error(f"--files 2..{MAX_FILES}, --size 1..1048576, --rounds 1..100000")
-    run(a.files, a.size, a.rounds, a.backend)
+    try:
+        run(a.files, a.size, a.rounds, a.backend)
+    except (ValueError, PyBpfUringError) as e:
+        if a.backend == "auto":
+            raise
+        # Where the kernel backend cannot run this (its 256 KiB of user memory per ring, a
+        # verifier limit), say so instead of a traceback: docs/usecases.md lists these limits.
+        print(f"{p.prog} cannot run on backend {a.backend}: {e}")
+        return 3
     return 0
 
 

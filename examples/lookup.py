@@ -1,11 +1,11 @@
 """Dependent-read lookups in an on-disk B+tree: the database case, one BPF request per lookup.
 
 The index is a B+tree of 4 KiB pages built by this example (`build_tree`); page 0 is the root. A
-page is laid out for a reader that copies little: a 72-byte head (kind, count, and 8 "fence" keys,
-the first key of each run of 32 keys), then the sorted keys (u64), then the values (u64) - an inner
+page is laid out for a reader that copies little: a 136-byte head (kind, count, and 16 "fence"
+keys, the first key of each run of 16 keys), then the sorted keys (u64), then the values (u64) - an inner
 page's value is a child page number, a leaf's the record's value. One IORING_OP_BPF request per
-lookup reads the root, copies its head (72 bytes), picks the run of 32 keys by the fences, copies
-that run (256 bytes), finds the key in it, copies the one value (8 bytes): three copies per page, not
+lookup reads the root, copies its head (136 bytes), picks the run of 16 keys by the fences, copies
+that run (128 bytes), finds the key in it, copies the one value (8 bytes): three copies per page, not
 the ten of a binary search probing the page in place. It submits the read of the child page, waits
 for it (`cqe = yield wait_cqe(ctx, cq)`) and goes on down to the leaf; the request completes with
 the value, or -ENOENT when the key is absent. User space hands out lookups and reads one CQE per
@@ -26,14 +26,15 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from pybpfuring.lang import (EIO, ENOENT, Array, Ctx, Sqe, copy_from_user, i32, iouring_program,
-                             prep_read, struct, submit, u32, u64, wait_cqe)
+from pybpfuring.errors import PyBpfUringError
+from pybpfuring.lang import (EIO, ENOENT, Array, Ctx, Sqe, bpf_function, copy_from_user, i32,
+                             i64, iouring_program, prep_read, struct, submit, u32, u64, wait_cqe)
 
 PAGE = 4096
-FENCES = 8                               # runs of keys per page, each named by its first key
-RUN = 32                                 # keys per run (256 bytes: one copy onto the stack)
-HEAD = 8 + 8 * FENCES                    # kind u32, count u32, fences u64[8]
-MAX_ENTRIES = (PAGE - HEAD) // 16        # 251 keys and 251 values fill a page
+FENCES = 16                              # runs of keys per page, each named by its first key
+RUN = 16                                 # keys per run (128 bytes: one copy onto the stack)
+HEAD = 8 + 8 * FENCES                    # kind u32, count u32, fences u64[16]
+MAX_ENTRIES = (PAGE - HEAD) // 16        # 247 keys and 247 values fill a page
 KEYS_AT = HEAD
 VALUES_AT = HEAD + 8 * MAX_ENTRIES
 LEAF_FILL = 200                          # keys per page the builder writes (room to grow)
@@ -41,6 +42,8 @@ MAX_DEPTH = 8                            # 200**8 keys: deeper trees are refused
 LEAF, INNER = 1, 2
 VALUE_LIMIT = 1 << 31                    # values travel as a CQE's i32 res
 NO_FENCE = (1 << 64) - 1
+WORDS = 1 + FENCES                       # the one stack buffer: the head, then a run of keys
+FOUND = 1 << 40                          # search_page's "leaf value follows" mark
 
 
 @struct
@@ -51,52 +54,63 @@ class LookupArgs:
     buf: u64      # PAGE bytes of user memory for the page being searched
 
 
-@struct
-class PageHead:
-    kind: u32
-    count: u32
-    fences: Array[u64, FENCES]
+# The stack is small on the kernel backend: its scheduler calls the program, and together they get
+# BPF's 512 bytes. So the program keeps only scalars, and the SQE and the page search live in the
+# frames of two real BPF-to-BPF calls (not inlined), which are never on the stack at the same time.
+@bpf_function(inline=False)
+def read_page(ctx: Ctx, args: LookupArgs, page: u64) -> i32:
+    sqe = Sqe()
+    prep_read(sqe, args.fd, args.buf, PAGE, page * PAGE)
+    sqe.cq_idx = args.cq
+    return submit(ctx, sqe)
+
+
+@bpf_function(inline=False)
+def search_page(args: LookupArgs) -> i64:
+    """The page now in args.buf: -errno, or FOUND + the leaf's value, or the child page to read."""
+    w = Array[u64, WORDS]()
+    copy_from_user(w, args.buf)                   # w[0]: kind | count << 32; w[1..16]: fences
+    kind = u32(w[0])
+    count = u32(w[0] >> 32)
+    if count == 0 or count > MAX_ENTRIES or (kind != LEAF and kind != INNER):
+        return -EIO                               # not a page of this tree
+    if w[1] > args.key:
+        return -ENOENT                            # below the page's (so the subtree's) first key
+    run: u32 = 0                                  # the last run whose first key <= args.key
+    for f in range(1, FENCES):
+        if u32(f) * RUN >= count or w[1 + f] > args.key:
+            break
+        run = f
+    copy_from_user(w, args.buf + KEYS_AT + u64(run) * RUN * 8)        # w[0..15]: the run's keys
+    n = min(count - run * RUN, RUN)
+    i: u32 = 0                                    # the last key <= args.key in the run
+    for j in range(1, RUN):
+        if u32(j) >= n or w[j] > args.key:
+            break
+        i = j
+    if kind == LEAF and w[i] != args.key:
+        return -ENOENT
+    value: u64 = 0
+    copy_from_user(value, args.buf + VALUES_AT + u64(run * RUN + i) * 8)
+    if kind == LEAF:
+        return FOUND + i64(value & 0x7FFFFFFF)
+    return i64(value & 0xFFFFFFFF)                # a page number (the file has < 2**32 pages)
 
 
 @iouring_program
 def btree_lookup(ctx: Ctx, args: LookupArgs) -> i32:
     page: u64 = 0
     for level in range(MAX_DEPTH):
-        sqe = Sqe()
-        prep_read(sqe, args.fd, args.buf, PAGE, page * PAGE)
-        sqe.cq_idx = args.cq
-        submit(ctx, sqe)
+        read_page(ctx, args, page)
         cqe = yield wait_cqe(ctx, args.cq)
         if cqe.res != PAGE:
             return cqe.res if cqe.res < 0 else -EIO
-        head = PageHead()
-        copy_from_user(head, args.buf)
-        count = head.count
-        if count == 0 or count > MAX_ENTRIES or (head.kind != LEAF and head.kind != INNER):
-            return -EIO                           # not a page of this tree
-        if head.fences[0] > args.key:
-            return -ENOENT                        # below the page's (so the subtree's) first key
-        run: u32 = 0                              # the last run whose first key <= args.key
-        for f in range(1, FENCES):
-            if u32(f) * RUN >= count or head.fences[f] > args.key:
-                break
-            run = f
-        keys = Array[u64, RUN]()
-        copy_from_user(keys, args.buf + KEYS_AT + u64(run) * RUN * 8)
-        n = min(count - run * RUN, RUN)
-        i: u32 = 0                                # the last key <= args.key in the run
-        for j in range(1, RUN):
-            if u32(j) >= n or keys[j] > args.key:
-                break
-            i = j
-        idx = run * RUN + i
-        if head.kind == LEAF and keys[i] != args.key:
-            return -ENOENT
-        value: u64 = 0
-        copy_from_user(value, args.buf + VALUES_AT + u64(idx) * 8)
-        if head.kind == LEAF:
-            return i32(value)
-        page = value
+        r = search_page(args)
+        if r < 0:
+            return i32(r)
+        if r >= FOUND:
+            return i32(r - FOUND)
+        page = u64(r)
     return -EIO                                   # deeper than any tree the builder makes
 
 
@@ -276,7 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.inflight <= 1024 or not 1 <= a.keys <= 10_000_000 or a.lookups < 1 \
             or not 0 <= a.missing <= 1:
         p.error("--inflight 1..1024, --keys 1..10000000, --lookups >= 1, --missing 0..1")
-    run(a.keys, a.lookups, a.inflight, a.backend, a.missing)
+    try:
+        run(a.keys, a.lookups, a.inflight, a.backend, a.missing)
+    except (ValueError, PyBpfUringError) as e:
+        if a.backend == "auto":
+            raise
+        # Where the kernel backend cannot run this (its 256 KiB of user memory per ring, a
+        # verifier limit), say so instead of a traceback: docs/usecases.md lists these limits.
+        print(f"{p.prog} cannot run on backend {a.backend}: {e}")
+        return 3
     return 0
 
 

@@ -23,7 +23,8 @@ import tempfile
 import threading
 import time
 
-from pybpfuring.lang import (EIO, Ctx, Sqe, copy_from_user, i32, i64, iouring_program,
+from pybpfuring.errors import PyBpfUringError
+from pybpfuring.lang import (EIO, Ctx, Sqe, bpf_function, copy_from_user, i32, i64, iouring_program,
                              prep_read, prep_splice, struct, submit, u32, u64, wait_cqe)
 
 HEADER = 8
@@ -51,6 +52,34 @@ class RecHdr:
     length: u32
 
 
+# The kernel backend's scheduler and the program share BPF's 512-byte stack, and each `Sqe()` in a
+# program is its own 64-byte object: the SQEs are made in these real BPF-to-BPF calls instead.
+@bpf_function(inline=False)
+def read_header(ctx: Ctx, args: SpliceArgs, pos: u64) -> i32:
+    sqe = Sqe()
+    prep_read(sqe, args.fd_in, args.hdr, HEADER, pos)
+    sqe.cq_idx = args.cq
+    return submit(ctx, sqe)
+
+
+@bpf_function(inline=False)
+def splice_in(ctx: Ctx, args: SpliceArgs, src: u64, nbytes: u32) -> i32:
+    """`nbytes` of the input at `src` into the pipe."""
+    sqe = Sqe()
+    prep_splice(sqe, args.fd_in, i64(src), args.pipe_w, -1, nbytes, 0)
+    sqe.cq_idx = args.cq
+    return submit(ctx, sqe)
+
+
+@bpf_function(inline=False)
+def splice_out(ctx: Ctx, args: SpliceArgs, out: u64, nbytes: u32) -> i32:
+    """`nbytes` from the pipe to the output (at `out`, unless it is a stream)."""
+    sqe = Sqe()
+    prep_splice(sqe, args.pipe_r, -1, args.fd_out, -1 if args.stream == 1 else i64(out), nbytes, 0)
+    sqe.cq_idx = args.cq
+    return submit(ctx, sqe)
+
+
 @iouring_program
 def splice_selected(ctx: Ctx, args: SpliceArgs) -> i32:
     pos: u64 = 0
@@ -60,10 +89,7 @@ def splice_selected(ctx: Ctx, args: SpliceArgs) -> i32:
             break
         if pos + HEADER > args.end:
             return -EIO                                   # a header cut short by the end
-        sqe = Sqe()
-        prep_read(sqe, args.fd_in, args.hdr, HEADER, pos)
-        sqe.cq_idx = args.cq
-        submit(ctx, sqe)
+        read_header(ctx, args, pos)
         cqe = yield wait_cqe(ctx, args.cq)
         if cqe.res != HEADER:
             return cqe.res if cqe.res < 0 else -EIO
@@ -81,10 +107,7 @@ def splice_selected(ctx: Ctx, args: SpliceArgs) -> i32:
         for piece in range(MAX_PIECES):       # a payload not page-aligned may take two rounds
             if left == 0:
                 break
-            sqe = Sqe()
-            prep_splice(sqe, args.fd_in, i64(src), args.pipe_w, -1, left, 0)
-            sqe.cq_idx = args.cq
-            submit(ctx, sqe)
+            splice_in(ctx, args, src, left)
             cqe = yield wait_cqe(ctx, args.cq)
             if cqe.res <= 0:
                 return cqe.res if cqe.res < 0 else -EIO
@@ -94,11 +117,7 @@ def splice_selected(ctx: Ctx, args: SpliceArgs) -> i32:
             for drain in range(MAX_PIECES):      # empty the pipe into the output
                 if moved == 0:
                     break
-                sqe = Sqe()
-                prep_splice(sqe, args.pipe_r, -1, args.fd_out,
-                            -1 if args.stream == 1 else i64(out), moved, 0)
-                sqe.cq_idx = args.cq
-                submit(ctx, sqe)
+                splice_out(ctx, args, out, moved)
                 cqe = yield wait_cqe(ctx, args.cq)
                 if cqe.res <= 0:
                     return cqe.res if cqe.res < 0 else -EIO
@@ -235,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--types is a comma-separated list of integers")
     if not 1 <= a.records <= 100_000 or not all(0 <= t < 64 for t in types):
         p.error("--records 1..100000, --types each 0..63")
-    run(a.records, types, a.to, a.backend)
+    try:
+        run(a.records, types, a.to, a.backend)
+    except (ValueError, PyBpfUringError) as e:
+        if a.backend == "auto":
+            raise
+        # Where the kernel backend cannot run this (its 256 KiB of user memory per ring, a
+        # verifier limit), say so instead of a traceback: docs/usecases.md lists these limits.
+        print(f"{p.prog} cannot run on backend {a.backend}: {e}")
+        return 3
     return 0
 
 

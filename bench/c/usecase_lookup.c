@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define PAGE 4096
-#define FENCES 8
+#define FENCES 16
 #define HEAD (8 + 8 * FENCES)
 #define MAX_ENTRIES ((PAGE - HEAD) / 16)
 #define KEYS_AT HEAD

@@ -37,6 +37,7 @@ def backend(request: pytest.FixtureRequest) -> str:
     ("splice_records.py", ["--records", "200"]),
     ("splice_records.py", ["--records", "200", "--to", "socket"]),
     ("tcp_echo.py", ["--clients", "20", "--requests", "5", "--duration", "300"]),
+    ("tcp_proxy.py", ["--clients", "10", "--requests", "3", "--duration", "300"]),
 ])
 def test_usecases_examples(backend: str, example: str, args: list[str]) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / example), "--backend", backend,
@@ -52,7 +53,7 @@ def test_usecases_fanout_errors(backend: str) -> None:
            for i in range(4)]
     full = os.open("/dev/full", os.O_WRONLY)
     try:
-        fan = F.open_fan(4096, backend)
+        fan = F.open_fan(4096, backend, files=6)
         with fan.ring:
             assert fan.ring.backend == backend
             mixed = fds[:1] + [full] + fds[1:] + [99999]

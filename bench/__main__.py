@@ -77,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
                       help="cap for the emulated row (host; a tenth of it in the guest)")
     _common(nops, 5)
     sub.add_parser("compile", help="the compiler benchmark (bench/compile.py; its own options)")
+    sub.add_parser("usecases", help="the use-case programs beside Python, asyncio and C "
+                   "(bench/usecases.py; its own options)")
     rend = sub.add_parser("report", help="re-render the markdown and PNG of a results JSON")
     rend.add_argument("json", type=Path)
     al = sub.add_parser("all", help="cp, nops and compile with their defaults")
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["compile"]:  # its options (and --help) are bench/compile.py's own
         return run_compile(argv[1:])
+    if argv[:1] == ["usecases"]:  # its options (and --help) are bench/usecases.py's own
+        from bench import usecases
+        return int(usecases.main(argv[1:]) or 0)
     args = parser().parse_args(argv)
     try:
         if args.bench == "report":

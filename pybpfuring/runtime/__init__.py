@@ -7,11 +7,13 @@ from ..errors import BackendFallbackWarning
 from .backends.emulated import RingStalledError
 from .backends.programs import RegistrationError
 from .model import Ring, RingStats
-from .ring import (Cqe, Sqe, Timespec, prep_cancel, prep_close, prep_fsync, prep_link_timeout,
+from .ring import (Cqe, Sqe, Timespec, prep_accept, prep_cancel, prep_connect, prep_shutdown,
+                   prep_splice, prep_statx, sockaddr_in, prep_close, prep_fsync, prep_link_timeout,
                    prep_nop, prep_openat, prep_poll_add, prep_read, prep_readv, prep_recv,
                    prep_send, prep_timeout, prep_write, prep_writev)
 
 __all__ = ["BackendFallbackWarning", "Cqe", "RegistrationError", "Ring", "RingStalledError", "RingStats", "Sqe", "Timespec",
            "prep_cancel", "prep_close", "prep_fsync", "prep_link_timeout", "prep_nop",
            "prep_openat", "prep_poll_add", "prep_read", "prep_readv", "prep_recv", "prep_send",
-           "prep_timeout", "prep_write", "prep_writev"]
+           "prep_timeout", "prep_write", "prep_writev", "prep_accept", "prep_connect", "prep_shutdown",
+           "prep_splice", "prep_statx", "sockaddr_in"]

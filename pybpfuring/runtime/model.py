@@ -134,6 +134,9 @@ class Ring:
         if impl is None:
             return
         self._notes = getattr(impl, "explanations", None)   # ring.explain() after close
+        efd = getattr(self, "_efd", None)
+        if efd is not None:
+            efd.close(ring_open=True)
         retained = self._retain_maps()      # before the backend closes: kernel maps go with it
         try:
             impl.close()
@@ -362,6 +365,27 @@ class Ring:
         queue = self._cq(cq)
         self._backend().pump()
         return _drain(queue)
+
+    # --- asyncio (runtime/aio.py): an eventfd registered with the real io_uring -------------------
+    async def wait_cqe_async(self, cq: int = 0, timeout: float | None = None) -> Cqe:
+        """As wait_cqe, awaited: the event loop runs other tasks until CQ `cq` holds a CQE
+        (TimeoutError after `timeout` s). One task at a time per CQ, as for wait_cqe."""
+        from .aio import wait_cqe_async
+        check_timeout_arg(timeout)
+        return await wait_cqe_async(self, cq, timeout)
+
+    def cqes_async(self, cq: int = 0) -> Any:
+        """`async for cqe in ring.cqes_async(cq)`: CQ `cq`'s CQEs as they arrive."""
+        from .aio import cqes_async
+        self._cq(cq)
+        return cqes_async(self, cq)
+
+    def _eventfd(self) -> Any:
+        efd = getattr(self, "_efd", None)
+        if efd is None:
+            from .aio import RingEventFd
+            efd = self._efd = RingEventFd(_real_ring_fd(self._backend()))
+        return efd
 
     def cq_overflow(self, cq: int = 0) -> int:
         """CQEs CQ `cq` took beyond its size and kept in its backlog (CQ 0 never drops, like a

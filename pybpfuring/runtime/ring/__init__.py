@@ -9,7 +9,8 @@
 See docs/ring.md. `constants` holds the uapi numbers (opcodes, IOSQE_*, IORING_SETUP_*, ...).
 """
 from . import constants
-from .prep import (AT_FDCWD, prep_cancel, prep_close, prep_fsync, prep_link_timeout, prep_nop,
+from .prep import (AT_FDCWD, prep_accept, prep_cancel, prep_connect, prep_shutdown, prep_splice,
+                   prep_statx, sockaddr_in, prep_close, prep_fsync, prep_link_timeout, prep_nop,
                    prep_openat, prep_poll_add, prep_read, prep_read_fixed, prep_readv, prep_recv,
                    prep_send, prep_timeout, prep_write, prep_write_fixed, prep_writev)
 from .ring import IoUring
@@ -23,4 +24,5 @@ __all__ = [
     "constants", "prep_cancel", "prep_close", "prep_fsync", "prep_link_timeout", "prep_nop",
     "prep_openat", "prep_poll_add", "prep_read", "prep_read_fixed", "prep_readv", "prep_recv",
     "prep_send", "prep_timeout", "prep_write", "prep_write_fixed", "prep_writev",
+    "prep_accept", "prep_connect", "prep_shutdown", "prep_splice", "prep_statx", "sockaddr_in",
 ]

@@ -236,3 +236,72 @@ def prep_cancel(sqe: Sqe, user_data: int, flags: int = 0) -> None:
     """Cancel the request(s) whose user_data is `user_data` (IORING_ASYNC_CANCEL_* flags widen it)."""
     _rw(sqe, C.IORING_OP_ASYNC_CANCEL, -1, _field(user_data, 64, "user_data"), 0, 0)
     sqe.cancel_flags = _field(flags, 32, "flags")
+
+
+def _optional_buffer(sqe: Sqe, buf: Any, writable: bool, what: str) -> int:
+    """The pinned address of `buf`, or 0 for None (the kernel then skips that argument)."""
+    if buf is None:
+        return 0
+    addr, _, keepalive = pin(buf, writable=writable, what=what)
+    _keep(sqe, keepalive)
+    return addr
+
+
+def prep_accept(sqe: Sqe, fd: Any, addr: Any = None, addrlen: Any = None, flags: int = 0) -> None:
+    """accept4(2) on listening socket `fd`; cqe.res is the new fd. `addr` (a writable buffer for the
+    peer's sockaddr) and `addrlen` (a ctypes.c_uint32 holding its size) may both be None."""
+    if (addr is None) != (addrlen is None):
+        raise ArgumentError("prep_accept: pass both addr and addrlen, or neither")
+    a = _optional_buffer(sqe, addr, True, "addr")
+    n = _optional_buffer(sqe, addrlen, True, "addrlen")
+    _rw(sqe, C.IORING_OP_ACCEPT, _fd(fd), a, 0, n)
+    sqe.accept_flags = _field(flags, 32, "flags")
+
+
+def prep_connect(sqe: Sqe, fd: Any, addr: Any, addrlen: int | None = None) -> None:
+    """connect(2) to the raw sockaddr in `addr` (bytes, e.g. from `sockaddr_in`)."""
+    a, size, keepalive = pin(addr, writable=False, what="addr")
+    _keep(sqe, keepalive)
+    _rw(sqe, C.IORING_OP_CONNECT, _fd(fd), a, 0, _length(addrlen, size, "addr"))
+
+
+def sockaddr_in(host: str, port: int) -> bytes:
+    """A struct sockaddr_in (16 bytes) for IPv4 `host`:`port`, for prep_connect."""
+    import socket
+    return (socket.AF_INET.to_bytes(2, sys.byteorder) + _field(port, 16, "port").to_bytes(2, "big")
+            + socket.inet_aton(host) + bytes(8))
+
+
+def prep_splice(sqe: Sqe, fd_in: Any, off_in: int, fd_out: Any, off_out: int, nbytes: int,
+                splice_flags: int = 0) -> None:
+    """splice(2) `nbytes` from `fd_in` at `off_in` to `fd_out` at `off_out`; one of them is a pipe,
+    and a pipe's (or socket's) offset is -1."""
+    _rw(sqe, C.IORING_OP_SPLICE, _fd(fd_out), 0, _field(nbytes, 32, "nbytes"), off_out)
+    sqe.splice_off_in = _offset(off_in)
+    sqe.splice_fd_in = _fd(fd_in)
+    sqe.splice_flags = _field(splice_flags, 32, "splice_flags")
+
+
+STATX_SIZE = 256   # sizeof(struct statx): the buffer prep_statx fills
+
+
+def prep_statx(sqe: Sqe, dfd: Any, path: str | bytes | os.PathLike[Any], flags: int, mask: int,
+               statxbuf: Any) -> None:
+    """statx(2) of `path` (relative to `dfd`, or AT_FDCWD) into `statxbuf` (>= 256 writable bytes;
+    stx_size is the u64 at byte 40)."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("path must not contain NUL bytes")
+    c_path = ctypes.create_string_buffer(encoded)
+    addr, size, keepalive = pin(statxbuf, writable=True, what="statxbuf")
+    if size < STATX_SIZE:
+        raise ArgumentError(f"statxbuf holds {size} bytes; struct statx needs {STATX_SIZE}")
+    _rw(sqe, C.IORING_OP_STATX, _fd(dfd), ctypes.addressof(c_path), _field(mask, 32, "mask"), addr)
+    sqe.statx_flags = _field(flags, 32, "flags")
+    _keep(sqe, c_path)
+    _keep(sqe, keepalive)
+
+
+def prep_shutdown(sqe: Sqe, fd: Any, how: int) -> None:
+    """shutdown(2): `how` is socket.SHUT_RD, SHUT_WR or SHUT_RDWR."""
+    _rw(sqe, C.IORING_OP_SHUTDOWN, _fd(fd), 0, _field(how, 32, "how"), 0)

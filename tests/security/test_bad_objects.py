@@ -38,7 +38,9 @@ EXAMPLES = REPO / "examples"
 SOURCES = [("reference.py", "op_bpf"), ("cp.py", "bpf_ops"), ("reference_generic.py", "generic"),
            ("bpf_nops.py", "bpf_ops")]
 MUTANTS = 5000
-SEED = 20261203 if os.environ.get("CI") == "true" else random.randrange(2**32)
+# Fixed in CI, random elsewhere; PYBPFURING_MUTATION_SEED replays the seed a failure printed.
+SEED = int(os.environ.get("PYBPFURING_MUTATION_SEED", "0")) or (
+    20261203 if os.environ.get("CI") == "true" else random.randrange(2**32))
 
 
 @pytest.fixture(scope="module")

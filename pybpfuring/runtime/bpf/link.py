@@ -30,13 +30,21 @@ PSEUDO_FUNC = 4
 _INSN = struct.Struct("<BBhi")
 
 
+def _check_index(buf: bytes | bytearray, idx: int) -> None:
+    if not 0 <= idx < len(buf) // INSN_SIZE:
+        raise ElfObjectError(f"instruction {idx} is past the end of the program "
+                             f"({len(buf) // INSN_SIZE} instructions)")
+
+
 def decode_insn(buf: bytes | bytearray, idx: int) -> tuple[int, int, int, int, int]:
     """(code, dst_reg, src_reg, off, imm) of instruction `idx`."""
+    _check_index(buf, idx)
     code, regs, off, imm = _INSN.unpack_from(buf, idx * INSN_SIZE)
     return code, regs & 0xF, regs >> 4, off, imm
 
 
 def set_src_imm(buf: bytearray, idx: int, src_reg: int | None = None, imm: int | None = None) -> None:
+    _check_index(buf, idx)
     code, regs, off, old_imm = _INSN.unpack_from(buf, idx * INSN_SIZE)
     if src_reg is not None:
         regs = (regs & 0xF) | (src_reg << 4)

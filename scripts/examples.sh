@@ -28,6 +28,13 @@ head -c 1048576 /dev/urandom > "$src"
 cmp "$src" "$dst" && echo "examples/cp.py: copy verified ($(stat -c %s "$dst") bytes)"
 "$PY" examples/chase.py --chains 16 --hops 50     # generator programs: dependent reads
 "$PY" examples/fanout.py --files 8                # generator programs: broadcast / collect
+"$PY" examples/lookup.py --keys 20000 --lookups 512      # use cases (docs/usecases.md): B+tree lookups
+"$PY" examples/fanout_collect.py --files 16 --rounds 10  # broadcast / gather with error checks
+"$PY" examples/tcp_echo.py --clients 50 --requests 10    # request/response chains over loopback
+"$PY" examples/tcp_proxy.py --clients 20 --requests 10   # asyncio accepts, BPF relays
+"$PY" examples/splice_records.py --records 500           # data-driven splicing of selected records
+"$PY" examples/ring_stats.py "$src" "$dst"               # Ring.stats(): what the ring did
+"$PY" examples/bounded_loops.py                          # loop bounds from value ranges
 "$PY" -m pybpfuring disasm examples/filter_policy.py  # io_uring filters compiled to classic BPF
 "$PY" examples/filter_confined.py --ring          # the policy on one ring (Linux >= 7.0; says why not)
 if "$PY" -c 'import sys; from pybpfuring.runtime.probe import check_bpf_ops; sys.exit(not check_bpf_ops().available)'; then

@@ -88,8 +88,6 @@ class _Occupancy:
             return cq
         if (kernel or cq in self.kernel_fed) and self.high[cq] + 1 > self.cap(cq):
             return 0
-        if kernel and self.high[cq] > self.cap(cq) - 1:
-            return 0
         return cq
 
     def heads_for(self, cq: int, kernel: bool) -> None:

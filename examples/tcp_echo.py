@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.lang import (EIO, IORING_OP_ACCEPT, IORING_OP_CLOSE, IORING_OP_RECV, IORING_OP_SEND,
@@ -180,6 +180,19 @@ def serve_bpf(lst: socket.socket, workers: int, start: Callable[[], subprocess.P
         return {"served": served, "backend": ring.backend}
 
 
+async def accepted(loop: asyncio.AbstractEventLoop, lst: socket.socket,
+                   done: asyncio.Event) -> AsyncIterator[socket.socket]:
+    """Connections accepted on `lst` until `done` is set (an accept still waiting is cancelled)."""
+    waiter = asyncio.create_task(done.wait())
+    while not done.is_set():
+        acc = asyncio.create_task(loop.sock_accept(lst))
+        await asyncio.wait({acc, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not acc.done():
+            acc.cancel()
+            return
+        yield acc.result()[0]
+
+
 async def serve_asyncio_bpf(lst: socket.socket, slots_n: int, done: asyncio.Event,
                             backend: str, start: Callable[[], None]) -> dict:
     """asyncio accepts; each connection's fd goes to an echo_fd request on a free slot."""
@@ -205,14 +218,7 @@ async def serve_asyncio_bpf(lst: socket.socket, slots_n: int, done: asyncio.Even
                 free.put_nowait(by_addr[cqe.user_data])
 
         reaper = asyncio.create_task(reap())
-        waiter = asyncio.create_task(done.wait())
-        while not done.is_set():
-            acc = asyncio.create_task(loop.sock_accept(lst))
-            await asyncio.wait({acc, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not acc.done():
-                acc.cancel()
-                break
-            conn, _ = acc.result()
+        async for conn in accepted(loop, lst, done):
             slot = await free.get()
             fd = conn.detach()                  # the program owns the fd now: it closes it
             slots[slot][0].fd = fd

@@ -148,14 +148,7 @@ async def serve_proxy(front: socket.socket, upstream: tuple[str, int] | None, sl
                     echo_served.append(cqe.res)
 
         reaper = asyncio.create_task(reap())
-        waiter = asyncio.create_task(done.wait())
-        while not done.is_set():
-            acc = asyncio.create_task(loop.sock_accept(front))
-            await asyncio.wait({acc, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not acc.done():
-                acc.cancel()
-                break
-            conn, _ = acc.result()
+        async for conn in T.accepted(loop, front, done):
             slot = await free.get()
             a = slots[slot][0]
             a.fd = conn.detach()

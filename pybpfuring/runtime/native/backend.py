@@ -456,6 +456,7 @@ class NativeBackend(EmulatedBackend):
             finally:
                 sigint.leave_run()   # between nl_run calls the loop's state is consistent
             if rc in (NL_NEED_PY, NL_INTR, NL_YIELD) and 0 <= deadline <= time.monotonic_ns():
+                lib.nl_flush(loop)   # the loop leaves SQEs unsubmitted when it hands work to Python
                 if until is None or until():
                     return
                 raise TimeoutError(f"no completion within {timeout} s")

@@ -577,7 +577,10 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         blocked = 1;
         if (now_ns() >= slice_end) { rc = NL_YIELD; break; } /* busy with I/O: let Python look */
     }
-    int err = flush(l);
+    /* Not when Python has work: it may add SQEs of the same run (a run's deferred ones) and calls
+     * back in; flushing now would split one run's SQEs over two kernel batches, and the next drain
+     * would route (and wake waiters on) the first half's completions alone. */
+    int err = rc == NL_NEED_PY ? 0 : flush(l);
     if (err && rc != NL_ERROR) {
         l->err = -err;
         rc = NL_ERROR;

@@ -202,12 +202,6 @@ def run(clients: int, requests: int, size: int, duration: float, backend: str = 
     return figures
 
 
-BPF_OPS_WHY = ("in the Linux 7.2 guest, registering proxy_fd with tcp_echo's accept_and_echo on "
-               "bpf_ops failed inside llvmlite (DuplicatedNameError: submit_sock, the non-inlined "
-               "helper both use); the host compiles them for bpf_ops, so it is the backend's build "
-               "of the pair (docs/usecases.md, Limits)")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=200, help=f"concurrent clients (1..{MAX_CLIENTS})")
@@ -219,9 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.clients <= MAX_CLIENTS or not 1 <= a.size <= T.BUF or a.requests < 1 \
             or not 0 < a.duration <= 3600:
         p.error(f"--clients 1..{MAX_CLIENTS}, --size 1..{T.BUF}, --requests >= 1, --duration 0..3600")
-    if a.backend == "bpf_ops":
-        print(f"{p.prog} cannot run on backend bpf_ops yet: {BPF_OPS_WHY}")
-        return 3
     try:
         f = run(a.clients, a.requests, a.size, a.duration, a.backend)
     except (ValueError, PyBpfUringError) as e:

@@ -339,8 +339,7 @@ def model_decide(head: u32, ktail: u32) -> i64:
         busy = True
     model_ctl[CTL_BUSY] = u32(busy)
     if model_ctl[CTL_STOP] != 0:
-        model_ctl[CTL_STOP] = 0
-        return -1
+        return -1                       # until the enter ends (user space clears it at the next)
     qw = model_cq[model_ctl[CTL_WANT_CQ]]
     if qw.tail - qw.head >= model_ctl[CTL_WANT] or model_ctl[CTL_CQ0_FULL] != 0:
         return -1
@@ -703,6 +702,7 @@ class ModelRing:
         self._ctl_set(M.CTL_WANT, min_complete)
         self._ctl_set(M.CTL_WANT_CQ, cq)
         self._ctl_set(M.CTL_FLUSHED, 0)
+        self._ctl_set(M.CTL_STOP, 0)
         ret = self.loop.run()
         if self._timespecs and self._ctl(M.CTL_START_HEAD) == self._ctl(M.CTL_START_TAIL):
             self._timespecs.clear()         # every deadline timer reached the kernel

@@ -277,6 +277,8 @@ class BpfOpsBackend:
             try:
                 ring.run(min_complete=want, cq=cq)
             except ModelStalled as err:
+                if deadline_ns is not None:   # as the emulated backend says it
+                    raise TimeoutError(f"no completion in time: nothing is in flight ({err})") from None
                 raise RingStalledError(str(err)) from None
             finally:
                 self._read_notes(ring)

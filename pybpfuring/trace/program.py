@@ -15,7 +15,7 @@ submit -> complete as a log2 histogram in microseconds per opcode; CQ overflows
 Struct_ops run counts of programs that are unloaded while traced (UNLOAD_TEXT, attached where the
 kernel has the two functions): a kprobe on bpf_prog_kallsyms_add, which bpf_prog_load calls in the
 loading task once the program has its id, remembers the io_uring struct_ops programs of the pid; a
-kprobe on bpf_prog_kallsyms_del, which the last bpf_prog_put calls before the program is freed,
+kprobe on bpf_prog_kallsyms_del_all, which the last bpf_prog_put calls before the program is freed,
 sums its per-CPU run counters (the ones bpf_prog_info reports: the kernel counts while BPF_ENABLE_STATS
 is held) into `unloaded`. A program that lives a few ms (a short ring) is counted this way, however
 fast it comes and goes; user space no longer has to catch it alive.
@@ -158,9 +158,12 @@ TRACEPOINT_PROBE(io_uring, io_uring_local_work_run) {
 """
 
 
-# Kernel functions the unload probe attaches to (kernel/bpf/core.c: global, called from syscall.c,
-# so not inlined into their callers).
-LOAD_FN, UNLOAD_FN = "bpf_prog_kallsyms_add", "bpf_prog_kallsyms_del"
+# Kernel functions the unload probe attaches to (kernel/bpf/core.c, global, called from syscall.c,
+# so not inlined there): bpf_prog_load calls the first once the program has its id; the last put
+# calls the second before anything of the program is freed. (bpf_prog_kallsyms_del itself is inlined
+# into bpf_prog_kallsyms_del_all in the 7.2 guest's kernel, and bpf_prog_free_id into its caller:
+# kprobes on them never fire for a program's unload.)
+LOAD_FN, UNLOAD_FN = "bpf_prog_kallsyms_add", "bpf_prog_kallsyms_del_all"
 MAX_CPUS = 64               # per-CPU counters summed (the unrolled loop's bound)
 
 UNLOAD_TEXT = r"""

@@ -73,6 +73,8 @@ def per_unit(argv_at: Callable[[int], list[str]], small: int, large: int, unit: 
         "completions": [a["completions"], b["completions"]],
         "struct_ops_runs": [_runs(a), _runs(b)],
         "cq_overflows": [a["cq_overflows"], b["cq_overflows"]],
+        "task_work_added": [a["task_work_added"], b["task_work_added"]],
+        "local_work_runs": [a["local_work_runs"], b["local_work_runs"]],
         "ops": {op: {k: v for k, v in c.items() if k != "latency_usecs_log2"}
                 for op, c in b["ops"].items()},
     }

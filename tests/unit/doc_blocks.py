@@ -103,12 +103,17 @@ def compile_defined(namespace: dict, module_name: str) -> int:
     return count
 
 
-def run_page(page: Path, kinds: tuple[str, ...], workdir: Path) -> int:
+def run_page(page: Path, kinds: tuple[str, ...], workdir: Path, *, until: str | None = None) -> int:
     """Run the page's blocks of these kinds in order in one namespace; returns how many ran.
 
-    The working directory is `workdir/cwd` while they run. A failing block's exception carries a
-    note naming the page and line."""
+    `until`: stop after the last block of this kind (the guest runs a page's guest blocks and the
+    blocks before them, which they may need; those after them already ran on the host, and every
+    block costs minutes under the guest's TCG). The working directory is `workdir/cwd` while they
+    run. A failing block's exception carries a note naming the page and line."""
     blocks = [b for b in blocks_of(page) if b.kind in kinds]
+    if until is not None:
+        last = max((i for i, b in enumerate(blocks) if b.kind == until), default=len(blocks) - 1)
+        blocks = blocks[:last + 1]
     src_dir, cwd = workdir / "src", workdir / "cwd"
     src_dir.mkdir()
     cwd.mkdir()

@@ -50,6 +50,8 @@ def _common(p: argparse.ArgumentParser, runs: int) -> None:
                    "(default docs/results)")
     p.add_argument("--no-write", action="store_true", help="print the table only")
     p.add_argument("--no-syscalls", action="store_true", help="skip counting syscalls")
+    p.add_argument("--no-kernel-trace", action="store_true", help="skip the kernel-side counts "
+                   "(pybpfuring trace, where bcc runs: the guest) of the in-kernel rows")
     p.add_argument("--only", default="", help="comma-separated row ids to run (default: all)")
     p.add_argument("--json-only", type=Path, help=argparse.SUPPRESS)  # the guest's half of --where
 
@@ -93,11 +95,13 @@ def _measure_here(args: argparse.Namespace, data: Path, guest: bool) -> dict:
         return measure_cp(CpOptions(size=args.guest_size if guest else args.size, runs=args.runs,
                                     emulated_size=args.guest_emulated_size if guest else args.emulated_size,
                                     data_dir=data, count_syscalls=not args.no_syscalls,
+                                    kernel_trace=not args.no_kernel_trace,
                                     warmup=args.warmup, only=only), stderr_log)
     from bench.nops.run import NopsOptions, measure_nops
     return measure_nops(NopsOptions(count=args.guest_count if guest else args.count, runs=args.runs,
                                     emulated_count=args.emulated_count // (10 if guest else 1),
-                                    count_syscalls=not args.no_syscalls, warmup=args.warmup, only=only),
+                                    count_syscalls=not args.no_syscalls,
+                                    kernel_trace=not args.no_kernel_trace, warmup=args.warmup, only=only),
                         stderr_log)
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import snapshot
 
@@ -33,6 +34,7 @@ class RowResult:
     reason: str = ""
     runs_s: list[float] = field(default_factory=list)
     syscalls_per_unit: float | None = None
+    kernel: dict[str, Any] | None = None   # kernel-side counts per unit (bench/kernel_trace.py)
     notes: list[str] = field(default_factory=list)
 
     def stats(self) -> dict[str, float]:

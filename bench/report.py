@@ -55,7 +55,8 @@ def _row_cells(table: dict[str, Any], row: dict[str, Any], ratio: float | None,
     if row["status"] != "ok":
         what = "not available" if row["status"] == "unavailable" else "failed"
         reason = " ".join(row["reason"].split()).replace("|", "\\|")
-        return [row["label"], _size(row["amount"], unit), "", f"{what}: {reason}", "", "", "", "", "", ""]
+        return [row["label"], _size(row["amount"], unit), "", f"{what}: {reason}", "", "", "", "", "", "",
+                "", ""]
     # ms per GiB copied, or ns per request
     norm = row["median_s"] / row["amount"] * (GiB * 1e3 if unit == "bytes" else 1e9)
     sys = row.get("syscalls_per_unit")
@@ -63,8 +64,17 @@ def _row_cells(table: dict[str, Any], row: dict[str, Any], ratio: float | None,
             f"{row['median_s'] * 1000:.1f}", f"{row['min_s'] * 1000:.1f}–{row['max_s'] * 1000:.1f}",
             f"{(row['q3_s'] - row['q1_s']) * 1000:.1f}", f"{norm:,.0f}",
             f"{ratio:.2f}" if ratio is not None else "", f"{best:.2f}" if best is not None else "",
-            f"{sys:,.1f}" if sys is not None else "n/a",
+            f"{sys:,.1f}" if sys is not None else "n/a", *_kernel_cells(row),
             ] + ([" ; ".join(row["notes"])] if row["notes"] else [])
+
+
+def _kernel_cells(row: dict[str, Any]) -> list[str]:
+    """io_uring_enter calls and completions per unit as the kernel's tracepoints saw them (rows
+    traced by bench/kernel_trace.py; tables from before it have no such field)."""
+    k = row.get("kernel")
+    if not k:
+        return ["", ""]
+    return [f"{k['enters_per_unit']:,.2f}", f"{k['completions_per_unit']:,.1f}"]
 
 
 def table_markdown(table: dict[str, Any]) -> str:
@@ -81,9 +91,12 @@ def table_markdown(table: dict[str, Any]) -> str:
         d = table["data"]
         head += (f"Source: {d['dir']} ({d['fs']}); page cache before: {d['cached_before']}; "
                  f"after: {d['cached_after']}.  \n")
-    head += f"Syscalls counted with: {table['syscall_method']}. bcc: {table.get('bcc') or 'n/a'}.\n\n"
+    head += f"Syscalls counted with: {table['syscall_method']}. bcc: {table.get('bcc') or 'n/a'}.  \n"
+    head += f"Kernel side (enters, completions): {table.get('kernel_trace_method', 'n/a')}.\n\n"
+    per_k = "MiB" if unit == "bytes" else "request"
     cols = ["row", "size" if unit == "bytes" else "requests", "runs", "median ms", "min–max ms",
-            "IQR ms", per, f"vs {table['baseline']} (median)", "(best runs)", sys_col, "note"]
+            "IQR ms", per, f"vs {table['baseline']} (median)", "(best runs)", sys_col,
+            f"enters/{per_k} (kernel)", f"completions/{per_k} (kernel)", "note"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     rs, best = ratios(table), ratios(table, "min_s")
     for row in table["rows"]:

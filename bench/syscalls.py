@@ -4,10 +4,9 @@ Methods, in order of preference:
   perf   `perf stat -e raw_syscalls:sys_enter` (Debian's linux-perf): an in-kernel counter on the
          syscall-entry tracepoint, children included; the program runs at nearly full speed.
   strace `strace -f -c`: exact too, but every syscall stops the process (ptrace), so it is slow.
-bcc (Debian's python3-bpfcc) is probed and reported, not used: it is a module of Debian's own
-/usr/bin/python3, not of the pyenv interpreter the project runs on, and it compiles its C programs
-against the running kernel's headers, which a Debian 12 machine on a newer kernel does not have;
-perf counts the same tracepoint without either.
+bcc (Debian's python3-bpfcc) is probed and reported, not used for this column: perf counts the
+same tracepoint without needing the running kernel's headers. Where bcc runs (the guest), the
+kernel-side columns use it (bench/kernel_trace.py: `pybpfuring trace`).
 
 A process's start-up (the interpreter, imports, ring setup) makes syscalls too. They are cancelled
 out by counting the same row at two sizes: per MiB = (count(b) - count(a)) / (b - a) MiB.
@@ -74,7 +73,8 @@ def bcc_status() -> str:
             continue
         proc = subprocess.run([python, "-c", "import bcc"], capture_output=True, timeout=60)
         if proc.returncode == 0:
-            return f"importable from {python}, not used (perf counts the same tracepoint)"
+            return (f"importable from {python} (the syscall column uses perf; the kernel-side columns "
+                    "use bcc where the kernel's headers are found)")
     return f"not importable from {sys.executable} nor {SYSTEM_PYTHON} (python3-bpfcc not installed)"
 
 

@@ -401,10 +401,6 @@ def run(server: str, clients: int, requests: int, size: int, duration: float,
     return figures
 
 
-BPF_OPS_WHY = ("in the Linux 7.2 guest this example hung on bpf_ops (20 clients, no result within "
-               "900 s); not diagnosed yet (docs/usecases.md, Limits)")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="bpf", choices=["bpf", "asyncio-bpf", "asyncio", "selectors"])
@@ -421,9 +417,6 @@ def main(argv: list[str] | None = None) -> int:
     if a.client is not None:
         print(json.dumps(load(a.client, a.clients, a.requests, a.size, a.duration)))
         return 0
-    if a.backend == "bpf_ops":
-        print(f"{p.prog} cannot run on backend bpf_ops yet: {BPF_OPS_WHY}")
-        return 3
     try:
         f = run(a.server, a.clients, a.requests, a.size, a.duration, a.backend)
     except (ValueError, PyBpfUringError) as e:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cbuild, datafile, syscalls
+from bench import cbuild, datafile, kernel_trace, syscalls
 from bench.cp.rows import BASELINE, Row, all_rows
 from bench.report import human_size
 from bench.measure import RowResult, check_worker, environment_info, interleaved
@@ -21,6 +21,7 @@ class CpOptions:
     emulated_size: int
     data_dir: Path | None = None
     count_syscalls: bool = True
+    kernel_trace: bool = True         # kernel-side counts of the traced rows (bench/kernel_trace.py)
     warmup: int = 1
     only: tuple[str, ...] = ()        # row ids to run (empty: all)
 
@@ -72,6 +73,9 @@ def measure_cp(opts: CpOptions, log: Callable[[str], None]) -> dict[str, object]
     method_note, bcc = "not counted (--no-syscalls)", ""
     if opts.count_syscalls:
         method_note, bcc = _count_syscalls(results, by_id, directory, big, log)
+    trace_note = "not counted (--no-kernel-trace)"
+    if opts.kernel_trace:
+        trace_note = _count_kernel_side(results, by_id, directory, big, log)
     info["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
     return {
         "benchmark": "cp", "block": BLOCK, "sink": "/dev/zero", "size": opts.size, "runs": opts.runs,
@@ -79,7 +83,7 @@ def measure_cp(opts: CpOptions, log: Callable[[str], None]) -> dict[str, object]
         "baseline": BASELINE, "unit": "bytes", "info": info,
         "data": {"dir": str(directory), "fs": fs, "cached_before": _fmt_cached(cached),
                  "cached_after": _fmt_cached(cached_after)},
-        "syscall_method": method_note, "bcc": bcc,
+        "syscall_method": method_note, "bcc": bcc, "kernel_trace_method": trace_note,
         "rows": [r.to_json() for r in results],
     }
 
@@ -106,6 +110,24 @@ def _count_syscalls(results: list[RowResult], by_id: dict[str, Row], directory: 
             res.notes.append(f"syscall count failed: {exc}")
     sizes = f"{COUNT_SIZE >> 21} and {COUNT_SIZE >> 20} MiB (or half and all of a smaller row)"
     return f"{counter.method} ({note}); per MiB from copies of {sizes}", bcc
+
+
+# Rows whose kernel-side counts are recorded: the in-kernel rows, and liburing's QD1 loop beside them.
+KERNEL_TRACED = ("c_uring", "kernel_program", "kernel_loop_step")
+
+
+def _count_kernel_side(results: list[RowResult], by_id: dict[str, Row], directory: Path, big: Path,
+                       log: Callable[[str], None]) -> str:
+    def argv_at(res: RowResult, n: int) -> list[str]:
+        row = by_id[res.id]
+        return row.argv(str(datafile.source_file(directory, n) if row.whole_file else big), n)
+
+    def sizes(res: RowResult) -> tuple[int, int]:
+        large = min(COUNT_SIZE, max(res.amount, 2 * BLOCK))
+        return max(large // 2, BLOCK) // BLOCK * BLOCK, large
+    return kernel_trace.count_rows(results, lambda r: r.id in KERNEL_TRACED, argv_at, sizes, 1 << 20, "MiB",
+                                   f"per MiB from copies of {COUNT_SIZE >> 21} and {COUNT_SIZE >> 20} MiB "
+                                   "(or half and all of a smaller row)", log)
 
 
 def _fmt_cached(cached: dict[str, float]) -> str:

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cbuild, syscalls
+from bench import cbuild, kernel_trace, syscalls
 from bench.measure import RowResult, check_worker, environment_info, interleaved
 
 BASELINE = "c_nops"
+# Rows whose kernel-side counts are recorded: the in-kernel rows, and the C user-space chain beside them.
+KERNEL_TRACED = ("c_nops", "kernel_program_nops", "kernel_loop_step_nops")
 COUNT_FOR_SYSCALLS = 2000
 
 
@@ -19,6 +21,7 @@ class NopsOptions:
     runs: int
     emulated_count: int
     count_syscalls: bool = True
+    kernel_trace: bool = True         # kernel-side counts of the traced rows (bench/kernel_trace.py)
     warmup: int = 1
     only: tuple[str, ...] = ()
 
@@ -50,6 +53,12 @@ def all_rows(emulated_count: int) -> list[NopRow]:
         NopRow("kernel_loop_step_nops", "BPF-driven in the kernel loop (examples/bpf_nops.py, "
                "loop_step, up to 8 in flight)"),
     ]
+
+
+def _count_sizes(res: RowResult) -> tuple[int, int]:
+    """The two chain lengths a row is counted at (syscalls, kernel side): their difference is per request."""
+    n = min(COUNT_FOR_SYSCALLS, max(res.amount, 2))
+    return n // 2, n
 
 
 def _availability(row: NopRow) -> str | None:
@@ -87,12 +96,18 @@ def measure_nops(opts: NopsOptions, log: Callable[[str], None]) -> dict[str, obj
                       f"{COUNT_FOR_SYSCALLS // 2} and {COUNT_FOR_SYSCALLS}")
             for res in results:
                 if res.status == "ok":
-                    n = min(COUNT_FOR_SYSCALLS, max(res.amount, 2))
                     try:
-                        res.syscalls_per_unit = syscalls.slope(counter, by_id[res.id].argv, n // 2, n)
+                        res.syscalls_per_unit = syscalls.slope(counter, by_id[res.id].argv, *_count_sizes(res))
                     except (syscalls.CountFailed, OSError) as exc:
                         res.notes.append(f"syscall count failed: {exc}")
+    trace_note = "not counted (--no-kernel-trace)"
+    if opts.kernel_trace:
+        trace_note = kernel_trace.count_rows(
+            results, lambda r: r.id in KERNEL_TRACED, lambda r, k: by_id[r.id].argv(k), _count_sizes, 1,
+            "request", f"per request from chains of {COUNT_FOR_SYSCALLS // 2} and {COUNT_FOR_SYSCALLS}",
+            log)
     info["loadavg_end"] = Path("/proc/loadavg").read_text().strip()
     return {"benchmark": "nops", "count": opts.count, "runs": opts.runs, "warmup": opts.warmup,
             "baseline": BASELINE, "unit": "requests", "info": info, "syscall_method": method, "bcc": bcc,
+            "kernel_trace_method": trace_note,
             "rows": [r.to_json() for r in results]}

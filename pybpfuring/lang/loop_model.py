@@ -84,7 +84,9 @@ WHY_NOTES = 64            # the newest notes kept in the kernel until user space
 WHY_BAD_WAIT, WHY_BAD_RETURN, WHY_BAD_PROGRAM, WHY_BAD_CQ = 1, 2, 3, 4
 CTL_WAITS = 32            # program runs that returned WAIT (Ring.stats)
 CTL_PROG_SQES = 33        # SQEs programs submitted (Ring.stats)
-CTL_WORDS = 34
+CTL_TIMERS = 34           # deadline timers of timed waits in the kernel (not requests)
+CTL_WORDS = 35
+DEADLINE_CQ = 0xFFFF      # the cq_idx of a deadline timer: its CQE ends the io_uring_enter
 
 INST_FREE = 0
 INST_RUNNABLE = 1

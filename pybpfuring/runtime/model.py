@@ -208,7 +208,9 @@ class Ring:
             raise RegistrationError("this ring already has a program table (IORING_REGISTER_BPF "
                                     "works once per ring: -EBUSY); open another Ring")
         elf, functions, names = _compile_source(programs)
-        self._program_names = impl.register_programs(elf, names)
+        by_name = {fn.name: fn for fn in functions}
+        table = [by_name[n] for n in names] if names is not None and functions else None
+        self._program_names = impl.register_programs(elf, names, table)
         self._functions = functions
         self._bind_maps(impl, functions)
         return list(self._program_names)

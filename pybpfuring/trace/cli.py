@@ -19,14 +19,14 @@ from pybpfuring.errors import PyBpfUringError
 
 from .bcc_env import TraceUnavailable, setup_bcc
 from .proginfo import StructOpsWatch
-from .program import bpf_text
 from .report import Snapshot, diff, render_json, render_text
 from .session import snapshot as _snapshot
+from .unload import load_program, settle
 
 EXIT_UNAVAILABLE = 3
-# Seconds between looks for new struct_ops programs (and a COMMAND's exit). The kernel backend's
-# scheduler of a short copy lives for a few tens of ms after it is loaded; one that lives less than
-# this can be missed (its line is then absent: docs/trace.md).
+# Seconds between looks for new struct_ops programs (and a COMMAND's exit): live programs' counts per
+# interval. One unloaded before a look is counted by the unload probe (unload.py); without that probe
+# (it says why on stderr), a program living less than this can be missed.
 SCAN_PERIOD = 0.01
 # Waits for the tracer's go (one byte, or EOF if the tracer died), then becomes the command.
 _LAUNCHER = ("import os, sys\n"
@@ -108,12 +108,15 @@ class _Tracer:
     def run(self) -> int:
         pid = self._start_child() if self.command else self.args.pid
         try:
-            b = self.bcc.BPF(text=bpf_text(pid, self.args.ring), cflags=["-w"])
+            b, why = load_program(self.bcc, pid, self.args.ring)
         except Exception as err:   # bcc raises bare Exception when its clang fails
             self._abort_child()
             print(f"pybpfuring trace: bcc could not compile or attach the tracing program: {err}",
                   file=sys.stderr)
             return EXIT_UNAVAILABLE
+        if why is not None:
+            print(f"pybpfuring trace: struct_ops programs unloaded between two looks "
+                  f"({SCAN_PERIOD * 1000:.0f} ms) are missed: {why}", file=sys.stderr)
         watch = self.watch = StructOpsWatch(pid)
         try:
             return self._loop(b, watch)
@@ -151,6 +154,7 @@ class _Tracer:
                 self.child.wait()
         if self.child is not None:
             status = self.child.wait()
+            settle(b, set(watch.fds))      # its closed rings' programs, freed a little later
             last = _snapshot(b, watch)
         self._emit(diff(first, last, t0, time.time() - t0, total=True), hist_printer)
         return status

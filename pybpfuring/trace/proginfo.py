@@ -33,6 +33,7 @@ class ProgRuns:
     name: str
     run_cnt: int
     run_time_ns: int
+    unloaded: bool = False     # counted by the unload probe when the kernel freed it (unload.py)
 
 
 def enable_stats() -> int | None:
@@ -47,7 +48,7 @@ def _info(fd: int) -> bytes:
     return obj_get_info_by_fd(fd, INFO_SIZE).ljust(INFO_SIZE, b"\0")
 
 
-def _ops_type_id() -> int | None:
+def ops_type_id() -> int | None:
     """BTF id of `io_uring_bpf_ops` (a struct_ops program's attach_btf_id names its struct)."""
     try:
         from pybpfuring.runtime.bpf.btf import STRUCT, vmlinux_btf
@@ -64,7 +65,7 @@ class StructOpsWatch:
         self.pid = pid
         self.fds: dict[int, int] = {}          # prog id -> our fd on it
         self.skipped: set[int] = set()         # ids seen that are not io_uring struct_ops programs
-        self.ops_id = _ops_type_id()
+        self.ops_id = ops_type_id()
         self.stats_fd = enable_stats()
 
     def _all_ids(self) -> list[int]:
@@ -157,4 +158,4 @@ def _fdinfo_ids(pid: int) -> tuple[set[int], set[int]]:
     return progs, maps
 
 
-__all__ = ["ProgRuns", "StructOpsWatch", "enable_stats"]
+__all__ = ["ProgRuns", "StructOpsWatch", "enable_stats", "ops_type_id"]

@@ -11,6 +11,14 @@ through the request pointer recorded at submission), errors (res < 0); per-reque
 submit -> complete as a log2 histogram in microseconds per opcode; CQ overflows
 (io_uring_cqe_overflow); task work queued (io_uring_task_add) and deferred work runs
 (io_uring_local_work_run: runs, and the items they ran); io_uring_enter calls of the pid (or all).
+
+Struct_ops run counts of programs that are unloaded while traced (UNLOAD_TEXT, attached where the
+kernel has the two functions): a kprobe on bpf_prog_kallsyms_add, which bpf_prog_load calls in the
+loading task once the program has its id, remembers the io_uring struct_ops programs of the pid; a
+kprobe on bpf_prog_kallsyms_del_all, which the last bpf_prog_put calls before the program is freed,
+sums its per-CPU run counters (the ones bpf_prog_info reports: the kernel counts while BPF_ENABLE_STATS
+is held) into `unloaded`. A program that lives a few ms (a short ring) is counted this way, however
+fast it comes and goes; user space no longer has to catch it alive.
 """
 from __future__ import annotations
 
@@ -148,6 +156,94 @@ TRACEPOINT_PROBE(io_uring, io_uring_local_work_run) {
     return 0;
 }
 """
+
+
+# Kernel functions the unload probe attaches to (kernel/bpf/core.c, global, called from syscall.c,
+# so not inlined there): bpf_prog_load calls the first once the program has its id; the last put
+# calls the second before anything of the program is freed. (bpf_prog_kallsyms_del itself is inlined
+# into bpf_prog_kallsyms_del_all in the 7.2 guest's kernel, and bpf_prog_free_id into its caller:
+# kprobes on them never fire for a program's unload.)
+LOAD_FN, UNLOAD_FN = "bpf_prog_kallsyms_add", "bpf_prog_kallsyms_del_all"
+MAX_CPUS = 64               # per-CPU counters summed (the unrolled loop's bound)
+
+UNLOAD_TEXT = r"""
+#include <uapi/linux/ptrace.h>
+
+// Offsets in struct bpf_prog, bpf_prog_aux and bpf_prog_stats, from the running kernel's BTF
+// (the kernel's own headers do not compile under bcc's clang for every kernel: 7.2's do not).
+#define STRUCT_OPS_TYPE 27          // BPF_PROG_TYPE_STRUCT_OPS
+#define OPS_BTF_ID      @OPS_ID@    // BTF id of io_uring_bpf_ops (0: any struct_ops program)
+#define PCPU_OFFSETS    @PCPU@ULL   // address of __per_cpu_offset[] (/proc/kallsyms)
+#define NCPUS           @NCPUS@
+
+struct unloaded_t { u64 runs; u64 run_time_ns; char name[16]; };
+BPF_HASH(loaded, u64, u32, 1024);                // struct bpf_prog * -> its id
+BPF_HASH(unloaded, u32, struct unloaded_t, 1024); // id -> its final counts
+
+static inline u64 read_u64(u64 addr) {
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
+    return v;
+}
+
+static inline u32 read_u32(u64 addr) {
+    u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
+    return v;
+}
+
+int trace_prog_load(struct pt_regs *ctx) {
+    u64 fp = PT_REGS_PARM1(ctx);
+    if (!pid_matches() || read_u32(fp + @PROG_TYPE@) != STRUCT_OPS_TYPE)
+        return 0;
+    u64 aux = read_u64(fp + @PROG_AUX@);
+    if (!aux)
+        return 0;
+    u32 id = read_u32(aux + @AUX_ID@);
+    if (id == 0 || (OPS_BTF_ID && read_u32(aux + @AUX_ATTACH@) != OPS_BTF_ID))
+        return 0;                   // id 0: a subprogram, not the program
+    loaded.update(&fp, &id);
+    return 0;
+}
+
+int trace_prog_unload(struct pt_regs *ctx) {
+    u64 fp = PT_REGS_PARM1(ctx);
+    u32 *idp = loaded.lookup(&fp);
+    if (!idp)
+        return 0;
+    u32 id = *idp;
+    loaded.delete(&fp);
+    struct unloaded_t out = {};
+    u64 stats = read_u64(fp + @PROG_STATS@);
+    u64 aux = read_u64(fp + @PROG_AUX@);
+    if (aux)
+        bpf_probe_read_kernel(&out.name, sizeof(out.name), (void *)(aux + @AUX_NAME@));
+    #pragma unroll
+    for (int cpu = 0; cpu < NCPUS; cpu++) {
+        u64 mine = stats + read_u64(PCPU_OFFSETS + cpu * 8);
+        out.runs += read_u64(mine + @STATS_CNT@);
+        out.run_time_ns += read_u64(mine + @STATS_NSECS@);
+    }
+    unloaded.update(&id, &out);
+    return 0;
+}
+"""
+
+# (struct, member) -> the placeholder its byte offset fills in UNLOAD_TEXT
+LAYOUT = {("bpf_prog", "type"): "PROG_TYPE", ("bpf_prog", "aux"): "PROG_AUX",
+          ("bpf_prog", "stats"): "PROG_STATS", ("bpf_prog_aux", "id"): "AUX_ID",
+          ("bpf_prog_aux", "attach_btf_id"): "AUX_ATTACH", ("bpf_prog_aux", "name"): "AUX_NAME",
+          ("bpf_prog_stats", "cnt"): "STATS_CNT", ("bpf_prog_stats", "nsecs"): "STATS_NSECS"}
+
+
+def unload_text(ops_btf_id: int | None, pcpu_offsets: int, ncpus: int, offsets: dict[str, int]) -> str:
+    """The unload probe's C (appended to bpf_text's), for the kernel's io_uring_bpf_ops BTF id, the
+    address of its __per_cpu_offset array, its number of possible CPUs and the LAYOUT offsets."""
+    values = {"OPS_ID": ops_btf_id or 0, "PCPU": pcpu_offsets, "NCPUS": min(ncpus, MAX_CPUS), **offsets}
+    text = UNLOAD_TEXT
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", str(value))
+    return text
 
 
 def bpf_text(pid: int | None, ring_fd: int | None) -> str:

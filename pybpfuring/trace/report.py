@@ -69,7 +69,7 @@ class Interval:
             "cq_overflows": self.overflows, "task_work_added": self.task_adds,
             "local_work_runs": self.work_runs, "local_work_items": self.work_items,
             "struct_ops": [{"prog_id": p.prog_id, "name": p.name, "runs": p.run_cnt,
-                            "run_time_ns": p.run_time_ns} for p in self.progs],
+                            "run_time_ns": p.run_time_ns, "unloaded": p.unloaded} for p in self.progs],
         }
 
 
@@ -100,7 +100,7 @@ def diff(old: Snapshot, new: Snapshot, start: float, seconds: float, total: bool
     for pid, p in sorted(new.progs.items()):
         before = old.progs.get(pid)
         progs.append(ProgRuns(pid, p.name, p.run_cnt - (before.run_cnt if before else 0),
-                              p.run_time_ns - (before.run_time_ns if before else 0)))
+                              p.run_time_ns - (before.run_time_ns if before else 0), p.unloaded))
     from .program import ENTERS, OVERFLOWS, TASK_ADDS, UNMATCHED, WORK_ITEMS, WORK_RUNS
     return Interval(start, seconds, ops, cnt[ENTERS], cnt[OVERFLOWS], cnt[TASK_ADDS], cnt[WORK_RUNS],
                     cnt[WORK_ITEMS], cnt[UNMATCHED], hist, progs, total)
@@ -123,7 +123,7 @@ def render_text(iv: Interval, print_hist: Any) -> str:
                  f"local work runs: {iv.work_runs} ({iv.work_items} items)")
     for p in iv.progs:
         lines.append(f"  struct_ops program {p.prog_id} {p.name}: {p.run_cnt} runs, "
-                     f"{p.run_time_ns / 1e6:.3f} ms")
+                     f"{p.run_time_ns / 1e6:.3f} ms" + (" (unloaded)" if p.unloaded else ""))
     for op, slots in sorted(iv.hist.items()):
         lines.append(f"\n  latency of {op_name(op)}, submission to completion:")
         buf = io.StringIO()

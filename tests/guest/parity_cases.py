@@ -547,3 +547,59 @@ def cq0_never_drops(backend: str, directory: Path) -> Observation:
             c = ring.wait_cqe(0, timeout=60)
             got.append((c.user_data, c.res, c.flags))
         return {"cq0": got, "out": out(120)}
+
+
+def _timed_out(ring: Ring, seconds: float) -> str:
+    """How wait_cqe(0, timeout=seconds) ended: "on time" (TimeoutError after the time, not long
+    after: the guest runs under TCG), "at once" (TimeoutError before: nothing can complete, as
+    docs/runtime.md says), or what it returned or raised."""
+    start = time.monotonic()
+    try:
+        c = ring.wait_cqe(0, timeout=seconds)
+    except TimeoutError:
+        took = time.monotonic() - start
+        return "on time" if seconds * 0.9 <= took < seconds + 20 else "at once" if took < seconds else "late"
+    except Exception as err:
+        return type(err).__name__
+    return f"a CQE {c.user_data}"
+
+
+def _check_timed_waits(o: Observation) -> None:
+    # Nothing in flight, or only a program waiting for CQEs nobody will post: nothing can end
+    # the wait, so it ends at once; a read in the kernel might complete: the wait takes its time.
+    assert (o["idle"], o["read_pending"], o["program_waiting"]) == ("at once", "on time", "at once"), o
+    assert o["read"] == (1, 5, 0) and o["data"] == b"hello"
+    assert o["token"] == [(2, 0, 0)] and o["in_flight"] == 0
+
+
+@case("timed waits end on time while a read and a program wait on the kernel (the kernel loop "
+      "ignores io_uring_enter's timeout): TimeoutError, then the ring goes on", _check_timed_waits)
+def timed_waits(backend: str, directory: Path) -> Observation:
+    from pybpfuring.runtime import prep_read
+    o: Observation = {}
+    r, w = os.pipe()
+    try:
+        with Ring(8, cqs=[4], backend=backend) as ring:
+            ring.register_programs([P.wait_token])
+            o["idle"] = _timed_out(ring, 0.3)          # nothing in flight at all
+            buf = ring.user_memory(ctypes.c_char * 16)
+            sqe = ring.get_sqe(0)
+            prep_read(sqe, r, buf, nbytes=16)
+            sqe.user_data = 1
+            ring.submit()
+            o["read_pending"] = _timed_out(ring, 0.5)  # the pipe is empty: the read waits
+            os.write(w, b"hello")
+            c = ring.wait_cqe(0, timeout=30)
+            o["read"], o["data"] = (c.user_data, c.res, c.flags), buf.raw[:c.res]
+            ring.prep_bpf(P.wait_token, user_data=2)
+            ring.submit()
+            o["program_waiting"] = _timed_out(ring, 0.5)   # it waits for a token on CQ 1
+            nop(ring, 77, cq=1)
+            ring.submit()
+            o["token"] = wait_for(ring, 2)
+            settle(ring, lambda: ring.in_flight() == 0, 0)
+            o["in_flight"] = ring.in_flight()
+    finally:
+        os.close(r)
+        os.close(w)
+    return o

@@ -156,7 +156,7 @@ def test_generated_programs_match_on_every_engine() -> None:
     (the native loop once ran a woken program in the middle of a routing batch). Each CQ is
     compared as a multiset: the kernel's order of independent completions depends on the ring's
     setup flags, which the native loop chooses for itself (docs/kernel.md, "Completion order")."""
-    runs = _generated_runs(20, 3, ["emulated"], engines=("interp", "jit", "native"))
+    runs = _generated_runs(40, 6, ["emulated"], engines=("interp", "jit", "native"))
     for module, path, results in runs:
         ref = [_unordered(o) for o in results["emulated/interp"]]
         for engine in ("jit", "native"):

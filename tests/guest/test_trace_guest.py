@@ -5,6 +5,8 @@ Linux 7.x guest, checked against what the programs did.
   test_ring_stats.py): a cp of N blocks is N + 1 reads and N writes, 2N + 2 runs, 2N + 1 WAITs.
 - trace: the kernel's own tracepoints see exactly those N + 1 reads and N writes complete, and no CQ
   overflow; `pybpfuring trace -- python3 examples/cp.py SRC DST` prints the histograms.
+- struct_ops runs: a ring that lives a few ms still reports its scheduler's runs (the unload probe).
+- bench: the kernel-side columns of the cp table (bench/kernel_trace.py) on the in-kernel row.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,6 +120,8 @@ def test_trace_cp_prints_histograms(tmp_path: Path) -> None:
     assert "latency of READ, submission to completion:" in total
     assert "latency of WRITE, submission to completion:" in total
     assert "usecs" in total and "distribution" in total and "CQ overflows: 0" in total
+    # 16 blocks: the scheduler lives a few ms; the unload probe still reports its runs
+    assert "struct_ops program " in total and " runs, " in total, total
     print(out)
 
 
@@ -146,3 +151,88 @@ def test_trace_kernel_trace_in_process_counts(tmp_path: Path) -> None:
           f"{iv.completions} completions ({iv.completions / mib:.1f}/MiB), "
           f"struct_ops runs {sum(p.run_cnt for p in iv.progs)}, local work runs {iv.work_runs}; "
           f"Ring.stats: {stats.as_dict()}")
+
+
+def _wait_struct_ops_gone(timeout: float = 60.0) -> None:
+    """Until the kernel has freed every io_uring struct_ops program (a closed ring's scheduler is
+    freed a little after the close, from a work queue). Each look holds its fds only for the look."""
+    from pybpfuring.trace.proginfo import StructOpsWatch
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        watch = StructOpsWatch(None)
+        try:
+            watch.scan()
+            if not watch.fds:
+                return
+        finally:
+            watch.close()
+        time.sleep(0.05)
+    pytest.fail(f"a closed ring's struct_ops program was not freed within {timeout:.0f} s")
+
+
+def _kernel_copy(tmp_path: Path, blocks: int, until_freed: bool = False
+                 ) -> tuple[object, object, bytes, Path]:
+    """A kernel-backend copy of `blocks` blocks inside a KernelTrace; (trace, Ring.stats, data, dst).
+    until_freed: the block ends only once the kernel freed the ring's scheduler."""
+    import ring_stats
+    from pybpfuring.trace.session import KernelTrace
+    src, dst, data = _source(tmp_path, blocks)
+    fd_in, fd_out = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with KernelTrace() as kt:
+            copied, stats, backend = ring_stats.copy_with_stats(fd_in, fd_out, "bpf_ops")
+            if until_freed:
+                _wait_struct_ops_gone()
+    finally:
+        os.close(fd_in)
+        os.close(fd_out)
+    assert backend == "bpf_ops" and copied == len(data)
+    return kt, stats, data, dst
+
+
+def test_trace_short_ring_struct_ops_runs(tmp_path: Path) -> None:
+    """A ring that copies a few blocks lives a few ms after its scheduler is loaded: too short for
+    a look every 10 ms to catch. The unload probe counts its runs when the kernel frees it: here the
+    traced block ends only after the program is gone, so no look could have read it."""
+    why = _trace_unavailable()
+    if why is not None:
+        pytest.skip(f"bcc cannot run in this guest: {why}")
+    blocks = 1                         # (4 blocks too in the guest: 11 runs for 10 program runs)
+    kt, stats, data, dst = _kernel_copy(tmp_path, blocks, until_freed=True)
+    assert kt.unload_probe is None, kt.unload_probe
+    assert dst.read_bytes() == data
+    iv = kt.result
+    assert iv.ops[22][:2] == (blocks + 1, blocks + 1) and iv.ops[23][:2] == (blocks, blocks)
+    assert stats.program_runs == 2 * blocks + 2
+    assert len(iv.progs) == 1, iv.progs            # one ring, one scheduler
+    prog = iv.progs[0]
+    # Counted at unload (no look took an fd on it); loop_step is called for every program run, and
+    # a few times more with nothing to run (64 blocks: 133 calls for 130 runs).
+    assert prog.unloaded, prog
+    assert stats.program_runs <= prog.run_cnt <= stats.program_runs + 8, (prog, stats)
+    assert prog.run_time_ns > 0
+    print(f"{blocks} blocks: {prog}; Ring.stats program_runs {stats.program_runs}")
+
+
+def test_trace_bench_kernel_columns(tmp_path: Path) -> None:
+    """The cp table's kernel-side columns for the in-kernel row: the copy's difference between 64
+    and 128 KiB is 256 reads and 256 writes per MiB, none overflowing, at most one io_uring_enter per
+    block (the bench's sink is /dev/zero: there the @iouring_program row enters once per block, the
+    raw loop_step row never; an ext4 destination takes 2 enters in all, test_trace_kernel_cp_counts);
+    per_unit is what bench/cp/run.py records."""
+    why = _trace_unavailable()
+    if why is not None:
+        pytest.skip(f"bcc cannot run in this guest: {why}")
+    sys.path.insert(0, str(ROOT))
+    from bench import datafile, kernel_trace
+    from bench.cp.rows import all_rows
+    row = next(r for r in all_rows(1 << 20) if r.id == "kernel_program")
+    d = _scratch(tmp_path, "bench-trace")
+    k = kernel_trace.per_unit(lambda n: row.argv(str(datafile.source_file(d, n)), n), 64 << 10,
+                              128 << 10, 1 << 20)
+    assert k["completions_per_unit"] == 512.0, k
+    assert k["ops"]["READ"]["completed"] == 33 + 1 and k["ops"]["WRITE"]["completed"] == 32, k
+    assert k["cq_overflows"] == [0, 0]
+    assert 0 <= k["enters_per_unit"] <= 256, k
+    assert k["struct_ops_runs_per_unit"] >= 512, k
+    print("kernel_program, kernel side:", k)

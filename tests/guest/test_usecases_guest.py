@@ -40,11 +40,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     ("tcp_proxy.py", ["--clients", "10", "--requests", "3", "--duration", "300"]),
 ])
 def test_usecases_examples(backend: str, example: str, args: list[str]) -> None:
-    if backend == "bpf_ops" and example in ("tcp_echo.py", "tcp_proxy.py"):
-        import tcp_echo
-        import tcp_proxy
-        why = (tcp_echo if example == "tcp_echo.py" else tcp_proxy).BPF_OPS_WHY
-        pytest.xfail(f"known open failure, the example refuses bpf_ops: {why}")
     out = subprocess.run([sys.executable, str(ROOT / "examples" / example), "--backend", backend,
                           *args], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr

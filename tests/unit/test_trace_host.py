@@ -90,3 +90,56 @@ def test_interval_is_the_difference_and_total_the_sum() -> None:
 
 def test_op_names_come_from_the_uapi_table() -> None:
     assert (op_name(0), op_name(22), op_name(23), op_name(250)) == ("NOP", "READ", "WRITE", "OP_250")
+
+
+def test_unload_probe_text_is_complete() -> None:
+    """Every placeholder of the unload probe is filled, with the offsets of this kernel's BTF."""
+    from pybpfuring.trace.unload import struct_offsets
+    try:
+        offsets = struct_offsets()
+    except (OSError, ValueError) as err:
+        pytest.skip(f"no kernel BTF to read struct bpf_prog from: {err}")
+    assert set(offsets) == set(program.LAYOUT.values())
+    assert offsets["STATS_NSECS"] == offsets["STATS_CNT"] + 8      # u64_stats_t cnt, nsecs
+    text = program.bpf_text(1234, None) + program.unload_text(77, 0xFFFF0000, 2, offsets)
+    assert "@" not in text, [w for w in text.split() if "@" in w]
+    assert "#define OPS_BTF_ID      77" in text and "cpu < NCPUS" in text
+    assert f"fp + {offsets['PROG_STATS']}" in text
+    capped = program.unload_text(None, 1, 4096, offsets)
+    assert f"#define NCPUS           {program.MAX_CPUS}" in capped and "OPS_BTF_ID      0" in capped
+
+
+def test_unloaded_programs_keep_their_final_count_in_intervals() -> None:
+    """A program seen live, then counted at unload: the total is its final count, marked unloaded."""
+    old = Snapshot(progs={7: ProgRuns(7, "model_step", 10, 100)})
+    new = Snapshot(progs={7: ProgRuns(7, "model_step", 25, 300, unloaded=True),
+                          9: ProgRuns(9, "model_step", 4, 40, unloaded=True)})
+    iv = diff(Snapshot(), new, 0.0, 1.0, total=True)
+    assert [(p.prog_id, p.run_cnt, p.unloaded) for p in iv.progs] == [(7, 25, True), (9, 4, True)]
+    assert [p.run_cnt for p in diff(old, new, 0.0, 1.0).progs] == [15, 4]
+    record = json.loads(json.dumps(iv.as_json()))
+    assert record["struct_ops"][1] == {"prog_id": 9, "name": "model_step", "runs": 4,
+                                       "run_time_ns": 40, "unloaded": True}
+    assert "struct_ops program 9 model_step: 4 runs, 0.000 ms (unloaded)" in render_text(iv, None)
+
+
+def test_bench_table_prints_kernel_side_columns() -> None:
+    """The cp/nops table has the kernel-side columns; a row traced shows its counts, an untraced
+    row (or a table from before the columns existed) leaves them empty."""
+    sys.path.insert(0, str(ROOT))
+    from bench import report
+    row = {"id": "kernel_program", "label": "in-kernel", "amount": 1 << 20, "status": "ok", "reason": "",
+           "runs_s": [0.5], "median_s": 0.5, "min_s": 0.5, "max_s": 0.5, "q1_s": 0.5, "q3_s": 0.5,
+           "syscalls_per_unit": 0.0, "notes": [],
+           "kernel": {"enters_per_unit": 0.0, "completions_per_unit": 512.0}}
+    plain = dict(row, id="c_rw", label="c loop", kernel=None)
+    table = {"info": {"environment": "guest", "kernel": "7.2", "cpus": 2, "cpu_model": "x",
+                      "spectre_v2": "", "loadavg_start": "1"}, "unit": "bytes", "baseline": "c_rw",
+             "syscall_method": "perf", "kernel_trace_method": "pybpfuring trace (bcc)", "rows": [plain, row]}
+    md = report.table_markdown(table)
+    assert "| enters/MiB (kernel) | completions/MiB (kernel) |" in md
+    assert "Kernel side (enters, completions): pybpfuring trace (bcc)." in md
+    assert "| 0.0 | 0.00 | 512.0 |" in md
+    assert "| 0.0 |  |  |" in md                      # the untraced row
+    del table["kernel_trace_method"]
+    assert "Kernel side (enters, completions): n/a." in report.table_markdown(table)

@@ -216,7 +216,10 @@ def model_route(user_data: u64, res: i32, cflags: u32) -> i64:
     if q0.tail - q0.head > q0.mask - 1:
         return -1                           # CQ 0 holds all it can: leave this CQE to the kernel
     r = model_reqs[s]
-    if r.flags & IOSQE_CQE_SKIP_SUCCESS == 0 or res < 0:
+    if r.cq_idx == DEADLINE_CQ:
+        model_ctl[CTL_STOP] = 1             # a timed wait's deadline: back to user space
+        model_ctl[CTL_TIMERS] -= 1
+    elif r.flags & IOSQE_CQE_SKIP_SUCCESS == 0 or res < 0:
         model_post(r.cq_idx, r.user_data, res, cflags)
     if cflags & IORING_CQE_F_MORE == 0:
         if r.link != 0:
@@ -237,13 +240,16 @@ def model_user_next() -> i64:
     sqe = model_starts[h & (model_nstarts - 1)]
     fail = i32(sqe.__pad2)
     link = u32(sqe.__pad3)
-    if sqe.opcode == IORING_OP_BPF or fail != 0 or sqe.cq_idx >= model_ncq:
+    deadline = sqe.cq_idx == DEADLINE_CQ and sqe.opcode == IORING_OP_TIMEOUT and fail == 0
+    if sqe.opcode == IORING_OP_BPF or fail != 0 or (sqe.cq_idx >= model_ncq and not deadline):
         if fail == 0 and sqe.opcode != IORING_OP_BPF:
             fail = -EINVAL                  # a kernel SQE for a CQ the ring lacks
         if model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, u32(sqe.flags) | (link << 8), fail) != 0:
             return 0
     elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link, 0) != 0:
         return 0
+    elif deadline:
+        model_ctl[CTL_TIMERS] += 1
     model_ctl[CTL_START_HEAD] = h + 1
     return 1
 
@@ -333,14 +339,13 @@ def model_decide(head: u32, ktail: u32) -> i64:
         busy = True
     model_ctl[CTL_BUSY] = u32(busy)
     if model_ctl[CTL_STOP] != 0:
-        model_ctl[CTL_STOP] = 0
-        return -1
+        return -1                       # until the enter ends (user space clears it at the next)
     qw = model_cq[model_ctl[CTL_WANT_CQ]]
     if qw.tail - qw.head >= model_ctl[CTL_WANT] or model_ctl[CTL_CQ0_FULL] != 0:
         return -1
     if busy:
         return 0
-    if model_ctl[CTL_INFLIGHT] == 0:
+    if model_ctl[CTL_INFLIGHT] == model_ctl[CTL_TIMERS]:
         return -1                       # nothing in flight can complete: done or stalled
     return 1
 
@@ -605,6 +610,7 @@ class ModelRing:
             self.memory_addr = _address_of(self.memory)
             rodata.update(model_mem_base=self.memory_addr, model_mem_size=len(self.memory))
         self._views: dict[str, mmap.mmap] = {}
+        self._timespecs: list[ctypes.Array[ctypes.c_int64]] = []
         self.loop = LoopRing(step, entries=entries, cq_entries=2 * entries, elf=elf,
                              rodata=rodata, map_sizes=self.sizes.map_sizes(),
                              mmapable=frozenset(MMAPED))
@@ -696,7 +702,10 @@ class ModelRing:
         self._ctl_set(M.CTL_WANT, min_complete)
         self._ctl_set(M.CTL_WANT_CQ, cq)
         self._ctl_set(M.CTL_FLUSHED, 0)
+        self._ctl_set(M.CTL_STOP, 0)
         ret = self.loop.run()
+        if self._timespecs and self._ctl(M.CTL_START_HEAD) == self._ctl(M.CTL_START_TAIL):
+            self._timespecs.clear()         # every deadline timer reached the kernel
         err = self._ctl(M.CTL_SUBMIT_ERR)
         if err:
             self._ctl_set(M.CTL_SUBMIT_ERR, 0)
@@ -712,7 +721,7 @@ class ModelRing:
         """Nothing can move without user space: no request in the kernel, nothing runnable,
         nothing queued, no chain to continue."""
         c = self._ctl
-        return (c(M.CTL_INFLIGHT) == 0 and c(M.CTL_RUNQ_HEAD) == c(M.CTL_RUNQ_TAIL)
+        return (c(M.CTL_INFLIGHT) == c(M.CTL_TIMERS) and c(M.CTL_RUNQ_HEAD) == c(M.CTL_RUNQ_TAIL)
                 and c(M.CTL_START_HEAD) == c(M.CTL_START_TAIL)
                 and c(M.CTL_STAGE_HEAD) == c(M.CTL_STAGE_TAIL)
                 and c(M.CTL_DIRTY_HEAD) == c(M.CTL_DIRTY_TAIL)
@@ -752,7 +761,28 @@ class ModelRing:
     def in_flight(self) -> int:
         """Requests in the kernel plus program instances not completed, plus queued ones."""
         queued = (self._ctl(M.CTL_START_TAIL) - self._ctl(M.CTL_START_HEAD)) & 0xFFFFFFFF
-        return self._ctl(M.CTL_INFLIGHT) + self._ctl(M.CTL_ACTIVE) + queued
+        return self._ctl(M.CTL_INFLIGHT) - self._ctl(M.CTL_TIMERS) + self._ctl(M.CTL_ACTIVE) + queued
+
+    def arm_deadline(self, when_ns: int) -> None:
+        """Queue a timer that ends the io_uring_enter running at CLOCK_MONOTONIC `when_ns` (the
+        loop ignores io_uring_enter's own timeout): an IORING_OP_TIMEOUT the scheduler routes to
+        no CQ; its CQE makes the step return to user space. Not a request: in_flight() and
+        stalled() leave it out."""
+        ts = (ctypes.c_int64 * 2)(when_ns // 1_000_000_000, when_ns % 1_000_000_000)
+        self._timespecs.append(ts)          # alive until the scheduler has taken the SQE
+        sqe = bytearray(64)                 # read by the kernel at submission, in this process
+        struct.pack_into("<BBHiQQIIQ", sqe, 0, 11, 0, 0, -1, 0, ctypes.addressof(ts), 1,
+                         1, 0)              # IORING_OP_TIMEOUT, count 0, IORING_TIMEOUT_ABS
+        self.queue(bytes(sqe), M.DEADLINE_CQ)
+
+    def deadlines_armed(self) -> int:
+        return self._ctl(M.CTL_TIMERS) + sum(
+            1 for i in range((self._ctl(M.CTL_START_TAIL) - self._ctl(M.CTL_START_HEAD)) & 0xFFFFFFFF)
+            if self._start_cq(i) == M.DEADLINE_CQ)
+
+    def _start_cq(self, i: int) -> int:
+        off = ((self._ctl(M.CTL_START_HEAD) + i) & (self.sizes.nstarts - 1)) * 64
+        return int.from_bytes(self._views["model_starts"][off + 48:off + 50], "little")
 
     def close(self) -> None:
         for p in getattr(self, "programs", []):

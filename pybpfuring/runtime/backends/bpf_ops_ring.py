@@ -16,6 +16,7 @@ import ctypes
 import errno
 import mmap
 import struct
+import sys
 import time
 from pathlib import Path
 from collections import deque
@@ -64,7 +65,7 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
                             if line.file.endswith(".py") and not line.file.startswith(_PACKAGE)})
             fn = None
             for file in files:
-                fn = getattr(driver.load_module(file), name, None)
+                fn = getattr(_module_of(file) or driver.load_module(file), name, None)
                 if isinstance(fn, BpfFunction) and fn.kind == "iouring":
                     break
             if not isinstance(fn, BpfFunction):
@@ -74,6 +75,17 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
         return found
     finally:
         obj.close()
+
+
+def _module_of(file: str) -> Any:
+    """The module already imported from `file`, if any: a second import would be a second copy of
+    everything it defines (two `submit_sock`s where the programs share one)."""
+    want = Path(file).resolve()
+    for module in list(sys.modules.values()):
+        origin = getattr(module, "__file__", None)
+        if origin and origin.endswith(".py") and Path(origin).resolve() == want:
+            return module
+    return None
 
 
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
@@ -111,6 +123,7 @@ class BpfOpsBackend:
         self._pending: list[tuple[bytes, int]] = []
         self._chains: dict[int, _Chain] = {}
         self._next_link = 1
+        self._deadlines: list[int] = []     # CLOCK_MONOTONIC ns of the timers armed in the kernel
         self.memory = mmap.mmap(-1, USER_MEMORY)
         self._memory_used = 0
 
@@ -132,8 +145,11 @@ class BpfOpsBackend:
                                   "from the ring's programs")
         return self._model
 
-    def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
-        functions = programs_of(elf, names)
+    def register_programs(self, elf: bytes, names: list[str] | None,
+                          functions: list[BpfFunction] | None = None) -> list[str]:
+        # The caller's own functions when it has them: importing their files again would make a
+        # second copy of every module they share (a @bpf_function two programs call, twice).
+        functions = list(functions) if functions else programs_of(elf, names)
         self._model = ModelRing(functions, entries=self.entries, memory=self.memory,
                                 cq_sizes=self.cq_sizes)
         self.cqs = self._model.cqs
@@ -249,14 +265,20 @@ class BpfOpsBackend:
         self._start_stage(chain)
 
     # ---- running the kernel loop ----
-    def _run(self, cq: int, want: int) -> None:
-        """io_uring_enter until CQ `cq` holds `want` CQEs or nothing more can happen now; chains
-        continue in between."""
+    def _run(self, cq: int, want: int, deadline_ns: int | None = None) -> None:
+        """io_uring_enter until CQ `cq` holds `want` CQEs or nothing more can happen now (or the
+        CLOCK_MONOTONIC deadline passed); chains continue in between."""
         ring = self._ring()
         while True:
+            if deadline_ns is not None:
+                if time.monotonic_ns() >= deadline_ns:
+                    return
+                self._arm(ring, deadline_ns)
             try:
                 ring.run(min_complete=want, cq=cq)
             except ModelStalled as err:
+                if deadline_ns is not None:   # as the emulated backend says it
+                    raise TimeoutError(f"no completion in time: nothing is in flight ({err})") from None
                 raise RingStalledError(str(err)) from None
             finally:
                 self._read_notes(ring)
@@ -267,6 +289,17 @@ class BpfOpsBackend:
                 return
             if not (done or ring.busy()):
                 return
+
+    def _arm(self, ring: ModelRing, deadline_ns: int) -> None:
+        """A deadline timer in the kernel unless one armed earlier ends the enter by then (they
+        fire in order of expiry, so the armed ones are the latest of those set)."""
+        armed = ring.deadlines_armed()
+        self._deadlines = self._deadlines[len(self._deadlines) - armed:] if armed else []
+        if self._deadlines and min(self._deadlines) <= deadline_ns:
+            return
+        ring.arm_deadline(deadline_ns)
+        self._deadlines.append(deadline_ns)
+        self._deadlines.sort()
 
     def _read_notes(self, ring: ModelRing) -> None:
         """The scheduler's notes of the requests it failed, as ring.explain() text."""
@@ -291,19 +324,22 @@ class BpfOpsBackend:
             self._run(0, 0)
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        deadline_ns = None if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
         while not until():
             cq, n = getattr(until, "cq", None), getattr(until, "n", None)
             if cq is not None and n is not None:
-                self._run(cq.index, n)
+                self._run(cq.index, n, deadline_ns)
             else:
-                self._run(0, 0)
+                self._run(0, 0, deadline_ns)
             if until():
                 return
             if self._ring().stalled() and not self._chains:
+                if deadline is not None:      # as the emulated backend says it
+                    raise TimeoutError(f"no completion within {timeout} s: nothing is in flight")
                 raise RingStalledError("the wait can never end: no request is in flight in the "
                                        "kernel and every program waits for CQEs nothing will post")
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("the condition did not hold in time")
+                raise TimeoutError(f"no completion within {timeout} s")
 
     def in_flight(self) -> int:
         held = sum(len(c.entries) - c.next for c in self._chains.values())

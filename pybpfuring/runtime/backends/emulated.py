@@ -204,7 +204,8 @@ class EmulatedBackend:
         self._closed = False
 
     # --- set-up ---------------------------------------------------------------------------------
-    def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
+    def register_programs(self, elf: bytes, names: list[str] | None,
+                          functions: list[Any] | None = None) -> list[str]:
         """Create the object's maps and programs; returns the program names in table order."""
         obj = open_object(elf)
         chosen = select_programs(obj, names)

@@ -245,7 +245,8 @@ class NativeBackend(EmulatedBackend):
         return int(c[0] + c[1] + c[2])
 
     # --- set-up ---------------------------------------------------------------------------------
-    def register_programs(self, elf: bytes, names: list[str] | None) -> list[str]:
+    def register_programs(self, elf: bytes, names: list[str] | None,
+                          functions: list[Any] | None = None) -> list[str]:
         obj = open_object(elf)
         chosen = select_programs(obj, names)
         images = {name: bytes(gd.image) for name, gd in obj.global_data.items()}

@@ -518,10 +518,13 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             int err = drain(l);
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
+            /* As the Python loop: what a routing batch held (a chain continued to a refusal) is
+             * released after the batch, before any run. */
+            if (l->held_len && (rc = release_held(l)) != NL_DONE)
+                break;
         }
-        /* No program runs while a refusal waits (the Python loop never has one waiting here). */
-        if (l->held_len && (rc = release_held(l)) != NL_DONE)
-            break;
+        /* Refusals held while Python finished a run wait, as in the Python loop, until the ready
+         * requests have run and the SQEs before them were submitted (below). */
         int out_of_time = 0, out_of_runs = 0;
         while (l->ready_len && !l->need_py) {
             run(l, ready_pop(l));

@@ -19,6 +19,7 @@ class SourceLocation:
     col: int = 0
 
     def source_line(self) -> str:
+        """The text of the source line (without its newline), or '' if the file cannot be read."""
         return linecache.getline(self.file, self.line).rstrip("\n")
 
     def render(self) -> str:
@@ -76,6 +77,7 @@ class CompileError(PyBpfUringError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """The message as printed: `file:line:col: error: ...`, the source line with a caret, and the hint."""
         parts = []
         if self.loc is not None:
             head, *rest = self.loc.render().split("\n", 1)
@@ -114,6 +116,7 @@ class VerifierError(PyBpfUringError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """The message as printed: the program, the instruction, the verifier's summary, the Python line."""
         where = f" at instruction {self.insn}" if self.insn is not None else ""
         lines = [f"verifier rejected program '{self.program}'{where}: {self.summary}"]
         if self.loc is not None:
@@ -140,6 +143,7 @@ class ProgramFault(PyBpfUringError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """The message as printed: the program, the instruction, what went wrong, the Python line."""
         lines = [f"program '{self.program}' faulted at instruction {self.pc}: {self.message}"]
         if self.loc is not None:
             lines.append(self.loc.render())

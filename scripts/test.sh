@@ -9,7 +9,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get install -y -qq --no-install-recommends $(grep -v '^\s*#' .ci/apt-packages.txt) >/dev/null
 fi
 . scripts/venv.sh
-"$PY" -m pip install -q -e '.[test,bench]'
+"$PY" -m pip install -q -e '.[test,bench,docs]'
 if command -v qemu-system-x86_64 >/dev/null; then
     # The guest tier's kernel, tools and kernel headers (cached; checked against Debian's signed index).
     "$PY" -m pybpfuring vm fetch || echo "pybpfuring vm fetch failed: the guest tests say what is missing"

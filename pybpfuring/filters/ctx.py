@@ -99,6 +99,7 @@ class FilterCtx:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "FilterCtx":
+        """A view of a context as the kernel lays it out (exactly CTX_SIZE bytes, else ValueError)."""
         if len(data) != CTX_SIZE:
             raise ValueError(f"a filter context is {CTX_SIZE} bytes, not {len(data)}")
         obj = cls.__new__(cls)
@@ -106,6 +107,7 @@ class FilterCtx:
         return obj
 
     def to_bytes(self) -> bytes:
+        """The context's CTX_SIZE bytes, as the kernel would pass them to the filter."""
         return self._data
 
     def __getattr__(self, name: str):

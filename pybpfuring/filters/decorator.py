@@ -29,13 +29,16 @@ class CompiledFilter:
     unoptimized_len: int
 
     def encode(self) -> bytes:
+        """The program as the kernel takes it: 8 bytes per `struct sock_filter` instruction."""
         return C.encode(list(self.program))
 
     def disasm(self) -> str:
+        """A listing of the cBPF program, each instruction with its Python file:line."""
         lines = [f"{loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else None for loc in self.locs]
         return C.disasm(list(self.program), lines)
 
     def loc_of(self, pc: int) -> SourceLocation:
+        """The Python source location of instruction `pc` (the filter's `def` line if it has none)."""
         return (self.locs[pc] if 0 <= pc < len(self.locs) else None) or self.def_loc
 
 
@@ -84,6 +87,7 @@ class IouringFilter:
 
     @property
     def compiled(self) -> CompiledFilter:
+        """The filter's checked cBPF program, compiled on first use (CompileError if it cannot be)."""
         if self._compiled is None:
             self._compiled = compile_filter(self.fn)
         return self._compiled

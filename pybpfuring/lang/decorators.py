@@ -36,6 +36,7 @@ class BpfFunction:
 
     @property
     def globals(self) -> dict[str, Any]:
+        """The module globals of the Python function: where the compiler resolves the names it uses."""
         return self.py_func.__globals__
 
     def compile(self, target: str = "op_bpf") -> bytes:

@@ -39,6 +39,7 @@ class GlobalDecl:
 
     @property
     def section(self) -> str:
+        """The ELF section the variable lives in: `.rodata`, `.data` (a nonzero init) or `.bss`."""
         if self.read_only:
             return ".rodata"
         return ".data" if self.init else ".bss"
@@ -49,6 +50,7 @@ class GlobalDecl:
 
     @property
     def value(self) -> int:
+        """The live value while a loaded object binds this global; RuntimeError before."""
         if self._get is None:
             raise RuntimeError("this global is not loaded yet: load the program's object first")
         return self._get()

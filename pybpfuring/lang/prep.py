@@ -33,6 +33,8 @@ MSG_WAITALL, MSG_NOSIGNAL, MSG_DONTWAIT = 0x100, 0x4000, 0x40
 
 @bpf_function
 def prep_rw(sqe: Sqe, op: u8, fd: i32, addr: u64, length: u32, offset: u64) -> None:
+    """Fill the request fields of `sqe` for opcode `op` (liburing's io_uring_prep_rw); flags and
+    cq_idx are cleared, user_data is left as it was."""
     sqe.opcode = op
     sqe.flags = 0
     sqe.ioprio = 0
@@ -50,31 +52,38 @@ def prep_rw(sqe: Sqe, op: u8, fd: i32, addr: u64, length: u32, offset: u64) -> N
 
 @bpf_function
 def prep_nop(sqe: Sqe) -> None:
+    """IORING_OP_NOP: completes with res 0."""
     prep_rw(sqe, IORING_OP_NOP, -1, 0, 0, 0)
 
 
 @bpf_function
 def prep_read(sqe: Sqe, fd: i32, buf: u64, nbytes: u32, offset: u64) -> None:
+    """read(2) of `nbytes` at `offset` of `fd` into user memory at `buf`; cqe.res = bytes read or -errno."""
     prep_rw(sqe, IORING_OP_READ, fd, buf, nbytes, offset)
 
 
 @bpf_function
 def prep_write(sqe: Sqe, fd: i32, buf: u64, nbytes: u32, offset: u64) -> None:
+    """write(2) of `nbytes` from user memory at `buf` to `fd` at `offset`; cqe.res = bytes written
+    or -errno."""
     prep_rw(sqe, IORING_OP_WRITE, fd, buf, nbytes, offset)
 
 
 @bpf_function
 def prep_readv(sqe: Sqe, fd: i32, iovecs: u64, nr_vecs: u32, offset: u64) -> None:
+    """preadv(2): `iovecs` is the user-memory address of `nr_vecs` IoVec entries."""
     prep_rw(sqe, IORING_OP_READV, fd, iovecs, nr_vecs, offset)
 
 
 @bpf_function
 def prep_writev(sqe: Sqe, fd: i32, iovecs: u64, nr_vecs: u32, offset: u64) -> None:
+    """pwritev(2): `iovecs` is the user-memory address of `nr_vecs` IoVec entries."""
     prep_rw(sqe, IORING_OP_WRITEV, fd, iovecs, nr_vecs, offset)
 
 
 @bpf_function
 def prep_fsync(sqe: Sqe, fd: i32, fsync_flags: u32) -> None:
+    """fsync(2) of `fd`; IORING_FSYNC_DATASYNC in `fsync_flags` makes it fdatasync."""
     prep_rw(sqe, IORING_OP_FSYNC, fd, 0, 0, 0)
     sqe.fsync_flags = fsync_flags
 
@@ -88,18 +97,21 @@ def prep_timeout(sqe: Sqe, ts: u64, count: u32, flags: u32) -> None:
 
 @bpf_function
 def prep_send(sqe: Sqe, sockfd: i32, buf: u64, length: u32, flags: u32) -> None:
+    """send(2) of `length` bytes at user address `buf` on `sockfd` with MSG_* `flags`."""
     prep_rw(sqe, IORING_OP_SEND, sockfd, buf, length, 0)
     sqe.msg_flags = flags
 
 
 @bpf_function
 def prep_recv(sqe: Sqe, sockfd: i32, buf: u64, length: u32, flags: u32) -> None:
+    """recv(2) of up to `length` bytes into user address `buf` from `sockfd` with MSG_* `flags`."""
     prep_rw(sqe, IORING_OP_RECV, sockfd, buf, length, 0)
     sqe.msg_flags = flags
 
 
 @bpf_function
 def prep_close(sqe: Sqe, fd: i32) -> None:
+    """close(2) of `fd`."""
     prep_rw(sqe, IORING_OP_CLOSE, fd, 0, 0, 0)
 
 
@@ -144,6 +156,7 @@ def prep_statx(sqe: Sqe, dfd: i32, path: u64, flags: u32, mask: u32, statxbuf: u
 
 @bpf_function
 def prep_shutdown(sqe: Sqe, fd: i32, how: u32) -> None:
+    """shutdown(2) of socket `fd`; `how` is SHUT_RD, SHUT_WR or SHUT_RDWR."""
     prep_rw(sqe, IORING_OP_SHUTDOWN, fd, 0, how, 0)
 
 

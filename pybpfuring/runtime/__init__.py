@@ -1,6 +1,7 @@
-"""The runtime: `Ring` (the 2021 IORING_OP_BPF model on any kernel), plus io_uring, loader, engine.
+"""The runtime: `Ring` (the 2021 IORING_OP_BPF model on any kernel), plus io_uring, loader, engine::
 
     from pybpfuring.runtime import Ring
+
 See docs/runtime.md.
 """
 from ..errors import BackendFallbackWarning

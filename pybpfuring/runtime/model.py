@@ -52,6 +52,7 @@ class RingStats:
 
     @property
     def user_submitted(self) -> int:
+        """SQEs user space submitted: `submitted` less those programs submitted."""
         return self.submitted - self.program_submitted
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,22 +72,23 @@ CData = TypeVar("CData")  # a ctypes type's instance
 class Ring:
     """An io_uring with extra CQs that runs IORING_OP_BPF requests (context manager; not thread-safe).
 
-    entries: SQ size of the underlying io_uring (CQ 0 gets 2 * entries, as io_uring sets it up).
-    cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
-    backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated", with a
-        BackendFallbackWarning when the kernel has it but the ring does not fit), or a backend name.
-        `ring.backend` names the one in use, `ring.backend_reason` says why.
-    budget: instructions one program run may execute before its request fails (-ELOOP);
-        1..2**24 (a run must stay short enough for Ctrl-C and timeouts to be seen).
-    run_budget: program runs the event loop makes one after another with no kernel completion
-        in between before it ends the request about to run with -EDEADLK (a live-lock: programs
-        waking themselves or each other without I/O); also the most runs one non-blocking call
-        (submit, peek_cqe, cqes) makes. 1..2**32-1, default 100,000. Not used by "bpf_ops".
-    engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
-        (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
-        the Python event loop (the reference); "native" (JIT'd programs driven by the native event
-        loop of runtime/native, with native helpers; built with the package); "auto" (the
-        default): "native" where it loads, else "jit".
+    Args:
+        entries: SQ size of the underlying io_uring (CQ 0 gets 2 * entries, as io_uring sets it up).
+        cqs: sizes of the extra CQs 1..N, each rounded up to a power of two (1..65536; at most 1024 CQs).
+        backend: "auto" ("bpf_ops" where the kernel runs it and the ring fits, else "emulated", with a
+            BackendFallbackWarning when the kernel has it but the ring does not fit), or a backend name.
+            `ring.backend` names the one in use, `ring.backend_reason` says why.
+        budget: instructions one program run may execute before its request fails (-ELOOP);
+            1..2**24 (a run must stay short enough for Ctrl-C and timeouts to be seen).
+        run_budget: program runs the event loop makes one after another with no kernel completion
+            in between before it ends the request about to run with -EDEADLK (a live-lock: programs
+            waking themselves or each other without I/O); also the most runs one non-blocking call
+            (submit, peek_cqe, cqes) makes. 1..2**32-1, default 100,000. Not used by "bpf_ops".
+        engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
+            (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
+            the Python event loop (the reference); "native" (JIT'd programs driven by the native event
+            loop of runtime/native, with native helpers; built with the package); "auto" (the
+            default): "native" where it loads, else "jit".
     """
 
     def __init__(self, entries: int = 64, cqs: Sequence[int] = (), backend: str = "auto", *,
@@ -158,6 +160,7 @@ class Ring:
 
     @property
     def closed(self) -> bool:
+        """True once `close()` ran (or the context manager exited)."""
         return self._impl is None
 
     def _backend(self) -> RingBackend:
@@ -167,6 +170,7 @@ class Ring:
 
     @property
     def backend(self) -> str:
+        """The backend running this ring: `"emulated"` or `"bpf_ops"` (what `backend="auto"` chose)."""
         return self._backend().name
 
     @property
@@ -187,6 +191,7 @@ class Ring:
         return len(self._backend().cqs)
 
     def cq_size(self, cq: int = 0) -> int:
+        """How many CQEs CQ `cq` holds (extra CQ sizes are rounded up to a power of two)."""
         return self._cq(cq).capacity
 
     # --- programs and maps ----------------------------------------------------------------------
@@ -225,6 +230,7 @@ class Ring:
 
     @property
     def programs(self) -> list[str]:
+        """The registered programs' names, in table order (empty before `register_programs`)."""
         return list(self._program_names or [])
 
     def program_index(self, prog: ProgramRef) -> int:
@@ -320,6 +326,7 @@ class Ring:
         self._backend().register_files(list(fds))
 
     def register_buffers(self, buffers: Sequence[Any]) -> None:
+        """Register fixed buffers (IORING_REGISTER_BUFFERS), for requests that use `buf_index`."""
         self._backend().register_buffers(list(buffers))
 
     def register_filter(self, filt: Any, deny_rest: bool = False) -> None:
@@ -425,6 +432,8 @@ class Ring:
 
     @property
     def fault_count(self) -> int:
+        """How many program runs faulted on this ring (0 on bpf_ops: the verifier rejects such
+        programs instead)."""
         return self._backend().fault_count
 
     def stats(self) -> RingStats:

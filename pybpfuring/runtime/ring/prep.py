@@ -112,6 +112,7 @@ def _buffer_rw(sqe: Sqe, opcode: int, fd: Any, buf: Any, nbytes: int | None, off
 
 
 def prep_nop(sqe: Sqe) -> None:
+    """IORING_OP_NOP: a request that does nothing and completes with res 0."""
     _rw(sqe, C.IORING_OP_NOP, -1, 0, 0, 0)
 
 
@@ -208,6 +209,7 @@ def prep_recv(sqe: Sqe, sockfd: Any, buf: Any, flags: int = 0, *,
 
 
 def prep_close(sqe: Sqe, fd: Any) -> None:
+    """close(2) of `fd` (an int, or an object with `fileno()`)."""
     _rw(sqe, C.IORING_OP_CLOSE, _fd(fd), 0, 0, 0)
 
 

@@ -120,6 +120,7 @@ class Timespec(ctypes.Structure):
 
     @classmethod
     def from_seconds(cls, seconds: float) -> "Timespec":
+        """A timespec of `seconds` (0 <= seconds < 2**63, else ArgumentError)."""
         if not 0 <= seconds < 2**63:   # also refuses NaN; tv_sec is a signed 64-bit field
             raise ArgumentError(f"a timeout must be 0..2**63 seconds, not {seconds!r}")
         whole = int(seconds)
@@ -132,6 +133,7 @@ class Timespec(ctypes.Structure):
         self.tv_nsec = int((seconds - whole) * 1e9)
 
     def seconds(self) -> float:
+        """The timespec as seconds."""
         return self.tv_sec + self.tv_nsec / 1e9
 
 

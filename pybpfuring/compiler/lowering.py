@@ -18,6 +18,7 @@ from . import target_bpf_ops
 from .debuginfo import DebugInfo
 from . import lowering_bulk
 from .lowering_guard import guarded_address
+from .ranges import always_below
 from .targets import STACK_SIZE, Target
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
@@ -307,6 +308,11 @@ class FunctionLowering:
         size = p.type.size
         if isinstance(p.index, ir.Const):
             return self.b.gep(base, [ll.Constant(I64, p.index.value * size)], source_etype=I8)
+        if always_below(p.index, arr.length, self.local_bounds(), verifier=True):
+            # Always inside (`a[i & 7]` on 8 elements, a counter below a loop's bound: ranges.py,
+            # local_bounds.py), by operations the verifier follows too: no check, so no barrier
+            # either, and LLVM may strength-reduce the address in a loop, as clang does for C.
+            return self.b.gep(base, [self.b.mul(self.expr(p.index), ll.Constant(I64, size))], source_etype=I8)
         # The barrier before the check too: else LLVM may test a narrower value idx was extended
         # from (`w6 < 5` for idx = sext(w6)) in another register than the address uses (found by
         # the differential tier: "math between fp pointer and register with unbounded min value").
@@ -319,6 +325,13 @@ class FunctionLowering:
             self, [inside],
             lambda: self.b.gep(base, [self.b.mul(self.barrier(idx), ll.Constant(I64, size))], source_etype=I8),
             size, "idx")
+
+    def local_bounds(self) -> dict[int, int]:
+        """Upper bounds of integer locals (local_bounds.py), computed on first use."""
+        if not hasattr(self, "_local_bounds"):
+            from .local_bounds import local_bounds
+            self._local_bounds = local_bounds(self.fn)
+        return self._local_bounds
 
     def returned(self, v: ll.Value) -> ll.Value:
         """A BPF-to-BPF callee's result, opaque: when LLVM can tell what it returns it drops the

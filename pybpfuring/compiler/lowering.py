@@ -312,7 +312,11 @@ class FunctionLowering:
             # Always inside (`a[i & 7]` on 8 elements, a counter below a loop's bound: ranges.py,
             # local_bounds.py), by operations the verifier follows too: no check, so no barrier
             # either, and LLVM may strength-reduce the address in a loop, as clang does for C.
-            return self.b.gep(base, [self.b.mul(self.expr(p.index), ll.Constant(I64, size))], source_etype=I8)
+            # The barrier on the base hides its alignment: knowing an 8-aligned stack slot, LLVM may
+            # add a small offset with `|`, which the verifier refuses on a pointer (found by the
+            # differential tier: "bitwise operator |= on pointer prohibited").
+            offset = self.b.mul(self.expr(p.index), ll.Constant(I64, size))
+            return self.b.gep(self.barrier(base), [offset], source_etype=I8)
         # The barrier before the check too: else LLVM may test a narrower value idx was extended
         # from (`w6 < 5` for idx = sext(w6)) in another register than the address uses (found by
         # the differential tier: "math between fp pointer and register with unbounded min value").

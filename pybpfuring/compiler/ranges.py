@@ -57,6 +57,8 @@ def _cast_bound(e: ir.Cast, full: int, bounds: Bounds, verifier: bool) -> int | 
     src_full = _mask(src_t)
     if src is None or src_full is None:
         return None
+    if verifier and isinstance(src_t, IntType) and src_t.signed and src_full < full:
+        return None   # sign extension (shifts or movsx): not followed as closely by every verifier
     if src_full <= full:
         # Widening: zero extension keeps the value; sign extension keeps it when the sign bit is clear.
         signed = isinstance(src_t, IntType) and src_t.signed
@@ -99,6 +101,9 @@ def always_below(e: object, limit: int, bounds: Bounds = None, verifier: bool = 
     """True when e, as unsigned, is < limit on every run (and, with `verifier`, the kernel's
     verifier can tell as much from the code)."""
     b = ubound(e, bounds, verifier)
+    t = getattr(e, "type", None)
+    if isinstance(t, IntType) and t.signed and b is not None and b > (1 << (t.bits - 1)) - 1:
+        return False  # may be negative: an index or key sign-extends it (i8(-1) is not 255)
     return b is not None and b < limit
 
 

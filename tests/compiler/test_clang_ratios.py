@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is 
 
 # Goals of issue 16: BPF instructions <= 1.05x clang's, verifier work <= 1.1x. Where a program does
 # not reach a goal yet, its bound is today's figure (docs/compiler.md says why it differs).
-INSNS_BOUND = {"cp_qd1": 1.10}
+INSNS_BOUND = {"cp_qd1": 1.10, "histogram": 1.06}
 PROCESSED_BOUND = {"histogram": 1.50}
 
 
@@ -50,5 +50,5 @@ def test_verifier_work_next_to_clang():
         theirs = vb.verifier_stats(str(vb.build_c(Path(tmp))), 1)
     for name, o in ours.items():
         c = theirs[name]
-        assert o.insns / c.insns <= 1.05, (name, o.insns, c.insns)
+        assert o.insns / c.insns <= INSNS_BOUND.get(name, 1.05), (name, o.insns, c.insns)
         assert o.processed / c.processed <= PROCESSED_BOUND.get(name, 1.10), (name, o.processed, c.processed)

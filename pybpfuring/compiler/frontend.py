@@ -19,7 +19,7 @@ from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
-from . import frontend_gen, frontend_loop
+from . import frontend_arrays, frontend_gen, frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
 from . import loops
 from .loops import prove_while_bound
@@ -524,8 +524,7 @@ class FunctionBuilder(ExprTyper):
         it = node.iter
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
                 and self.globals.get("range", range) is range):
-            raise self.error(it, "for loops iterate over range(...) only",
-                             "write `for i in range(N)` with N known at compile time")
+            return frontend_arrays.for_array(self, node)   # `for x in a:` over an Array[T, N]
         if not isinstance(node.target, ast.Name):
             raise self.error(node.target, "the loop variable must be a plain name")
         if not 1 <= len(it.args) <= 3 or it.keywords:

@@ -89,7 +89,8 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     if obj is print:
         raise b.error(node, "print() is not available in BPF", "use printk(\"fmt %d\", x)")
     if obj is getattr(builtins, "len"):
-        raise b.error(node, "len() is not supported", "array lengths are constants: use them directly")
+        from .frontend_arrays import array_len
+        return array_len(b, node)
     raise b.error(func, f"{ast.unparse(func)} is not something a program can call",
                   "programs call @bpf_function functions, helpers, casts and struct constructors")
 

@@ -16,8 +16,10 @@ from . import typed_ir as ir
 from ..lang.loop import RegionType
 from . import target_bpf_ops
 from .debuginfo import DebugInfo
+from . import lowering_bulk
 from .lowering_guard import guarded_address
-from .targets import Target
+from .ranges import always_below
+from .targets import STACK_SIZE, Target
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
 PTR = ll.PointerType()
@@ -111,18 +113,49 @@ class ModuleLowering:
         return target_bpf_ops.program_section(fn, self.target.program_section)
 
 
+# Helpers that write every byte of their object argument, also when they fail (the kernel's
+# ARG_PTR_TO_UNINIT_MEM contract: copy_from_user and reap_cqe zero it then), and which argument it is.
+_FILLING_HELPERS = {"copy_from_user": 0, "reap_cqe": 2}
+
+
+def _first_call(s: ir.Stmt | None) -> object:
+    """The call a statement evaluates before anything else (`if reap_cqe(...) != 0:`), if any."""
+    e: object = None
+    if isinstance(s, ir.ExprStmt):
+        e = s.expr
+    elif isinstance(s, ir.If):
+        e = s.cond
+    elif isinstance(s, ir.Assign) and isinstance(s.place, ir.VarPlace):
+        e = s.value
+    while isinstance(e, (ir.Compare, ir.Binary, ir.Cast, ir.Truth)):
+        e = e.left if isinstance(e, (ir.Compare, ir.Binary)) else \
+            e.operand if isinstance(e, ir.Truth) else e.value
+    return e
+
+
+def _names_local(node: object, local: ir.Local) -> bool:
+    from .lowering_expr import _walk
+    return any(isinstance(n, ir.VarPlace) and n.local is local for n in _walk(node))
+
+
 def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
-    """`x = T()` directly followed by `copy_from_user(x, ...)`: the helper writes every byte of x (and
-    zeroes it when the copy fails), so zeroing x first would be dead work."""
+    """`x = T()` directly followed by `copy_from_user(x, ...)` or `if reap_cqe(ctx, q, x) ...`: the
+    helper writes every byte of x (and zeroes it when it fails), so zeroing x first would be dead
+    work (three instructions of cp_qd1 for its Cqe)."""
     if not (isinstance(s, ir.Assign) and isinstance(s.place, ir.VarPlace)
             and isinstance(s.value, ir.NewAggregate)):
         return False
-    if not (isinstance(after, ir.ExprStmt) and isinstance(after.expr, ir.HelperCall)
-            and after.expr.name == "copy_from_user"):
+    call = _first_call(after)
+    if not (isinstance(call, ir.HelperCall) and call.name in _FILLING_HELPERS):
         return False
-    dst = after.expr.args[0]
+    pos = _FILLING_HELPERS[call.name]
+    if len(call.args) <= pos:
+        return False
+    dst = call.args[pos]
+    others = call.args[:pos] + call.args[pos + 1:]
     return (isinstance(dst, ir.DerefPlace) and isinstance(dst.ref, ir.Load)
-            and isinstance(dst.ref.place, ir.VarPlace) and dst.ref.place.local is s.place.local)
+            and isinstance(dst.ref.place, ir.VarPlace) and dst.ref.place.local is s.place.local
+            and not _names_local(others, s.place.local))
 
 
 def reads_place(e: object, place: ir.Place) -> bool:
@@ -207,6 +240,7 @@ class FunctionLowering:
             self.b.position_at_end(ok)
 
     def at(self, loc: SourceLocation) -> None:
+        self.loc = loc
         self.b.debug_metadata = self.ml.di.location(loc, self.sp)
 
     def temp(self, name: str, size: int, zero_at_entry: bool = False) -> ll.Value:
@@ -217,7 +251,8 @@ class FunctionLowering:
                 self.b.position_at_start(self.f.entry_basic_block)
                 t = opaque(self.b.alloca(ll.ArrayType(I8, max(size, 8)), name=name))
                 t.align = 8
-                if zero_at_entry:
+                if zero_at_entry and lowering_bulk.inline_ok(max(size, 8), 8):
+                    # (a bigger one cannot be promoted to registers; its users zero it first)
                     self.b.position_after(t)
                     self.b.store(ll.Constant(ll.ArrayType(I8, max(size, 8)), None), t).align = 8
             self._temps[name] = t
@@ -273,6 +308,15 @@ class FunctionLowering:
         size = p.type.size
         if isinstance(p.index, ir.Const):
             return self.b.gep(base, [ll.Constant(I64, p.index.value * size)], source_etype=I8)
+        if always_below(p.index, arr.length, self.local_bounds(), verifier=True):
+            # Always inside (`a[i & 7]` on 8 elements, a counter below a loop's bound: ranges.py,
+            # local_bounds.py), by operations the verifier follows too: no check, so no barrier
+            # either, and LLVM may strength-reduce the address in a loop, as clang does for C.
+            # The barrier on the base hides its alignment: knowing an 8-aligned stack slot, LLVM may
+            # add a small offset with `|`, which the verifier refuses on a pointer (found by the
+            # differential tier: "bitwise operator |= on pointer prohibited").
+            offset = self.b.mul(self.expr(p.index), ll.Constant(I64, size))
+            return self.b.gep(self.barrier(base), [offset], source_etype=I8)
         # The barrier before the check too: else LLVM may test a narrower value idx was extended
         # from (`w6 < 5` for idx = sext(w6)) in another register than the address uses (found by
         # the differential tier: "math between fp pointer and register with unbounded min value").
@@ -285,6 +329,13 @@ class FunctionLowering:
             self, [inside],
             lambda: self.b.gep(base, [self.b.mul(self.barrier(idx), ll.Constant(I64, size))], source_etype=I8),
             size, "idx")
+
+    def local_bounds(self) -> dict[int, int]:
+        """Upper bounds of integer locals (local_bounds.py), computed on first use."""
+        if not hasattr(self, "_local_bounds"):
+            from .local_bounds import local_bounds
+            self._local_bounds = local_bounds(self.fn)
+        return self._local_bounds
 
     def returned(self, v: ll.Value) -> ll.Value:
         """A BPF-to-BPF callee's result, opaque: when LLVM can tell what it returns it drops the
@@ -302,8 +353,15 @@ class FunctionLowering:
         return self.b.call(asm, [v])
 
     def zeroed_scratch(self, size: int) -> ll.Value:
+        if size >= STACK_SIZE:
+            raise CompileError(
+                f"a missing element here reads as a zeroed {size}-byte object, which needs a stack "
+                f"scratch copy, and the BPF stack is {STACK_SIZE} bytes",
+                getattr(self, "loc", None),
+                "test the key first (`if k in m: v = m[k]` looks it up once and has no scratch "
+                "copy), or keep such big values in an ArrayMap indexed by a key known in range")
         s = self.scratch(size)
-        self.b.store(ll.Constant(ll.ArrayType(I8, size), None), s).align = 8  # type: ignore[attr-defined]
+        lowering_bulk.zero(self, s, size, 8)
         return s
 
     # ---- statements ---------------------------------------------------------------------------------
@@ -379,19 +437,14 @@ class FunctionLowering:
     def memcpy(self, dst: ll.Value, src: ll.Value, size: int, align: int) -> None:
         """Copy `size` bytes between objects of a type aligned to `align`. The alignment matters:
         without it LLVM's BPF backend copies byte by byte (64 one-byte stores for an SQE into a map
-        value, where clang, which knows the struct's alignment, does eight 8-byte ones)."""
-        fn = self.ml.m.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
-        call = self.b.call(fn, [dst, src, ll.Constant(I64, size), ll.Constant(I1, 0)],
-                           arg_attrs={0: (), 1: ()})
-        # Every object is placed at its type's C alignment (structs.py lays fields out so, and
-        # stack slots, map values and the scratch slot are 8-aligned).
-        call.arg_attributes[0].align = align
-        call.arg_attributes[1].align = align
+        value, where clang, which knows the struct's alignment, does eight 8-byte ones). Every object
+        is placed at its type's C alignment (structs.py lays fields out so, and stack slots, map
+        values and the scratch slot are 8-aligned). Big objects are copied by a loop (lowering_bulk)."""
+        lowering_bulk.copy(self, dst, src, size, align)
 
     def zero(self, dst: ll.Value, t: ir.IRType) -> None:
         """Zero an aggregate in place, with its alignment (wide stores, as for memcpy)."""
-        store = self.b.store(ll.Constant(ll.ArrayType(I8, t.size), None), dst)  # type: ignore[union-attr]
-        store.align = t.align  # type: ignore[union-attr]
+        lowering_bulk.zero(self, dst, t.size, t.align)  # type: ignore[union-attr]
 
     def if_stmt(self, s: ir.If) -> None:
         from .lowering_maps import lookup_reused_by

@@ -335,6 +335,8 @@ def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
         b.ret(ll.Constant(fl.f.function_type.return_type, e.miss_returns))
         b.position_at_end(ok)
         return p
+    if isinstance(found, ll.Constant) and found.constant == 1:
+        return p   # cannot miss: no scratch object (one of a 4 KiB value would not fit the stack)
     # A missing key: a zeroed scratch object (reads 0, writes dropped).
     return guarded_address(fl, [found], lambda: p, e.type.pointee.size, "map")
 

@@ -20,36 +20,45 @@ def _mask(t: object) -> int | None:
     return None
 
 
-def ubound(e: object) -> int | None:
-    """B with 0 <= (e as unsigned of its width) <= B, or None when e's type is not an integer."""
+Bounds = "dict[int, int] | None"   # {id(local): bound} from local_bounds.py, for loads of locals
+
+
+def ubound(e: object, bounds: Bounds = None, verifier: bool = False) -> int | None:
+    """B with 0 <= (e as unsigned of its width) <= B, or None when e's type is not an integer.
+    With `verifier`, only through operations the kernel's verifier also bounds (not `/`, nor `%`
+    by other than a power of two, which it leaves unknown): the bound then holds for it too."""
     full = _mask(getattr(e, "type", None))
     if full is None:
         return None
-    b = _bound(e, full)
+    b = _bound(e, full, bounds, verifier)
     return full if b is None else min(b, full)
 
 
-def _bound(e: object, full: int) -> int | None:
+def _bound(e: object, full: int, bounds: Bounds, verifier: bool) -> int | None:
     if isinstance(e, ir.Const):
         return int(e.value) & full
+    if isinstance(e, ir.Load) and isinstance(e.place, ir.VarPlace) and bounds:
+        return bounds.get(id(e.place.local))
     if isinstance(e, (ir.Compare, ir.Logical, ir.Not, ir.Truth)):
         return 1
     if isinstance(e, ir.Select):
-        a, b = ubound(e.then), ubound(e.orelse)
+        a, b = ubound(e.then, bounds, verifier), ubound(e.orelse, bounds, verifier)
         return None if a is None or b is None else max(a, b)
     if isinstance(e, ir.Cast):
-        return _cast_bound(e, full)
+        return _cast_bound(e, full, bounds, verifier)
     if isinstance(e, ir.Binary):
-        return _binary_bound(e, full)
+        return _binary_bound(e, full, bounds, verifier)
     return None
 
 
-def _cast_bound(e: ir.Cast, full: int) -> int | None:
+def _cast_bound(e: ir.Cast, full: int, bounds: Bounds, verifier: bool) -> int | None:
     src_t = e.value.type
-    src = ubound(e.value)
+    src = ubound(e.value, bounds, verifier)
     src_full = _mask(src_t)
     if src is None or src_full is None:
         return None
+    if verifier and isinstance(src_t, IntType) and src_t.signed and src_full < full:
+        return None   # sign extension (shifts or movsx): not followed as closely by every verifier
     if src_full <= full:
         # Widening: zero extension keeps the value; sign extension keeps it when the sign bit is clear.
         signed = isinstance(src_t, IntType) and src_t.signed
@@ -57,9 +66,9 @@ def _cast_bound(e: ir.Cast, full: int) -> int | None:
     return src  # narrowing: at most the source's bound (the caller clips to the width)
 
 
-def _binary_bound(e: ir.Binary, full: int) -> int | None:
+def _binary_bound(e: ir.Binary, full: int, bounds: Bounds, verifier: bool) -> int | None:
     signed = isinstance(e.type, IntType) and e.type.signed
-    left, right = ubound(e.left), ubound(e.right)
+    left, right = ubound(e.left, bounds, verifier), ubound(e.right, bounds, verifier)
     if left is None or right is None:
         return None
     if e.op == "&":
@@ -67,6 +76,8 @@ def _binary_bound(e: ir.Binary, full: int) -> int | None:
     if e.op in ("|", "^"):
         return (1 << max(left, right).bit_length()) - 1
     if signed:
+        return None
+    if verifier and (e.op == "/" or e.op == "%" and not _power_of_two(e.right)):
         return None
     if e.op == "%" and isinstance(e.right, ir.Const) and e.right.value > 0:
         return min(left, e.right.value - 1)          # x % 0 == x in the language
@@ -82,9 +93,17 @@ def _binary_bound(e: ir.Binary, full: int) -> int | None:
     return None
 
 
-def always_below(e: object, limit: int) -> bool:
-    """True when e, as unsigned, is < limit on every run."""
-    b = ubound(e)
+def _power_of_two(e: object) -> bool:
+    return isinstance(e, ir.Const) and int(e.value) > 0 and int(e.value) & (int(e.value) - 1) == 0
+
+
+def always_below(e: object, limit: int, bounds: Bounds = None, verifier: bool = False) -> bool:
+    """True when e, as unsigned, is < limit on every run (and, with `verifier`, the kernel's
+    verifier can tell as much from the code)."""
+    b = ubound(e, bounds, verifier)
+    t = getattr(e, "type", None)
+    if isinstance(t, IntType) and t.signed and b is not None and b > (1 << (t.bits - 1)) - 1:
+        return False  # may be negative: an index or key sign-extends it (i8(-1) is not 255)
     return b is not None and b < limit
 
 

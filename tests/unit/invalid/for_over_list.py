@@ -1,4 +1,4 @@
-# expect: 7:14 for loops iterate over range(...) only
+# expect: 7:14 for loops iterate over range(...) or a fixed-size array only
 from pybpfuring.lang import *
 
 

@@ -1,8 +1,8 @@
-# expect: 8:12 len() is not supported
+# expect: 8:16 len() takes a fixed-size array
 from pybpfuring.lang import *
 
 
 @iouring_program
 def prog(ctx: Ctx) -> int:
     a = Array[u8, 8]()
-    return len(a)
+    return len(ctx.wait_nr) + len(a)

@@ -236,3 +236,16 @@ def test_trace_bench_kernel_columns(tmp_path: Path) -> None:
     assert 0 <= k["enters_per_unit"] <= 256, k
     assert k["struct_ops_runs_per_unit"] >= 512, k
     print("kernel_program, kernel side:", k)
+
+
+def test_trace_copy_example(tmp_path: Path) -> None:
+    """examples/trace_copy.py on the kernel backend: the kernel's counts of the copy it prints are
+    checked by the example itself (N + 1 reads, N writes, no overflow: exit 0)."""
+    why = _trace_unavailable()
+    if why is not None:
+        pytest.skip(f"bcc cannot run in this guest: {why}")
+    src, dst, data = _source(tmp_path, 64)
+    out = subprocess.run([sys.executable, str(EXAMPLES / "trace_copy.py"), "--backend", "bpf_ops",
+                          str(src), str(dst)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "on bpf_ops" in out.stdout and dst.read_bytes() == data

@@ -35,3 +35,21 @@ def test_cq_ready_counts_without_running_anything() -> None:
         assert ring.cq_ready(1) == 2
         assert [c.user_data for c in ring.cqes(1)] == [11, 12]
         assert ring.cq_ready(1) == 0
+
+
+def test_a_program_listed_twice_is_refused_and_the_ring_stays_usable() -> None:
+    from pybpfuring.runtime import RegistrationError
+    with Ring(8, cqs=[4], backend="emulated") as ring:
+        try:
+            ring.register_programs([emit_two, emit_two])
+        except RegistrationError as err:
+            assert "listed twice" in str(err)
+        else:
+            raise AssertionError("a table naming one program twice was accepted")
+        assert ring.register_programs([emit_two]) == ["emit_two"]   # nothing was registered
+        try:
+            ring.register_programs([emit_two])
+        except RegistrationError as err:
+            assert "already has a program table" in str(err)
+        else:
+            raise AssertionError("a second program table was accepted")

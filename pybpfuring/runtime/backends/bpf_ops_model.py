@@ -469,7 +469,8 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
     return mod.model_step
 
 
-_SCHEDULER_ELFS: dict[tuple[object, ...], bytes] = {}   # program functions -> compiled scheduler
+# program functions -> (the scheduler's loop_step, its compiled ELF)
+_SCHEDULERS: dict[tuple[object, ...], tuple[BpfFunction, bytes]] = {}
 
 
 def _address_of(memory: mmap.mmap) -> int:
@@ -594,12 +595,15 @@ class ModelRing:
         CQs of 256). `mem_size`: allocate that much user memory as the ring's MEM region
         (copy_to_user's targets); or `memory`: an anonymous mmap the caller allocated (and may
         have handed out parts of already), registered as it is."""
-        step = build_scheduler(list(programs))
         key = tuple(p.py_func for p in programs)
-        elf = _SCHEDULER_ELFS.get(key)
-        if elf is None:
-            # The compile cache key covers the generated module and every program it calls.
-            elf = _SCHEDULER_ELFS[key] = compile_functions([step], "bpf_ops")
+        built = _SCHEDULERS.get(key)
+        if built is None:
+            # Once per program list and process: each build imports a generated module, which
+            # stays in sys.modules (a new one per ring grew the process by ~35 KiB a ring). The
+            # compile cache key covers the generated module and every program it calls.
+            step = build_scheduler(list(programs))
+            built = _SCHEDULERS[key] = (step, compile_functions([step], "bpf_ops"))
+        step, elf = built
         self.sizes = ModelSizes(cq_sizes or [2 * entries, 256, 256, 256], len(programs),
                                 entries, max_in_flight, max_instances)
         self.memory: mmap.mmap | None = memory

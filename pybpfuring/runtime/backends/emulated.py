@@ -200,6 +200,8 @@ class EmulatedBackend:
         self._ready: deque[BpfRequest] = deque()
         self._held: list[BpfRequest] = []     # refusals waiting for the SQEs before them
         self._waiting_cqs: set[CompletionQueue] = set()  # CQs with parked requests
+        self._in_runs = False                            # a pass over the ready requests is on
+        self._late: list[BpfRequest] = []                # woken during it: run after the routing
         self._link_in_run: list[_Entry] = []  # linked SQEs a running program submitted so far
         self._closed = False
 
@@ -270,9 +272,18 @@ class EmulatedBackend:
         io = self.io
         while True:
             if self._ready:
-                self._run_ready()
+                self._in_runs = True
+                try:
+                    self._run_ready()
+                finally:
+                    self._in_runs = False
             io.submit()
             self._drain_kernel()
+            if self._late:
+                # Woken by a CQE a run posted: as in the kernel, after the next routing batch
+                # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
+                self._ready.extendleft(reversed(self._late))
+                self._late.clear()
             if self._held:
                 self._release_held()
             if deadline is not None and time.monotonic() >= deadline:
@@ -357,7 +368,7 @@ class EmulatedBackend:
         return posted
 
     def _wake(self, cq: CompletionQueue) -> None:
-        ready = self._ready
+        ready = self._late if self._in_runs else self._ready
         for wait_nr, request in cq.satisfied_waiters():
             request.claim_cq, request.claim_nr = cq, wait_nr
             ready.append(request)
@@ -614,7 +625,8 @@ class EmulatedBackend:
     # --- state for users and tests ------------------------------------------------------------
     def in_flight(self) -> int:
         """Kernel requests not completed yet plus BPF requests ready or waiting."""
-        return len(self._tags) + len(self._ready) + len(self._held) + sum(cq.waiting for cq in self.cqs)
+        return (len(self._tags) + len(self._ready) + len(self._held) + len(self._late)
+                + sum(cq.waiting for cq in self.cqs))
 
     def close(self) -> None:
         if self._closed:
@@ -623,6 +635,7 @@ class EmulatedBackend:
         self._staged = []
         self._ready.clear()
         self._held.clear()
+        self._late.clear()
         self._waiting_cqs.clear()
         for cq in self.cqs:
             cq.clear_waiters()

@@ -47,7 +47,7 @@ void nl_free(struct loop *l)
         free(l->cqs[i].heap);
     }
     free(l->cqs), free(l->waiting_cqs), free(l->tags), free(l->quiet), free(l->reqs), free(l->ready);
-    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held), free(l->known);
+    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held), free(l->late), free(l->known);
     free(l);
 }
 
@@ -219,7 +219,7 @@ void nl_counters(struct loop *l, uint64_t *out)
     uint64_t waiting = 0;
     for (uint32_t i = 0; i < l->ncq; i++)
         waiting += l->cqs[i].nwait;
-    out[0] = l->tags_live, out[1] = l->ready_len, out[2] = waiting, out[3] = l->runs, out[4] = l->insns;
+    out[0] = l->tags_live, out[1] = l->ready_len + l->late_len + l->held_len, out[2] = waiting, out[3] = l->runs, out[4] = l->insns;
     out[5] = l->sq_local_tail;
     out[6] = l->waits, out[7] = l->prog_sqes;
 }

@@ -177,6 +177,7 @@ class NativeBackend(EmulatedBackend):
         self.explanations = why.Explanations()
         self._staged = []
         self._link_in_run = []
+        self._in_runs, self._late = False, []   # unused here: the native loop orders its wakes
         self._sigint = SIGINT_DEFERRAL
         self._ready = _NativeReady(self)  # type: ignore[assignment]
         self._bindings: list[_Binding] = []

@@ -164,7 +164,12 @@ static void wake(struct loop *l, uint32_t idx)
         q->promised += w.wait_nr;
         l->reqs[w.req].claim_cq = (int32_t)idx;
         l->reqs[w.req].claim_nr = w.wait_nr;
-        ready_push(l, w.req);
+        if (l->in_runs) { /* as the kernel scheduler: woken in the step after the run's */
+            l->late = grow(l->late, &l->late_alloc, l->late_len + 1, sizeof *l->late);
+            l->late[l->late_len++] = w.req;
+        } else {
+            ready_push(l, w.req);
+        }
     }
 }
 
@@ -503,6 +508,14 @@ static int release_held(struct loop *l)
     return NL_DONE;
 }
 
+/* The requests runs woke go before those the routing woke (the scheduler's dirty-CQ order). */
+static void release_late(struct loop *l)
+{
+    for (uint32_t i = l->late_len; i-- > 0;)
+        ready_push_front(l, l->late[i]);
+    l->late_len = 0;
+}
+
 /* attempt_limit: a non-blocking call returns (NL_DONE) once l->attempts reaches it (0: none). */
 int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns, uint64_t attempt_limit)
 {
@@ -518,6 +531,7 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             int err = drain(l);
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
+            release_late(l);
             /* As the Python loop: what a routing batch held (a chain continued to a refusal) is
              * released after the batch, before any run. */
             if (l->held_len && (rc = release_held(l)) != NL_DONE)
@@ -526,6 +540,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         /* Refusals held while Python finished a run wait, as in the Python loop, until the ready
          * requests have run and the SQEs before them were submitted (below). */
         int out_of_time = 0, out_of_runs = 0;
+        if (l->ready_len)
+            l->in_runs = 1; /* until the routing after the runs (Python finishing one included) */
         while (l->ready_len && !l->need_py) {
             run(l, ready_pop(l));
             if (attempt_limit && l->attempts >= attempt_limit) { out_of_runs = 1; break; }
@@ -536,9 +552,15 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (out_of_time) { rc = NL_YIELD; break; }
         /* The SQEs the runs queued reach the kernel with the next blocking wait (one io_uring_enter
          * submits and waits, as liburing's submit_and_wait), or before returning. */
-        int err = drain(l);
+        l->in_runs = 0;
+        /* A request a run woke runs after the SQEs queued before it reached the kernel and their
+         * inline completions were routed: submit now (else they wait for the blocking enter). */
+        int err = l->late_len ? flush(l) : 0;
+        if (!err)
+            err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
+        release_late(l);
         if (l->held_len && (rc = release_held(l)) != NL_DONE)
             break;
         if (l->ready_len || wake_idle(l))

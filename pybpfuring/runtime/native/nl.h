@@ -131,6 +131,9 @@ struct loop {
     int drain_cut;                /* drain() stopped for Python with kernel CQEs left */
     uint32_t *held;               /* refused requests waiting for the SQEs before them */
     uint32_t held_len, held_alloc;
+    int in_runs;                  /* a pass over the ready requests is on (Python's part too) */
+    uint32_t *late;               /* woken by a CQE a run posted: run after the next routing */
+    uint32_t late_len, late_alloc;
     /* counters */
     uint64_t runs, insns;
     uint64_t waits, prog_sqes;    /* WAIT returns, SQEs programs submitted (Ring.stats) */

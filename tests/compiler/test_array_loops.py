@@ -14,10 +14,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diffharness import compile_source, run_both  # noqa: E402
-from test_value_range_loops import _bpf_permitted, ctx  # noqa: E402
+from diffharness import compile_error, loaded_object, run_both  # noqa: E402
+from test_value_range_loops import ctx  # noqa: E402
 from pybpfuring.errors import CompileError  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
 
 HEADER = '''
 from pybpfuring import Array, ArrayMap, Ctx, HashMap, u32, u64, iouring_program, struct, OK
@@ -94,14 +93,7 @@ PROGRAMS = ["fill_by_len", "sum_elements", "struct_elements", "array_value"]
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    reason = _bpf_permitted()
-    if reason:
-        pytest.skip(reason)
-    res, _ = compile_source(LOOPS, tmp_path_factory.mktemp("arrays"), "arrays")
-    obj = BpfObject.open(res.elf)
-    obj.load()                       # every loop above must pass the verifier
-    yield obj, res.typed
-    obj.close()
+    yield from loaded_object(LOOPS, tmp_path_factory.mktemp("arrays"), "arrays")
 
 
 def test_array_loops_verify_and_agree_with_the_evaluator(loaded):
@@ -125,9 +117,7 @@ def test_len_is_the_array_length(loaded):
 
 
 def _error(tmp_path: Path, body: str) -> CompileError:
-    with pytest.raises(CompileError) as info:
-        compile_source(HEADER + body, tmp_path, "bad")
-    return info.value
+    return compile_error(HEADER + body, tmp_path)
 
 
 def test_iterating_a_scalar_is_a_located_error(tmp_path):

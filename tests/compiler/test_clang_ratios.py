@@ -15,8 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests" / "kernel"))
 
-from test_value_range_loops import _bpf_permitted  # noqa: E402
+from diffharness import bpf_unavailable  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
 
@@ -39,7 +40,7 @@ def test_bpf_instructions_next_to_clang():
 
 
 def test_verifier_work_next_to_clang():
-    reason = _bpf_permitted()
+    reason = bpf_unavailable()
     if reason:
         pytest.skip(reason)
     from bench import verifier as vb

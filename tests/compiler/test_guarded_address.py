@@ -5,7 +5,6 @@ miss is never read back through the next. Checked on the kernel (BPF_PROG_TEST_R
 reference evaluator."""
 from __future__ import annotations
 
-import errno
 import sys
 from pathlib import Path
 
@@ -13,10 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 
-from diffharness import compile_source, run_both  # noqa: E402
-from pybpfuring.errors import BpfSyscallError  # noqa: E402
-from pybpfuring.runtime.bpf import syscalls  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
+from diffharness import loaded_object, run_both  # noqa: E402
 
 SOURCE = '''
 from pybpfuring import Array, ArrayMap, Ctx, HashMap, iouring_program, struct, u32, u64, OK
@@ -58,18 +54,7 @@ def map_value(ctx: Ctx) -> int:
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    try:
-        fd = syscalls.map_create(2, 4, 8, 1, name="probe")
-        syscalls.close_fd(fd)
-    except BpfSyscallError as exc:
-        if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
-            pytest.skip(f"bpf() is not available here: {exc}")
-        raise
-    res, _ = compile_source(SOURCE, tmp_path_factory.mktemp("guard"), "guard")
-    obj = BpfObject.open(res.elf)
-    obj.load()
-    yield obj, res.typed
-    obj.close()
+    yield from loaded_object(SOURCE, tmp_path_factory.mktemp("guard"), "guard")
 
 
 def ctx(n: int) -> bytes:

@@ -14,11 +14,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diffharness import compile_source, run_both  # noqa: E402
-from test_value_range_loops import _bpf_permitted, ctx  # noqa: E402
+from diffharness import compile_error, loaded_object, run_both  # noqa: E402
+from test_value_range_loops import ctx  # noqa: E402
 from pybpfuring.compiler.lowering_bulk import INLINE_STORES, inline_ok  # noqa: E402
-from pybpfuring.errors import CompileError  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
 
 HEADER = '''
 from pybpfuring import Array, ArrayMap, Ctx, HashMap, u8, u16, u32, u64, iouring_program, struct, OK
@@ -81,14 +79,7 @@ def test_what_takes_the_loop():
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    reason = _bpf_permitted()
-    if reason:
-        pytest.skip(reason)
-    res, _ = compile_source(PROGRAMS, tmp_path_factory.mktemp("big"), "big")
-    obj = BpfObject.open(res.elf)
-    obj.load()
-    yield obj, res.typed
-    obj.close()
+    yield from loaded_object(PROGRAMS, tmp_path_factory.mktemp("big"), "big")
 
 
 def test_big_values_verify_and_agree_with_the_evaluator(loaded):
@@ -109,14 +100,13 @@ def test_copy_and_zero_move_every_byte(loaded):
 
 
 def test_a_big_scratch_copy_is_a_located_error(tmp_path):
-    with pytest.raises(CompileError) as info:
-        compile_source(HEADER + '''
+    err = compile_error(HEADER + '''
 
 @iouring_program
 def p(ctx: Ctx) -> int:
     pg = hpages[ctx.wait_nr]
     out[0] = pg.n
     return OK
-''', tmp_path, "bad")
-    text = str(info.value)
+''', tmp_path)
+    text = str(err)
     assert ":25:5:" in text and "pg = hpages[ctx.wait_nr]" in text and "zeroed 4096-byte object" in text and "if k in m" in text

@@ -12,10 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from diffharness import compile_source, run_both  # noqa: E402
-from test_value_range_loops import _bpf_permitted, ctx  # noqa: E402
+from diffharness import compile_source, loaded_object, run_both  # noqa: E402
+from test_value_range_loops import ctx  # noqa: E402
 from pybpfuring.compiler.local_bounds import local_bounds  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
 
 SOURCE = '''
 from pybpfuring import Array, ArrayMap, Ctx, iouring_program, u32, u64, OK
@@ -72,13 +71,8 @@ def test_a_loop_counter_is_bounded_and_a_parameter_derived_one_is_not(tmp_path):
 
 
 def test_unchecked_index_verifies_and_agrees(tmp_path):
-    reason = _bpf_permitted()
-    if reason:
-        pytest.skip(reason)
-    res, _ = compile_source(SOURCE, tmp_path, "bounds")
-    with BpfObject.open(res.elf) as obj:
-        obj.load()
+    for obj, typed in loaded_object(SOURCE, tmp_path, "bounds"):
         for prog in ("counter", "unproven"):
             for n, idx in ((0, 0), (1, 3), (17, 6), (1 << 20, 100), (0xFFFFFFFF, 7)):
-                mismatches = run_both(obj, res.typed, prog, ctx(n, idx))
+                mismatches = run_both(obj, typed, prog, ctx(n, idx))
                 assert not mismatches, "\n".join(map(str, mismatches))

@@ -5,7 +5,6 @@ run with BPF_PROG_TEST_RUN next to the reference evaluator; a loop with no bound
 that names the value."""
 from __future__ import annotations
 
-import errno
 import sys
 from pathlib import Path
 
@@ -13,10 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 
-from diffharness import compile_source, run_both  # noqa: E402
-from pybpfuring.errors import BpfSyscallError, CompileError  # noqa: E402
-from pybpfuring.runtime.bpf import syscalls  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
+from diffharness import compile_error, loaded_object, run_both  # noqa: E402
+from pybpfuring.errors import CompileError  # noqa: E402
 
 HEADER = '''
 from pybpfuring import Ctx, ArrayMap, HashMap, u32, u64, iouring_program, OK
@@ -68,27 +65,9 @@ def counter_break(ctx: Ctx) -> int:
 '''
 
 
-def _bpf_permitted() -> str | None:
-    try:
-        fd = syscalls.map_create(2, 4, 8, 1, name="probe")
-    except BpfSyscallError as exc:
-        if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
-            return f"bpf() is not available here: {exc}"
-        raise
-    syscalls.close_fd(fd)
-    return None
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    reason = _bpf_permitted()
-    if reason:
-        pytest.skip(reason)
-    res, _ = compile_source(LOOPS, tmp_path_factory.mktemp("loops"), "loops")
-    obj = BpfObject.open(res.elf)
-    obj.load()                       # every loop above must pass the verifier
-    yield obj, res.typed
-    obj.close()
+    yield from loaded_object(LOOPS, tmp_path_factory.mktemp("loops"), "loops")
 
 
 def ctx(wait_nr: int, wait_idx: int = 5) -> bytes:
@@ -113,9 +92,7 @@ def test_checked_first_runs_n_trips(loaded):
 
 
 def _error(tmp_path: Path, body: str) -> CompileError:
-    with pytest.raises(CompileError) as info:
-        compile_source(HEADER + body, tmp_path, "bad")
-    return info.value
+    return compile_error(HEADER + body, tmp_path)
 
 
 def test_unbounded_range_names_the_value_and_the_fix(tmp_path):

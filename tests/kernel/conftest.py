@@ -5,36 +5,20 @@ machine cannot: no clang to build the C test programs, or bpf() not permitted.
 """
 from __future__ import annotations
 
-import errno
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from pybpfuring.errors import BpfSyscallError
-from pybpfuring.runtime.bpf import syscalls
+from diffharness import bpf_unavailable
 
 PROGS = Path(__file__).parent / "progs"
 
 
-def _bpf_permitted() -> str | None:
-    """None if we may create BPF objects, else why not."""
-    try:
-        fd = syscalls.map_create(2, 4, 8, 1, name="probe")
-    except BpfSyscallError as exc:
-        if exc.errno in (errno.EPERM, errno.EACCES):
-            return f"bpf() is not permitted here: {exc}"
-        if exc.errno == errno.ENOSYS:
-            return "the kernel has no bpf() system call"
-        raise
-    syscalls.close_fd(fd)
-    return None
-
-
 @pytest.fixture(scope="session")
 def bpf_available() -> None:
-    reason = _bpf_permitted()
+    reason = bpf_unavailable()
     if reason:
         pytest.skip(reason)
 

@@ -5,16 +5,22 @@ evaluator from the same starting state; report every difference in retval, ctx o
 from __future__ import annotations
 
 import ctypes
+import errno
 import itertools
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pybpfuring.compiler import typed_ir as ir
 from pybpfuring.compiler.driver import CompileResult, compile_full, load_module, programs_in
 from pybpfuring.compiler.evaluator import EvaluationError, evaluate
+from pybpfuring.errors import BpfSyscallError, CompileError
+from pybpfuring.runtime.bpf import syscalls
 from pybpfuring.runtime.bpf.object import BpfObject
 
 _counter = itertools.count()
@@ -25,6 +31,42 @@ def compile_source(source: str, directory: Path, stem: str = "gen") -> tuple[Com
     path = directory / f"{stem}_{os.getpid()}_{next(_counter)}.py"
     path.write_text(source)
     return compile_full(programs_in(load_module(path)), "generic"), path
+
+
+def bpf_unavailable() -> str | None:
+    """None if this process may create BPF objects, else why not (what the tests skip with)."""
+    try:
+        fd = syscalls.map_create(2, 4, 8, 1, name="probe")
+    except BpfSyscallError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return f"bpf() is not permitted here: {exc}"
+        if exc.errno == errno.ENOSYS:
+            return "the kernel has no bpf() system call"
+        raise
+    syscalls.close_fd(fd)
+    return None
+
+
+def loaded_object(source: str, directory: Path, stem: str) -> Iterator[tuple[BpfObject, ir.TypedModule]]:
+    """For a module fixture (`yield from`): `source` compiled and loaded into this kernel, every
+    program through the verifier; skipped with the reason where bpf() is refused."""
+    reason = bpf_unavailable()
+    if reason:
+        pytest.skip(reason)
+    res, _ = compile_source(source, directory, stem)
+    obj = BpfObject.open(res.elf)
+    try:
+        obj.load()
+        yield obj, res.typed
+    finally:
+        obj.close()
+
+
+def compile_error(source: str, directory: Path) -> CompileError:
+    """The CompileError compiling `source` must raise."""
+    with pytest.raises(CompileError) as info:
+        compile_source(source, directory, "bad")
+    return info.value
 
 
 def kernel_maps(obj: BpfObject, typed: ir.TypedModule) -> dict[str, dict[Any, Any]]:

@@ -28,6 +28,7 @@ from ...compiler.driver import compile_functions
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from ..ring import constants as C
 from ..ring.structs import Cqe
 from ..ring.syscalls import io_uring_register
 from .bpf_ops import LoopRing
@@ -775,8 +776,8 @@ class ModelRing:
         ts = (ctypes.c_int64 * 2)(when_ns // 1_000_000_000, when_ns % 1_000_000_000)
         self._timespecs.append(ts)          # alive until the scheduler has taken the SQE
         sqe = bytearray(64)                 # read by the kernel at submission, in this process
-        struct.pack_into("<BBHiQQIIQ", sqe, 0, 11, 0, 0, -1, 0, ctypes.addressof(ts), 1,
-                         1, 0)              # IORING_OP_TIMEOUT, count 0, IORING_TIMEOUT_ABS
+        struct.pack_into("<BBHiQQIIQ", sqe, 0, C.IORING_OP_TIMEOUT, 0, 0, -1, 0,  # count (off) 0
+                         ctypes.addressof(ts), 1, C.IORING_TIMEOUT_ABS, 0)
         self.queue(bytes(sqe), M.DEADLINE_CQ)
 
     def deadlines_armed(self) -> int:

@@ -295,7 +295,7 @@ class BpfOpsBackend:
         fire in order of expiry, so the armed ones are the latest of those set)."""
         armed = ring.deadlines_armed()
         self._deadlines = self._deadlines[len(self._deadlines) - armed:] if armed else []
-        if self._deadlines and min(self._deadlines) <= deadline_ns:
+        if self._deadlines and self._deadlines[0] <= deadline_ns:   # sorted: [0] fires first
             return
         ring.arm_deadline(deadline_ns)
         self._deadlines.append(deadline_ns)
@@ -323,7 +323,6 @@ class BpfOpsBackend:
         if until is None:
             self._run(0, 0)
             return
-        deadline = None if timeout is None else time.monotonic() + timeout
         deadline_ns = None if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
         while not until():
             cq, n = getattr(until, "cq", None), getattr(until, "n", None)
@@ -334,11 +333,11 @@ class BpfOpsBackend:
             if until():
                 return
             if self._ring().stalled() and not self._chains:
-                if deadline is not None:      # as the emulated backend says it
+                if deadline_ns is not None:   # as the emulated backend says it
                     raise TimeoutError(f"no completion within {timeout} s: nothing is in flight")
                 raise RingStalledError("the wait can never end: no request is in flight in the "
                                        "kernel and every program waits for CQEs nothing will post")
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline_ns is not None and time.monotonic_ns() > deadline_ns:
                 raise TimeoutError(f"no completion within {timeout} s")
 
     def in_flight(self) -> int:

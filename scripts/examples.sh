@@ -14,7 +14,7 @@ out=$(mktemp -d); src=""; dst=""
 trap 'rm -rf "$out" ${src:+"$src"} ${dst:+"$dst"}' EXIT   # private temp files, removed even on failure
 for f in examples/*.py; do
     case "$f" in
-        examples/run_*|examples/filter_*) continue ;;     # drivers and filter policies (cBPF, below)
+        examples/run_*|examples/filter_*|examples/trace_*) continue ;;  # drivers, filter policies (cBPF, below)
         examples/bpf_*) target=bpf_ops ;;                 # raw loop_step programs (Linux >= 7.1)
         *) target=op_bpf ;;                               # @iouring_program (the talk's model)
     esac
@@ -34,6 +34,7 @@ cmp "$src" "$dst" && echo "examples/cp.py: copy verified ($(stat -c %s "$dst") b
 "$PY" examples/tcp_proxy.py --clients 20 --requests 10   # asyncio accepts, BPF relays
 "$PY" examples/splice_records.py --records 500           # data-driven splicing of selected records
 "$PY" examples/ring_stats.py "$src" "$dst"               # Ring.stats(): what the ring did
+"$PY" examples/trace_copy.py "$src" "$dst" || [ $? = 3 ] # the kernel's side (bcc; 3: says what is missing)
 "$PY" examples/bounded_loops.py                          # loop bounds from value ranges
 "$PY" -m pybpfuring disasm examples/filter_policy.py  # io_uring filters compiled to classic BPF
 "$PY" examples/filter_confined.py --ring          # the policy on one ring (Linux >= 7.0; says why not)

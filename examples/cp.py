@@ -103,15 +103,21 @@ def _truncate_destination(fd_in: int, fd_out: int, src: str, dst: str) -> None:
         os.ftruncate(fd_out, 0)
 
 
+def open_destination(src_fd: int, src: str, dst: str) -> int:
+    """dst opened for writing and emptied, once known not to be src (OSError if it is)."""
+    dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_TRUNC: it may be src
+    try:
+        _truncate_destination(src_fd, dst_fd, src, dst)
+    except OSError:
+        os.close(dst_fd)
+        raise
+    return dst_fd
+
+
 def copy_file(src: str, dst: str, backend: str = "auto", engine: str = "auto") -> CopyStats:
     src_fd = os.open(src, os.O_RDONLY)
     try:
-        dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)  # truncated below, once known not to be src
-        try:
-            _truncate_destination(src_fd, dst_fd, src, dst)
-        except OSError:
-            os.close(dst_fd)
-            raise
+        dst_fd = open_destination(src_fd, src, dst)
         try:
             return copy_fds(src_fd, dst_fd, backend, engine)
         finally:

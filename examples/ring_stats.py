@@ -86,13 +86,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("src")
     parser.add_argument("dst")
     args = parser.parse_args(argv)
-    fd_in = os.open(args.src, os.O_RDONLY)
-    fd_out = os.open(args.dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        copied, stats, backend = copy_with_stats(fd_in, fd_out, args.backend, args.engine)
-    finally:
-        os.close(fd_in)
-        os.close(fd_out)
+        fd_in = os.open(args.src, os.O_RDONLY)
+        try:
+            fd_out = cp_example.open_destination(fd_in, args.src, args.dst)   # never truncates src
+            try:
+                copied, stats, backend = copy_with_stats(fd_in, fd_out, args.backend, args.engine)
+            finally:
+                os.close(fd_out)
+        finally:
+            os.close(fd_in)
+    except OSError as exc:
+        print(f"ring_stats: {exc}", file=sys.stderr)
+        return 1
     blocks, rest = divmod(copied, cp_example.BLOCK)
     expected = expected_copy_stats(blocks) if rest == 0 else None
     _print(f"copy of {copied} bytes ({blocks} blocks of {cp_example.BLOCK}) on backend {backend}:",

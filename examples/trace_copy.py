@@ -32,7 +32,7 @@ def traced_copy(src: str, dst: str, backend: str) -> dict:
     """Copy under KernelTrace; the kernel's counts and the ring's, as one dict."""
     fd_in = os.open(src, os.O_RDONLY)
     try:
-        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd_out = ring_stats.cp_example.open_destination(fd_in, src, dst)   # never truncates src
         try:
             with KernelTrace() as kt:
                 copied, stats, used = ring_stats.copy_with_stats(fd_in, fd_out, backend)
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except TraceUnavailable as err:
         print(f"{p.prog}: cannot trace on this machine: {err}")
         return 3
+    except OSError as exc:                # e.g. DST is SRC (never truncated), SRC unreadable
+        print(f"{p.prog}: {exc}", file=sys.stderr)
+        return 1
     blocks = -(-f["bytes"] // BLOCK)
     print(f"{f['bytes']} bytes on {f['backend']}: the kernel saw reads (submitted, completed, errors) "
           f"{f['reads']}, writes {f['writes']}; {f['enters']} io_uring_enter "

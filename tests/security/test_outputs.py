@@ -149,7 +149,7 @@ def subprocess_bench(args: list[str]) -> "subprocess.CompletedProcess[str]":  # 
                           timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-@pytest.mark.parametrize("example", ["examples/cp.py"])
+@pytest.mark.parametrize("example", ["examples/cp.py", "examples/ring_stats.py", "examples/trace_copy.py"])
 def test_copy_example_refuses_to_copy_a_file_onto_itself(tmp_path: Path, example: str) -> None:
     src = tmp_path / "data"
     src.write_bytes(os.urandom(10000))

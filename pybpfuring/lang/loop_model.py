@@ -434,13 +434,14 @@ def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
     """Submit an SQE from a program: its completion goes to CQ sqe.cq_idx. An IORING_OP_BPF SQE
     starts a request; a cq_idx the ring lacks fails the request with -EINVAL on CQ 0."""
     model_ctl[CTL_PROG_SQES] += 1
-    if sqe.opcode == IORING_OP_BPF:
-        if sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
-            return -EINVAL                  # docs/kernel.md: links from a BPF request in a program
-        return model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, sqe.flags, 0)
-    if sqe.cq_idx >= model_ncq:             # -EINVAL on CQ 0, in its place in its chain
+    bpf = sqe.opcode == IORING_OP_BPF
+    if bpf and sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
+        return -EINVAL                      # docs/kernel.md: links from a BPF request in a program
+    if sqe.cq_idx >= model_ncq:             # -EINVAL on CQ 0, in its place in its chain and the SQ
         model_note(sqe.user_data, -EINVAL, WHY_BAD_CQ, sqe.cq_idx, 0)
         return model_stage(sqe, sqe.user_data, 0, 0, -EINVAL)
+    if bpf:
+        return model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, sqe.flags, 0)
     return model_stage(sqe, sqe.user_data, sqe.cq_idx, 0, 0)
 
 

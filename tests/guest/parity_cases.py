@@ -283,6 +283,31 @@ def bad_cq_idx(backend: str, directory: Path) -> Observation:
     return o
 
 
+def _check_refusal_order(o: Observation) -> None:
+    assert o["user"] == [(1, 0, 0), (2, EINVAL, 0), (3, EINVAL, 0), (4, 0, 0)]
+    assert o["program"] == [(9, 0, 0)]
+    assert o["seen"] == {200: 41000, 201: 42000 + EINVAL, 202: 43000, 203: 2}
+
+
+@case("a cq_idx out of range fails where it stands in the SQ: CQ 0 holds the CQEs in submission "
+      "order (a user's NOPs and BPF request, a program's NOPs)", _check_refusal_order)
+def refusal_order(backend: str, directory: Path) -> Observation:
+    o: Observation = {}
+    with Ring(8, cqs=[8, 8], backend=backend) as ring:
+        ring.register_programs([P.record, P.refusal_order])
+        nop(ring, 1)
+        nop(ring, 2, cq=P.BAD_CQ)
+        ring.prep_bpf(P.record, user_data=3, cq_idx=P.BAD_CQ)
+        nop(ring, 4)
+        ring.submit_and_wait(4)
+        o["user"] = cqes(ring, 0)
+        ring.prep_bpf(P.refusal_order, user_data=9, cq_idx=1)
+        ring.submit()
+        o["program"] = wait_for(ring, 9, cq=1)
+        o["seen"] = out(200, 201, 202, 203)
+    return o
+
+
 def _fanout(n: int) -> Callable[[str, Path], Observation]:
     def run(backend: str, directory: Path) -> Observation:
         path = directory / f"fanout-{n}-{backend}"

@@ -296,3 +296,30 @@ def flood(ctx: Ctx) -> int:
                 out[120] = out[120] + 1
     return OK
 
+
+@iouring_program
+def refusal_order(ctx: Ctx) -> int:
+    # NOPs 41 and 43 to CQ 0 around 42 for a CQ the ring lacks (its -EINVAL goes to CQ 0 too);
+    # the next run reaps CQ 0 in order into out[200..202] (user_data * 1000 + res). out[203]: runs.
+    out[203] = out[203] + 1
+    cqe = Cqe()
+    if out[203] == 1:
+        sqe = Sqe()
+        prep_nop(sqe)
+        sqe.user_data = 41
+        submit(ctx, sqe)
+        prep_nop(sqe)
+        sqe.user_data = 42
+        sqe.cq_idx = BAD_CQ
+        submit(ctx, sqe)
+        prep_nop(sqe)
+        sqe.user_data = 43
+        sqe.cq_idx = 0
+        submit(ctx, sqe)
+        ctx.wait_idx = 0
+        ctx.wait_nr = 3
+        return WAIT
+    for i in range(3):
+        reap_cqe(ctx, 0, cqe)
+        out[200 + i] = i64(cqe.user_data) * 1000 + cqe.res
+    return OK

@@ -242,10 +242,12 @@ def model_user_next() -> i64:
     fail = i32(sqe.__pad2)
     link = u32(sqe.__pad3)
     deadline = sqe.cq_idx == DEADLINE_CQ and sqe.opcode == IORING_OP_TIMEOUT and fail == 0
-    if sqe.opcode == IORING_OP_BPF or fail != 0 or (sqe.cq_idx >= model_ncq and not deadline):
-        if fail == 0 and sqe.opcode != IORING_OP_BPF:
-            fail = -EINVAL                  # a kernel SQE for a CQ the ring lacks
+    if fail != 0 or (sqe.opcode == IORING_OP_BPF and sqe.cq_idx < model_ncq):
         if model_start(sqe.user_data, u32(sqe.off), sqe.cq_idx, u32(sqe.flags) | (link << 8), fail) != 0:
+            return 0
+    elif sqe.cq_idx >= model_ncq and not deadline:
+        # An SQE (a BPF request too) for a CQ the ring lacks: -EINVAL on CQ 0 where it stands
+        if model_stage(sqe, sqe.user_data, 0, link, -EINVAL) != 0:
             return 0
     elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link, 0) != 0:
         return 0

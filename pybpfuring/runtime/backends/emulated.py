@@ -57,6 +57,7 @@ _CTX_RES = struct.Struct("<i")           # ctx.res alone (read after every OK ru
 _CTX_RES_AT, _CTX_LINE = 16, 28          # ... and the offsets of ctx.res and ctx.__line
 _LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
 _BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
+_STAND_IN_NOP = bytes([C.IORING_OP_NOP]) + bytes(47)   # in a refused SQE's place (_start_stage)
 RUN_OK, RUN_WAIT = 0, 1
 # Program runs the loop may make one after another with no kernel completion arriving in between
 # (`Ring(run_budget=...)`): beyond it, programs are waking each other or themselves without doing
@@ -118,14 +119,15 @@ class _Continuation:
 class _Tag:
     """A kernel request in flight: whose it is and where its CQE goes."""
 
-    __slots__ = ("user_data", "cq_idx", "cont", "skip_success")
+    __slots__ = ("user_data", "cq_idx", "cont", "skip_success", "fail")
 
     def __init__(self, user_data: int, cq_idx: int, cont: _Continuation | None,
-                 skip_success: bool = False) -> None:
+                 skip_success: bool = False, fail: int = 0) -> None:
         self.user_data = user_data
         self.cq_idx = cq_idx
         self.cont = cont
         self.skip_success = skip_success  # post no CQE for res >= 0 (IOSQE_CQE_SKIP_SUCCESS)
+        self.fail = fail                  # < 0: a refusal's stand-in NOP, completes with this
 
 
 class BpfRequest:
@@ -198,7 +200,6 @@ class EmulatedBackend:
         self._quiet_tags: dict[int, _Tag] = {}
         self._next_tag = 1
         self._ready: deque[BpfRequest] = deque()
-        self._held: list[BpfRequest] = []     # refusals waiting for the SQEs before them
         self._waiting_cqs: set[CompletionQueue] = set()  # CQs with parked requests
         self._in_runs = False                            # a pass over the ready requests is on
         self._late: list[BpfRequest] = []                # woken during it: run after the routing
@@ -279,13 +280,15 @@ class EmulatedBackend:
                     self._in_runs = False
             io.submit()
             self._drain_kernel()
+            while io.sq_ready() and io.submit():
+                # Chains the routing continued to kernel SQEs (a refusal's stand-in NOP among
+                # them): still this routing batch, before any run.
+                self._drain_kernel()
             if self._late:
                 # Woken by a CQE a run posted: as in the kernel, after the next routing batch
                 # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
                 self._ready.extendleft(reversed(self._late))
                 self._late.clear()
-            if self._held:
-                self._release_held()
             if deadline is not None and time.monotonic() >= deadline:
                 if until is None or until():
                     return
@@ -305,17 +308,6 @@ class EmulatedBackend:
             else:
                 cqe = io.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
             self._route(cqe)
-
-    def _hold(self, request: BpfRequest) -> None:
-        """A refused request that must complete after the SQEs submitted before it."""
-        self._held.append(request)
-
-    def _release_held(self) -> None:
-        self.io.submit()          # what _continue queued while routing, before the refusals
-        self._drain_kernel()
-        # Before the runs this batch woke: in the kernel their CQEs are posted in SQ order.
-        self._ready.extendleft(reversed(self._held))
-        self._held.clear()
 
     def _wake_idle_waiters(self) -> bool:
         """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
@@ -354,10 +346,11 @@ class EmulatedBackend:
         more = cqe[2] & C.IORING_CQE_F_MORE
         if not more:
             del self._tags[tag_id]
-        if not (tag.skip_success and cqe[1] >= 0):
-            self.post(tag.cq_idx, tag.user_data, cqe[1], cqe[2])
+        res = tag.fail if tag.fail and cqe[1] >= 0 else cqe[1]   # cancelled stays cancelled
+        if not (tag.skip_success and res >= 0):
+            self.post(tag.cq_idx, tag.user_data, res, cqe[2])
         if tag.cont is not None and not more:
-            self._continue(tag.cont, cqe[1])
+            self._continue(tag.cont, res)
 
     def post(self, cq_idx: int, user_data: int, res: int, flags: int) -> bool:
         """Post a CQE to CQ `cq_idx` and wake the waiters it satisfies; False if it was dropped."""
@@ -375,30 +368,31 @@ class EmulatedBackend:
 
     # --- dispatch: kernel stages and BPF stages of a chain -------------------------------------
     def _start_stage(self, chain: list[_Entry], i: int) -> None:
+        """Start chain[i]: a BPF request, or the kernel SQEs from it up to the next BPF request
+        (one kernel link; a refused one ends it)."""
         entry, ncq = chain[i], len(self.cqs)
-        if entry.cq_idx >= ncq:
-            # Fails with -EINVAL on CQ 0, in submission order: after the SQEs queued before it
-            # reached the kernel and their inline completions were routed (as in the kernel and on
-            # bpf_ops). Completed from the ready queue, not from here, so a long hard-linked chain
-            # of such entries cannot recurse deeply.
-            refused = BpfRequest(-1, entry, _Continuation(chain, i + 1))
-            refused.cq_idx, refused.fail = 0, -errno.EINVAL
-            self.explanations.note(0, entry.user_data, -errno.EINVAL, why.bad_cq(entry.cq_idx, ncq))
-            self._hold(refused)
-            return
-        if entry.opcode == IORING_OP_BPF_2021:
+        if entry.opcode == IORING_OP_BPF_2021 and entry.cq_idx < ncq:
             self._start_bpf(entry, _Continuation(chain, i + 1) if i + 1 < len(chain) else None)
             return
-        j = i + 1
-        while j < len(chain) and chain[j].opcode != IORING_OP_BPF_2021 and chain[j].cq_idx < ncq:
+        j = i
+        while True:
+            refused = chain[j].cq_idx >= ncq
             j += 1
+            if refused or j == len(chain) or (chain[j].opcode == IORING_OP_BPF_2021 and chain[j].cq_idx < ncq):
+                break
         for k in range(i, j):
             e = chain[k]
-            if k == j - 1:
-                cont = _Continuation(chain, j) if j < len(chain) else None
-                self._kernel_sqe(e.raw, e.flags & ~_LINK_FLAGS, e.user_data, e.cq_idx, e.keep, cont)
+            cont = _Continuation(chain, j) if k == j - 1 and j < len(chain) else None
+            flags = e.flags & ~_LINK_FLAGS if k == j - 1 else e.flags
+            if e.cq_idx >= ncq:
+                # Fails with -EINVAL on CQ 0 where it stands in the SQ (a BPF request too: the
+                # 2021 patches check cq_idx at submission): a NOP takes its place at the end of
+                # the kernel link and its CQE is posted as the refusal, in order with the inline
+                # completions around it (bpf_ops: a NOP with IORING_NOP_INJECT_RESULT).
+                self.explanations.note(0, e.user_data, -errno.EINVAL, why.bad_cq(e.cq_idx, ncq))
+                self._kernel_sqe(_STAND_IN_NOP, 0, e.user_data, 0, None, cont, fail=-errno.EINVAL)
             else:
-                self._kernel_sqe(e.raw, e.flags, e.user_data, e.cq_idx, e.keep, None)
+                self._kernel_sqe(e.raw, flags, e.user_data, e.cq_idx, e.keep, cont)
             e.keep = None
 
     def _continue(self, cont: _Continuation, res: int) -> None:
@@ -416,7 +410,9 @@ class EmulatedBackend:
         self._start_stage(chain, nxt)
 
     def _kernel_sqe(self, raw: bytes, flags: int, user_data: int, cq_idx: int,
-                    keep: list[object] | None, cont: _Continuation | None) -> None:
+                    keep: list[object] | None, cont: _Continuation | None, fail: int = 0) -> None:
+        """Queue a kernel SQE whose CQE goes to CQ `cq_idx` as `user_data`, then `cont`; with
+        `fail` < 0 its CQE is posted with that res (a refusal's stand-in)."""
         io = self.io
         sqe = io.get_sqe()
         if sqe is None:
@@ -446,7 +442,7 @@ class EmulatedBackend:
                 if len(quiet) > QUIET_TAGS_MAX:
                     del quiet[next(iter(quiet))]
         else:
-            self._tags[tag] = _Tag(user_data, cq_idx, cont)
+            self._tags[tag] = _Tag(user_data, cq_idx, cont, fail=fail)
         sqe.flags = flags
 
     def submit_from_program(self, raw: bytes) -> int:
@@ -625,7 +621,7 @@ class EmulatedBackend:
     # --- state for users and tests ------------------------------------------------------------
     def in_flight(self) -> int:
         """Kernel requests not completed yet plus BPF requests ready or waiting."""
-        return (len(self._tags) + len(self._ready) + len(self._held) + len(self._late)
+        return (len(self._tags) + len(self._ready) + len(self._late)
                 + sum(cq.waiting for cq in self.cqs))
 
     def close(self) -> None:
@@ -634,7 +630,6 @@ class EmulatedBackend:
         self._closed = True
         self._staged = []
         self._ready.clear()
-        self._held.clear()
         self._late.clear()
         self._waiting_cqs.clear()
         for cq in self.cqs:

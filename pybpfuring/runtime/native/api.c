@@ -47,7 +47,7 @@ void nl_free(struct loop *l)
         free(l->cqs[i].heap);
     }
     free(l->cqs), free(l->waiting_cqs), free(l->tags), free(l->quiet), free(l->reqs), free(l->ready);
-    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->held), free(l->late), free(l->known);
+    free(l->progs), free(l->maps), free(l->deferred), free(l->events), free(l->late), free(l->known);
     free(l);
 }
 
@@ -121,9 +121,9 @@ uint32_t nl_deferred(struct loop *l, uint8_t **out) { *out = l->deferred; return
 int nl_error(struct loop *l) { return l->err; }
 
 int nl_kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uint64_t user_data, uint32_t cq_idx,
-                  uint64_t cont, int pinned, uint64_t *tag_out)
+                  uint64_t cont, int pinned, int32_t fail, uint64_t *tag_out)
 {
-    return kernel_sqe(l, raw, flags, user_data, cq_idx, cont, pinned, tag_out);
+    return kernel_sqe(l, raw, flags, user_data, cq_idx, cont, pinned, fail, tag_out);
 }
 
 int nl_post(struct loop *l, uint32_t cq, uint64_t user_data, int32_t res, uint32_t flags)
@@ -157,18 +157,6 @@ uint32_t nl_add_request(struct loop *l, uint32_t prog, uint64_t user_data, uint3
 {
     uint32_t r = new_request(l, prog, user_data, cq_idx, flags, cont, fail);
     ready_push(l, r);
-    return r;
-}
-
-/* A request refused at submission (a cq_idx the ring lacks): it becomes ready only after the SQEs
- * queued before it reached the kernel and their inline completions were routed (nl_run), so its
- * -EINVAL lands in submission order, as in the kernel. */
-uint32_t nl_hold_request(struct loop *l, uint32_t prog, uint64_t user_data, uint32_t cq_idx, uint32_t flags,
-                         uint64_t cont, int32_t fail)
-{
-    uint32_t r = new_request(l, prog, user_data, cq_idx, flags, cont, fail);
-    l->held = grow(l->held, &l->held_alloc, l->held_len + 1, sizeof *l->held);
-    l->held[l->held_len++] = r;
     return r;
 }
 
@@ -219,7 +207,7 @@ void nl_counters(struct loop *l, uint64_t *out)
     uint64_t waiting = 0;
     for (uint32_t i = 0; i < l->ncq; i++)
         waiting += l->cqs[i].nwait;
-    out[0] = l->tags_live, out[1] = l->ready_len + l->late_len + l->held_len, out[2] = waiting, out[3] = l->runs, out[4] = l->insns;
+    out[0] = l->tags_live, out[1] = l->ready_len + l->late_len, out[2] = waiting, out[3] = l->runs, out[4] = l->insns;
     out[5] = l->sq_local_tail;
     out[6] = l->waits, out[7] = l->prog_sqes;
 }

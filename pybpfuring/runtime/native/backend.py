@@ -323,11 +323,6 @@ class NativeBackend(EmulatedBackend):
         return 0
 
     # --- dispatch (the reference's, onto native structures) -------------------------------------
-    def _hold(self, request: BpfRequest) -> None:
-        """As EmulatedBackend._hold, in the native loop (nl_hold_request)."""
-        self._lib.nl_hold_request(self._loop, max(request.prog, 0), request.user_data, request.cq_idx,
-                                  request.flags, self._cont_id(request.cont), request.fail)
-
     def _cont_id(self, cont: _Continuation | None) -> int:
         if cont is None:
             return 0
@@ -337,11 +332,11 @@ class NativeBackend(EmulatedBackend):
         return cid
 
     def _kernel_sqe(self, raw: bytes, flags: int, user_data: int, cq_idx: int,
-                    keep: list[object] | None, cont: _Continuation | None) -> None:
+                    keep: list[object] | None, cont: _Continuation | None, fail: int = 0) -> None:
         cid = self._cont_id(cont)
         out = self._tag_out
         err = self._lib.nl_kernel_sqe(self._loop, raw, flags, user_data, cq_idx, cid, 1 if keep else 0,
-                                      ctypes.byref(out))
+                                      fail, ctypes.byref(out))
         if err:
             self._conts.pop(cid, None)
             raise IoUringError("the kernel accepts no more submissions (SQ stays full)", -err)

@@ -134,8 +134,7 @@ NL_HIDDEN void ready_push(struct loop *l, uint32_t req)
     l->ready[(l->ready_head + l->ready_len++) & (l->ready_alloc - 1)] = req;
 }
 
-/* Before every ready request (the refusals nl_hold_request held: they precede the runs their
- * routing batch woke, as their CQEs would in the kernel). */
+/* Before every ready request (release_late). */
 static void ready_push_front(struct loop *l, uint32_t req)
 {
     ready_push(l, req); /* makes room; then move it from the back to the front */
@@ -334,7 +333,7 @@ static uint32_t new_tag(struct loop *l)
 /* A plain SQE to the kernel: cq_idx and padding stripped, user_data replaced by a routing tag
  * (stored in *tag_out). Returns 0 or -errno (-EBUSY: the SQ stays full). */
 NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uint64_t user_data,
-                      uint32_t cq_idx, uint64_t cont, int pinned, uint64_t *tag_out)
+                      uint32_t cq_idx, uint64_t cont, int pinned, int32_t fail, uint64_t *tag_out)
 {
     uint8_t *s = sq_slot(l);
     if (!s)
@@ -353,7 +352,7 @@ NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uin
     } else {
         uint32_t t = new_tag(l);
         struct tag *g = &l->tags[t];
-        g->user_data = user_data, g->cq_idx = cq_idx, g->cont = cont;
+        g->user_data = user_data, g->cq_idx = cq_idx, g->cont = cont, g->fail = fail;
         g->flags = (pinned ? TAG_PINNED : 0);
         if (flags & SQE_SKIP_SUCCESS) { /* its completion starts the rest of a chain: we need it */
             flags &= ~SQE_SKIP_SUCCESS;
@@ -394,12 +393,15 @@ static void route(struct loop *l, const struct cqe *c)
         l->tag_free = t;
         l->tags_live--;
     }
-    if (!((g.flags & TAG_SKIP) && c->res >= 0))
-        post(l, g.cq_idx, g.user_data, c->res, c->flags);
+    int32_t res = g.fail && c->res >= 0 ? g.fail : c->res; /* a cancelled stand-in stays cancelled */
+    if (!((g.flags & TAG_SKIP) && res >= 0))
+        post(l, g.cq_idx, g.user_data, res, c->flags);
     if (!more && (g.flags & TAG_PINNED))
         push_event(l, EV_RELEASE, tv, 0, 0);
-    if (!more && g.cont)
-        push_event(l, EV_CONT, g.cont, (uint64_t)(int64_t)c->res, 0);
+    if (!more && g.cont) {
+        push_event(l, EV_CONT, g.cont, (uint64_t)(int64_t)res, 0);
+        l->route_conts = 1;
+    }
 }
 
 /* Route every kernel CQE that is ready (stops early when Python has work). 0 or -errno. */
@@ -492,22 +494,6 @@ static int64_t now_ns(void)
     return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
 }
 
-/* Refused requests complete after what was submitted before them (nl_hold_request): submit,
- * route the inline completions, then put them before every ready request. NL_DONE when done. */
-static int release_held(struct loop *l)
-{
-    int err = flush(l);
-    if (!err)
-        err = drain(l);
-    if (err) { l->err = -err; return NL_ERROR; }
-    if (l->need_py)
-        return NL_NEED_PY;
-    for (uint32_t i = l->held_len; i-- > 0;)
-        ready_push_front(l, l->held[i]);
-    l->held_len = 0;
-    return NL_DONE;
-}
-
 /* The requests runs woke go before those the routing woke (the scheduler's dirty-CQ order). */
 static void release_late(struct loop *l)
 {
@@ -532,13 +518,16 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
             release_late(l);
-            /* As the Python loop: what a routing batch held (a chain continued to a refusal) is
-             * released after the batch, before any run. */
-            if (l->held_len && (rc = release_held(l)) != NL_DONE)
-                break;
+            if (l->route_conts) {
+                /* The kernel SQEs Python queued to continue those chains (a refusal's stand-in
+                 * NOP after a hard link) are part of this routing batch, as in the Python loop:
+                 * submitted and routed before any run. */
+                l->route_conts = 0;
+                if ((err = flush(l))) { l->err = -err; rc = NL_ERROR; break; }
+                l->drain_cut = 1;
+                continue;
+            }
         }
-        /* Refusals held while Python finished a run wait, as in the Python loop, until the ready
-         * requests have run and the SQEs before them were submitted (below). */
         int out_of_time = 0, out_of_runs = 0;
         if (l->ready_len)
             l->in_runs = 1; /* until the routing after the runs (Python finishing one included) */
@@ -561,8 +550,6 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
         release_late(l);
-        if (l->held_len && (rc = release_held(l)) != NL_DONE)
-            break;
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||

@@ -22,7 +22,7 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
     memcpy(&user_data, raw + 32, 8);
     if (!l->run_defers && opcode != OP_BPF_2021 && !(flags & (SQE_LINK | SQE_HARDLINK)) && cq_idx < l->ncq) {
         uint64_t tag;
-        return (uint64_t)(int64_t)kernel_sqe(l, raw, flags, user_data, cq_idx, 0, 0, &tag);
+        return (uint64_t)(int64_t)kernel_sqe(l, raw, flags, user_data, cq_idx, 0, 0, 0, &tag);
     }
     /* a chain, a BPF request or a bad cq_idx: Python's dispatch, in submission order */
     l->run_defers = 1;

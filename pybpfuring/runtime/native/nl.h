@@ -68,7 +68,9 @@ struct cq {
     int in_waiting_set;
 };
 
-struct tag { uint64_t user_data; uint64_t cont; uint32_t cq_idx; uint32_t flags; uint32_t next_free; uint32_t live; };
+/* fail < 0: a refusal's stand-in NOP (its CQE is posted with fail instead of its res) */
+struct tag { uint64_t user_data; uint64_t cont; uint32_t cq_idx; uint32_t flags; uint32_t next_free; uint32_t live;
+             int32_t fail; };
 struct quiet { uint64_t seq; uint64_t user_data; uint32_t cq_idx; uint32_t live; };
 
 struct req {
@@ -129,8 +131,7 @@ struct loop {
     uint32_t ev_head, ev_len, ev_alloc;
     int need_py;
     int drain_cut;                /* drain() stopped for Python with kernel CQEs left */
-    uint32_t *held;               /* refused requests waiting for the SQEs before them */
-    uint32_t held_len, held_alloc;
+    int route_conts;              /* routing handed Python a chain to continue (EV_CONT) */
     int in_runs;                  /* a pass over the ready requests is on (Python's part too) */
     uint32_t *late;               /* woken by a CQE a run posted: run after the next routing */
     uint32_t late_len, late_alloc;
@@ -166,7 +167,7 @@ NL_HIDDEN long enter(struct loop *l, uint32_t to_submit, uint32_t min_complete, 
 NL_HIDDEN uint32_t publish(struct loop *l);
 NL_HIDDEN int flush(struct loop *l);
 NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uint64_t user_data,
-                         uint32_t cq_idx, uint64_t cont, int pinned, uint64_t *tag_out);
+                         uint32_t cq_idx, uint64_t cont, int pinned, int32_t fail, uint64_t *tag_out);
 NL_HIDDEN int drain(struct loop *l);
 NL_HIDDEN void run(struct loop *l, uint32_t r);
 NL_HIDDEN uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e);

@@ -18,7 +18,7 @@ from pybpfuring.vm.qemu import GuestResult, MachineConfig, run_job
 DEFAULT_TIMEOUT = 900.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host variables worth carrying into the guest (the rest of the host environment is not).
-PASSED_THROUGH = ("PYTHONPATH", "PYTHONHASHSEED", "HYPOTHESIS_PROFILE", "LANG", "CI")
+PASSED_THROUGH = ("PYTHONPATH", "PYTHONHASHSEED", "HYPOTHESIS_PROFILE", "LANG", "CI", "PYBPFURING_FUZZ")
 
 
 def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -111,11 +111,9 @@ def _generated_runs(programs: int, examples: int, backends: list[str],
     directory = G.private_dir()
     runs: list[tuple[Any, Path, dict[str, list[Any]]]] = []
 
-    # One fixed draw (per version of this code), so a red run means a change, not a new draw;
-    # PYBPFURING_RANDOM_DRAW=1 draws afresh (hunting for new differences).
+    # One fixed draw per version of this code (tests/conftest.py): PYBPFURING_FUZZ=1 draws afresh.
     @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck),
-              derandomize=os.environ.get("PYBPFURING_RANDOM_DRAW") != "1")
+              suppress_health_check=list(HealthCheck))
     @given(G.modules(programs))
     def run(module: Any) -> None:
         results = {}

@@ -9,7 +9,6 @@ the ctx written back and every map's contents.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -294,10 +293,9 @@ def test_range_bound_is_computed_once_as_in_python(workdir):
 
 
 # ---- generated programs -------------------------------------------------------------------------
-# CI draws the same seeds every run (a red CI must mean a change broke something); set
-# PYBPFURING_FUZZ=1 to draw new ones, as when hunting for bugs (each one found goes to regressions*/).
+# The same seeds every run (tests/conftest.py); PYBPFURING_FUZZ=1 draws new ones, as when hunting
+# for bugs (each one found goes to regressions*/).
 @settings(max_examples=GENERATED_MODULES, deadline=None,
-          derandomize=os.environ.get("PYBPFURING_FUZZ") != "1",
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 3))
 def test_generated_programs_agree(workdir, seed, size):

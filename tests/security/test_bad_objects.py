@@ -40,7 +40,7 @@ SOURCES = [("reference.py", "op_bpf"), ("cp.py", "bpf_ops"), ("reference_generic
 MUTANTS = 5000
 # Fixed in CI, random elsewhere; PYBPFURING_MUTATION_SEED replays the seed a failure printed.
 SEED = int(os.environ.get("PYBPFURING_MUTATION_SEED", "0")) or (
-    20261203 if os.environ.get("CI") == "true" else random.randrange(2**32))
+    20261203 if os.environ.get("PYBPFURING_FUZZ") != "1" else random.randrange(2**32))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pybpfuring.compiler.driver import compile_functions, load_module, programs_
 from pybpfuring.errors import CompileError, InternalCompilerError
 from source_shapes import ShapeGen
 
-SEED = 20261203 if os.environ.get("CI") == "true" else random.randrange(2**32)
+SEED = 20261203 if os.environ.get("PYBPFURING_FUZZ") != "1" else random.randrange(2**32)
 PROGRAM = """\
 from pybpfuring import ArrayMap, Ctx, OK, iouring_program, u64
 arr = ArrayMap(u64, 4)

@@ -343,8 +343,16 @@ def model_decide(head: u32, ktail: u32) -> i64:
     model_ctl[CTL_BUSY] = u32(busy)
     if model_ctl[CTL_STOP] != 0:
         return -1                       # until the enter ends (user space clears it at the next)
+    if model_ctl[CTL_CQ0_FULL] != 0:
+        return -1
+    if model_ctl[CTL_WANT] == 0:
+        # A call that must not block (Ring.submit): go on while work is ready at once, in this
+        # io_uring_enter (returning after every step cost one enter per step of a chain).
+        if busy:
+            return 0
+        return -1
     qw = model_cq[model_ctl[CTL_WANT_CQ]]
-    if qw.tail - qw.head >= model_ctl[CTL_WANT] or model_ctl[CTL_CQ0_FULL] != 0:
+    if qw.tail - qw.head >= model_ctl[CTL_WANT]:
         return -1
     if busy:
         return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -21,9 +22,15 @@ def repo_root() -> Path:
 
 
 def guest_pytest_argv(extra: list[str]) -> list[str]:
-    """The pytest command the guest tier runs inside the guest."""
+    """The pytest command the guest tier runs inside the guest: one pytest-xdist worker per guest
+    CPU where xdist is installed (TCG runs each vCPU on its own host thread, and one worker left
+    the second idle); tests that compare results across tests share a worker (xdist_group, set in
+    tests/guest/conftest.py)."""
+    workers = MachineConfig().cpus
+    parallel = (["-n", str(workers), "--dist", "loadgroup"]
+                if workers > 1 and importlib.util.find_spec("xdist") is not None else [])
     return [sys.executable, "-m", "pytest", "tests/guest", "-p", "no:cacheprovider", "-q", "-rA",
-            f"--junitxml={GUEST_JUNIT}", *extra]
+            *parallel, f"--junitxml={GUEST_JUNIT}", *extra]
 
 
 def _parser() -> argparse.ArgumentParser:

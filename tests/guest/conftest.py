@@ -49,8 +49,17 @@ def _short_id(item: pytest.Item) -> str:
     return f"{item.path.name}::{item.nodeid.split('::', 1)[1]}"
 
 
+# Modules whose tests compare their result with another test's (a module-level dict filled by the
+# first backend's test): in the guest, where tests run in several xdist workers, each of these
+# modules runs in one worker, in order.
+SHARED_STATE_MODULES = ("test_parity.py", "test_generator_parity.py", "test_model_scale.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if IN_GUEST:
+        for item in items:
+            if item.path.name in SHARED_STATE_MODULES:
+                item.add_marker(pytest.mark.xdist_group(item.path.stem))
         return
     guest_items = [it for it in items if it.get_closest_marker("in_guest")]
     for item in guest_items:

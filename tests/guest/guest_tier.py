@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,16 @@ class GuestTier:
     def _echo(self, line: str) -> None:
         if os.environ.get("PYBPFURING_GUEST_ECHO") == "1":
             print(f"[guest] {line}", flush=True)
+
+
+def scratch_dir(tmp_path: Path, name: str) -> Path:
+    """A new directory on the guest's ext4 scratch disk (never tmpfs: io_uring punts shmem reads to
+    io-wq), or `tmp_path` where there is none (the host). New on every call: the guest's tests run
+    in several workers at once."""
+    base = os.environ.get("PYBPFURING_SCRATCH")
+    if not base:
+        return tmp_path
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
 
 
 def tail(text: str, lines: int = 30) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from guest_tier import scratch_dir
+
 pytestmark = pytest.mark.in_guest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,20 +42,10 @@ def test_nops_complete_1000_in_one_enter(nops):
         assert nops.reqs_inflight.value == 0
 
 
-def _scratch_dir(tmp_path: Path) -> Path:
-    """The guest's ext4 scratch disk (never tmpfs: io_uring punts shmem reads to io-wq)."""
-    base = os.environ.get("PYBPFURING_SCRATCH")
-    if not base:
-        return tmp_path
-    d = Path(base) / "bpf_ops"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 @pytest.mark.parametrize("size", [3 * 1024 * 1024 + 1234, 0])
 def test_cp_copies_a_file_in_the_kernel_loop(tmp_path, size):
     cp = _example("bpf_cp")
-    d = _scratch_dir(tmp_path)
+    d = scratch_dir(tmp_path, "bpf_ops")
     src, dst = d / f"src-{size}", d / f"dst-{size}"
     src.write_bytes(os.urandom(size))
     try:
@@ -67,7 +59,7 @@ def test_cp_copies_a_file_in_the_kernel_loop(tmp_path, size):
 
 def test_cp_reports_a_failed_read_as_its_errno(tmp_path):
     cp = _example("bpf_cp")
-    d = _scratch_dir(tmp_path)
+    d = scratch_dir(tmp_path, "bpf_ops")
     (d / "a_directory").mkdir(exist_ok=True)
     with pytest.raises(OSError) as err:     # read(2) of a directory: EISDIR, from the CQE
         cp.copy_file(str(d / "a_directory"), str(d / "dst-dir"))
@@ -236,7 +228,7 @@ def test_stock_libbpf_loads_and_runs_our_cp_object(tmp_path):
     subprocess.run(["gcc", "-O1", f"-I{sid / 'usr' / 'include'}", str(src), "-o", str(exe),
                     f"-L{libdir}", "-l:libbpf.so.1", "-Wl,--allow-shlib-undefined"],
                    check=True, capture_output=True, timeout=300)
-    d = _scratch_dir(tmp_path)
+    d = scratch_dir(tmp_path, "bpf_ops")
     data_in, data_out = d / "libbpf-src", d / "libbpf-dst"
     data_in.write_bytes(os.urandom(1024 * 1024 + 99))
     try:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from guest_tier import scratch_dir
+
 pytestmark = pytest.mark.in_guest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,16 +28,6 @@ if str(ROOT / "examples") not in sys.path:
     sys.path.insert(0, str(ROOT / "examples"))
 
 _results: dict[tuple[str, str], Any] = {}   # (case, backend) -> what the user sees, normalised
-
-
-def _scratch(tmp_path: Path) -> Path:
-    """The guest's ext4 scratch disk (never tmpfs: io_uring punts shmem reads to io-wq)."""
-    base = os.environ.get("PYBPFURING_SCRATCH")
-    if not base:
-        return tmp_path
-    d = Path(base) / "parity"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _cqes(cqes: list[Any], addr: int) -> list[tuple[str | int, int]]:
@@ -97,7 +89,7 @@ def test_reference_test3_pingpong(backend: str) -> None:
 
 def test_reference_test4_write_file(backend: str, tmp_path: Path) -> None:
     import run_reference
-    r = run_reference.test4(backend, directory=str(_scratch(tmp_path)))
+    r = run_reference.test4(backend, directory=str(scratch_dir(tmp_path, "parity")))
     assert r.extra["size"] == run_reference.FILE_SIZE and r.extra["all_0xae"]
     assert r.slots == [0, 16] and r.extra["runs"] == 5 and r.cq0[-1].res == 0
     _remember("test4", backend, (r.slots, r.extra, [c.res for c in r.cq0]))
@@ -111,7 +103,7 @@ def _digest(path: Path) -> str:
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 1024 * 1024 + 1234])
 def test_cp(backend: str, size: int, tmp_path: Path) -> None:
     import cp
-    d = _scratch(tmp_path)
+    d = scratch_dir(tmp_path, "parity")
     src, dst = d / f"src-{size}-{backend}", d / f"dst-{size}-{backend}"
     src.write_bytes(random.Random(size).randbytes(size))   # the same bytes for both backends
     try:
@@ -127,7 +119,7 @@ def test_cp(backend: str, size: int, tmp_path: Path) -> None:
 
 def test_cp_reports_a_read_error(backend: str, tmp_path: Path) -> None:
     import cp
-    d = _scratch(tmp_path)
+    d = scratch_dir(tmp_path, "parity")
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)   # read(2) of a directory: EISDIR from the CQE
     out = os.open(d / f"out-{backend}", os.O_WRONLY | os.O_CREAT, 0o644)
     try:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from guest_tier import scratch_dir
+
 pytestmark = pytest.mark.in_guest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,16 +29,8 @@ if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
 
-def _scratch(tmp_path: Path, name: str) -> Path:
-    """The guest's ext4 scratch disk (never tmpfs: io_uring punts shmem reads to io-wq)."""
-    base = os.environ.get("PYBPFURING_SCRATCH")
-    d = Path(base) / name if base else tmp_path
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def _source(tmp_path: Path, blocks: int) -> tuple[Path, Path, bytes]:
-    d = _scratch(tmp_path, "trace")
+    d = scratch_dir(tmp_path, "trace")
     src, dst = d / f"src-{blocks}", d / f"dst-{blocks}"
     data = os.urandom(blocks * 4096)
     src.write_bytes(data)
@@ -227,7 +221,7 @@ def test_trace_bench_kernel_columns(tmp_path: Path) -> None:
     from bench import datafile, kernel_trace
     from bench.cp.rows import all_rows
     row = next(r for r in all_rows(1 << 20) if r.id == "kernel_program")
-    d = _scratch(tmp_path, "bench-trace")
+    d = scratch_dir(tmp_path, "bench-trace")
     k = kernel_trace.per_unit(lambda n: row.argv(str(datafile.source_file(d, n)), n), 64 << 10,
                               128 << 10, 1 << 20)
     assert k["completions_per_unit"] == 512.0, k

@@ -65,7 +65,8 @@ class GuestTier:
         try:
             with self._live_output():
                 ensure_artifacts()
-                result = run_in_guest(guest_pytest_argv([]), cwd=self.rootdir, timeout=GUEST_TIMEOUT,
+                result = run_in_guest(guest_pytest_argv([], GUEST_TIMEOUT), cwd=self.rootdir,
+                                      timeout=GUEST_TIMEOUT,
                                       on_line=self._echo)
         except NoAptAccess as err:
             self.skip_reason = f"the Linux 7.x kernel cannot be obtained: apt has no access ({err})"
@@ -75,12 +76,13 @@ class GuestTier:
             return
         self.exit_status, self.console = result.exit_status, result.console
         self.timings = {"boot": result.boot_seconds, "total": result.total_seconds}
-        junit = result.out_dir / "junit.xml"
-        if not junit.is_file():
+        reports = sorted(result.out_dir.glob("junit*.xml"))   # one per phase (pybpfuring/vm/cli.py)
+        if not reports:
             self.error = (f"the guest's pytest wrote no JUnit report (exit status {result.exit_status})"
                           f"; its output ends:\n{tail(self.console)}")
             return
-        self.cases = parse_junit(junit.read_text())
+        for report in reports:
+            self.cases.update(parse_junit(report.read_text()))
 
     def _live_output(self) -> contextlib.AbstractContextManager[object]:
         """Progress lines reach the terminal while pytest captures test output."""
@@ -148,7 +150,9 @@ class GuestResultItem(pytest.Item):
         tier = self.config.stash[TIER_KEY].require()
         case = tier.cases.get(junit_key(self.guest_nodeid))
         if case is None:
-            raise GuestTestFailure(f"{self.guest_nodeid} did not run in the guest (guest pytest exit "
+            why = (f" (the guest run reached its time limit, PYBPFURING_GUEST_TIMEOUT={GUEST_TIMEOUT:.0f} s, "
+                   "before this test)" if tier.exit_status in (2, 124, 130) else "")
+            raise GuestTestFailure(f"{self.guest_nodeid} did not run in the guest{why} (guest pytest exit "
                                    f"status {tier.exit_status}); guest output ends:\n{tail(tier.console)}")
         if case.outcome == "skipped":
             pytest.skip(f"skipped in the guest: {case.message}")

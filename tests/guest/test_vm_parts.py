@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,61 @@ def test_an_unreachable_mirror_is_reported_as_no_apt_access(tmp_path: Path) -> N
                      retries=0)
     with pytest.raises(NoAptAccess, match=r"step 'apt-get update \(sid on http://127.0.0.1:9/debian\)'"):
         apt.update()
+
+
+def _guest_suite(root: Path, shared: str, alone: str) -> None:
+    """A tests/guest of two modules: test_shared.py and the ALONE module, with these bodies."""
+    (root / "tests" / "guest").mkdir(parents=True)
+    (root / "tests" / "guest" / "test_shared.py").write_text(shared)
+    (root / "tests" / "guest" / "test_trace_guest.py").write_text(alone)
+
+
+def _run_guest_command(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_guest_command_runs_both_phases_and_reports_every_test(tmp_path: Path) -> None:
+    """The guest's command, run here on a small suite: every test of both phases is in the reports
+    (the ALONE modules after the others), and the exit status is the worst of the two phases."""
+    from pybpfuring.vm.cli import guest_pytest_argv
+    _guest_suite(tmp_path, "def test_a():\n    pass\n\ndef test_b():\n    assert 0\n",
+                 "def test_c():\n    pass\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _run_guest_command(guest_pytest_argv([], out=str(out)), tmp_path)
+    cases: dict[str, Any] = {}
+    for report in out.glob("junit*.xml"):
+        cases.update(parse_junit(report.read_text()))
+    outcomes = {k: c.outcome for k, c in cases.items()}
+    assert outcomes == {"tests.guest.test_shared::test_a": "passed", "tests.guest.test_shared::test_b": "failed",
+                        "tests.guest.test_trace_guest::test_c": "passed"}, proc.stdout[-3000:]
+    assert proc.returncode == 1
+    # A selection that only one phase matches is not an error.
+    for report in out.glob("junit*.xml"):
+        report.unlink()
+    proc = _run_guest_command(guest_pytest_argv(["-k", "test_c"], out=str(out)), tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_guest_pytest_stops_itself_before_the_guest_limit_so_its_report_survives(tmp_path: Path) -> None:
+    """A slow guest run still returns the JUnit report of what it ran: pytest gets SIGINT (and
+    writes the report) REPORT_MARGIN seconds before the host's limit stops the guest."""
+    from pybpfuring.vm.cli import REPORT_MARGIN, guest_pytest_argv
+    plain = guest_pytest_argv([], out=str(tmp_path / "out"))
+    limited = guest_pytest_argv([], 2400, out=str(tmp_path / "out"))
+    assert limited[:7] == ["timeout", "--preserve-status", "-s", "INT", "-k", "60",
+                           str(int(2400 - REPORT_MARGIN))]
+    assert limited[7:] == plain
+    # The same command with a 5 s limit, on a suite whose first phase outlives it: the report
+    # names the test that ran, the second phase does not start, the status says "interrupted".
+    _guest_suite(tmp_path, "import time\n\ndef test_quick():\n    pass\n\ndef test_slow():\n"
+                 "    time.sleep(60)\n", "def test_c():\n    pass\n")
+    (tmp_path / "out").mkdir()
+    proc = _run_guest_command([*limited[:5], "20", "8", *plain], tmp_path)
+    assert proc.returncode in (2, 130), proc.stdout[-3000:]
+    cases: dict[str, Any] = {}
+    for report in (tmp_path / "out").glob("junit*.xml"):
+        cases.update(parse_junit(report.read_text()))
+    assert cases["tests.guest.test_shared::test_quick"].outcome == "passed", cases
+    assert "tests.guest.test_shared::test_slow" not in cases, cases
+    assert "tests.guest.test_trace_guest::test_c" not in cases, cases

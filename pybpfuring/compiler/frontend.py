@@ -137,6 +137,8 @@ class FunctionBuilder(ExprTyper):
         self.locals: list[ir.Local] = []
         self.slots: list[ValueType] = []
         self.slot_locs: list[SourceLocation] = []
+        self.segment = 0   # top-level yields passed so far (a generator's runs: object_slot)
+        self.object_pool: list[list[Any]] = []  # [type, slot, segment of its last use]
         self.callees: list[ir.TypedFunction] = []
         self.inline_calls: list[tuple[ir.TypedFunction, SourceLocation]] = []
         self.maps_used: list[ir.MapInfo] = []
@@ -274,6 +276,22 @@ class FunctionBuilder(ExprTyper):
         for callee, loc in self.inline_calls:
             items.append((callee.stack_size, loc))
         return items
+
+    def object_slot(self, t: ValueType, node: ast.AST) -> int:
+        """The stack slot of a new `T()` object. In a generator whose yields are all top-level
+        statements, each run executes exactly the code between two of them, and no reference
+        crosses a yield (frontend_gen refuses to save one): an object made before the last yield
+        is dead, so its slot is reused for the same type (the kernel backend's programs share
+        512 bytes of stack with the scheduler; a phase-per-yield program made a Sqe per phase)."""
+        if self.generator is not None and frontend_gen.yields_are_top_level(self):
+            for entry in self.object_pool:
+                if entry[0] == t and entry[2] < self.segment:
+                    entry[2] = self.segment
+                    return entry[1]
+            slot = self.new_slot(t, node)
+            self.object_pool.append([t, slot, self.segment])
+            return slot
+        return self.new_slot(t, node)
 
     def new_slot(self, t: ValueType, node: ast.AST) -> int:
         self.slots.append(t)
@@ -414,7 +432,7 @@ class FunctionBuilder(ExprTyper):
 
     def bind_new_aggregate(self, name: str, t: ValueType, node: ast.AST) -> list[ir.Stmt]:
         loc = self.loc(node)
-        ref = ir.NewAggregate(self.new_slot(t, node), ir.RefType(t), loc)
+        ref = ir.NewAggregate(self.object_slot(t, node), ir.RefType(t), loc)
         local = self.declare(name, ir.RefType(t), node)
         return [ir.Assign(ir.VarPlace(local, loc), ref, loc)]
 

@@ -64,7 +64,7 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
         if node.args:
             raise b.error(node, f"{tname(agg)}() takes no arguments; it makes a zeroed object",
                           "assign the fields afterwards")
-        return ir.NewAggregate(b.new_slot(agg, node), ir.RefType(agg), loc)
+        return ir.NewAggregate(b.object_slot(agg, node), ir.RefType(agg), loc)
     if isinstance(obj, BpfFunction):
         return call_function(b, node, obj)
     if isinstance(obj, Intrinsic) and obj.name in _STATEMENT_FORMS:

@@ -169,6 +169,14 @@ def prologue(b: "FunctionBuilder", args: ir.Local | None) -> tuple[Generator, li
 
 
 # ---- yield and return ----------------------------------------------------------------------------
+def yields_are_top_level(b: "FunctionBuilder") -> bool:
+    """Every yield of the function is a statement of its body's top level (not inside an if, a
+    loop or a with): then each run is the straight code between two yields (object_slot)."""
+    body = b.node.body
+    top = {id(s.value) for s in body if isinstance(s, (ast.Expr, ast.Assign)) and isinstance(s.value, ast.Yield)}
+    return all(id(n) in top for n in ast.walk(b.node) if isinstance(n, ast.Yield))
+
+
 def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,
                stmt: ast.stmt) -> list[ir.Stmt]:
     gen: Generator | None = b.generator
@@ -202,6 +210,7 @@ def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,
     y = ir.Yield(len(gen.yields) + 1, [], suspend, loc)
     gen.yields.append(y)
     out.append(y)
+    b.segment += 1
     if is_cqe:
         name = target.id if target is not None else "__pbu_cqe"   # type: ignore[union-attr]
         local = b.scope.get(name)

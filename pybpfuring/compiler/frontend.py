@@ -283,7 +283,7 @@ class FunctionBuilder(ExprTyper):
         crosses a yield (frontend_gen refuses to save one): an object made before the last yield
         is dead, so its slot is reused for the same type (the kernel backend's programs share
         512 bytes of stack with the scheduler; a phase-per-yield program made a Sqe per phase)."""
-        if self.generator is not None and frontend_gen.yields_are_top_level(self):
+        if self.generator is not None and self.generator.shares_objects:
             for entry in self.object_pool:
                 if entry[0] == t and entry[2] < self.segment:
                     entry[2] = self.segment

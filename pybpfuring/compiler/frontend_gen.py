@@ -51,6 +51,8 @@ class Generator:
     yields: list[ir.Yield] = field(default_factory=list)
     resume: ir.Resume | None = None
     cqe_slots: dict[str, int] = field(default_factory=dict)   # yield target name -> stack slot
+    # Every yield is a top-level statement: objects made again after one share slots (object_slot).
+    shares_objects: bool = False
 
 
 def no_scratch(stmts: list[ir.Stmt]) -> list[ir.Stmt]:
@@ -144,7 +146,7 @@ def prologue(b: "FunctionBuilder", args: ir.Local | None) -> tuple[Generator, li
     map_name = f"{b.bfn.name}__frames"
     b.globals[map_name] = ArrayMap(frame_type, REQUEST_SLOTS)   # into the ChainMap's own layer
     frame = b.declare("__pbu_frame", ir.RefType(frame_type), node)
-    gen = Generator(frame_type, frame, args, map_name)
+    gen = Generator(frame_type, frame, args, map_name, shares_objects=yields_are_top_level(node))
     b.generator = gen      # from here on, `return x` completes the request with x
     # A slot past the table (more requests in flight than REQUEST_SLOTS) fails the request.
     stmts = no_scratch(synth(b, f"if {ctx}.req >= __pbu_SLOTS:\n    return -{EBUSY}\n"
@@ -169,12 +171,11 @@ def prologue(b: "FunctionBuilder", args: ir.Local | None) -> tuple[Generator, li
 
 
 # ---- yield and return ----------------------------------------------------------------------------
-def yields_are_top_level(b: "FunctionBuilder") -> bool:
+def yields_are_top_level(node: ast.FunctionDef) -> bool:
     """Every yield of the function is a statement of its body's top level (not inside an if, a
     loop or a with): then each run is the straight code between two yields (object_slot)."""
-    body = b.node.body
-    top = {id(s.value) for s in body if isinstance(s, (ast.Expr, ast.Assign)) and isinstance(s.value, ast.Yield)}
-    return all(id(n) in top for n in ast.walk(b.node) if isinstance(n, ast.Yield))
+    top = {id(s.value) for s in node.body if isinstance(s, (ast.Expr, ast.Assign)) and isinstance(s.value, ast.Yield)}
+    return all(id(n) in top for n in ast.walk(node) if isinstance(n, ast.Yield))
 
 
 def yield_stmt(b: "FunctionBuilder", value: ast.Yield, target: ast.expr | None,

@@ -29,7 +29,7 @@ EXIT_USER_ERROR = 2
 
 def _compile(args: argparse.Namespace) -> int:
     from .cache_key import source_files
-    from .driver import emit_text, load_module, programs_in, compile_functions
+    from .driver import emit_text, load_module, programs_in, compile_object
     module = load_module(args.file)
     progs = programs_in(module)
     if not progs:
@@ -47,7 +47,7 @@ def _compile(args: argparse.Namespace) -> int:
         return 0
     out = args.output or str(Path(args.file).with_suffix(".bpf.o").name)
     check_output(out, inputs, args.force)
-    elf = compile_functions(progs, args.target)
+    elf = compile_object(progs, args.target)
     write_output(out, elf)
     print(f"{out}: {len(progs)} program(s) ({', '.join(p.name for p in progs)}), target {args.target}, "
           f"{len(elf)} bytes")

@@ -17,7 +17,7 @@ import tokenize
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .. import cache as shared_cache
 from ..errors import CompileError, SourceLocation
@@ -45,10 +45,10 @@ def type_functions(functions: Iterable[BpfFunction], target: str = "op_bpf") -> 
         if fn.kind == "function":
             continue
         mb.function(fn)
-    return mb.module(_license_of(functions))
+    return mb.module(license_of(functions))
 
 
-def _license_of(functions: Iterable[BpfFunction]) -> str:
+def license_of(functions: Iterable[BpfFunction]) -> str:
     for fn in functions:
         lic = fn.globals.get("LICENSE")
         if isinstance(lic, str):
@@ -60,12 +60,15 @@ def lower(typed: ir.TypedModule) -> str:
     return str(ModuleLowering(typed, get_target(typed.target)).lower())
 
 
-def compile_full(functions: list[BpfFunction], target: str = "op_bpf") -> CompileResult:
+def compile_full(functions: list[BpfFunction], target: str = "op_bpf",
+                 linked: dict[str, bytes] | None = None) -> CompileResult:
+    """`linked`: function name -> bitcode defining it, linked in place of the stand-in `functions`
+    define under that name (the kernel backend's scheduler with an object's programs)."""
     typed = type_functions(functions, target)
     if not typed.programs:
         raise CompileError("nothing to compile: no @iouring_program or @loop_step functions given")
     text = lower(typed)
-    mod = optimise(text, get_target(target))
+    mod = optimise(text, get_target(target), linked)
     elf = emit_object(mod, get_target(target))
     check_stack_depth(elf, typed.functions[0].loc if typed.functions else None)
     return CompileResult(typed, text, elf)
@@ -79,22 +82,32 @@ def cache_dir() -> Path:
 _memory_cache: dict[str, bytes] = {}
 
 
-def compile_functions(functions: list[BpfFunction], target: str = "op_bpf", *, cache: bool = True) -> bytes:
-    """ELF bytes of the given programs (and all they call) for `target`."""
+def compile_functions(functions: list[BpfFunction], target: str = "op_bpf", *, cache: bool = True,
+                      linked: dict[str, bytes] | None = None) -> bytes:
+    """ELF bytes of the given programs (and all they call) for `target` (`linked`: compile_full)."""
     key = compile_key(functions, target) if cache else ""
-    if key and key in _memory_cache:
+    if not key:                   # not wanted, or an input cannot be read: never cached
+        return compile_full(functions, target, linked).elf
+    if linked:
+        key = hashlib.sha256("\0".join([key, *(f"{n}:{hashlib.sha256(b).hexdigest()}"
+                                               for n, b in sorted(linked.items()))]).encode()).hexdigest()
+    return _cached(key, lambda: compile_full(functions, target, linked).elf)
+
+
+def _cached(key: str, make: Callable[[], bytes]) -> bytes:
+    """The object stored under `key` in this process or on disk, else `make()`, then stored."""
+    if key in _memory_cache:
         return _memory_cache[key]
-    directory = _usable_cache_dir() if key else None
+    directory = _usable_cache_dir()
     elf = shared_cache.load_verified(directory, key) if directory is not None else None
     if elf is None:
-        elf = compile_full(functions, target).elf
+        elf = make()
         if directory is not None:
             try:
                 shared_cache.store_verified(directory, key, elf)
             except OSError:
                 pass  # a full disk: the cache is an optimisation only
-    if key:
-        _memory_cache[key] = elf
+    _memory_cache[key] = elf
     return elf
 
 
@@ -244,12 +257,27 @@ def programs_in(module: object) -> list[BpfFunction]:
 
 
 def compile_module(path: str | os.PathLike[str], target: str = "op_bpf") -> bytes:
-    """Compile every program defined in a file into one ELF object."""
+    """Compile every program defined in a file into one ELF object (compile_object)."""
     module = load_module(path)
     progs = programs_in(module)
     if not progs:
         raise CompileError(f"{path} defines no @iouring_program or @loop_step functions")
-    return compile_functions(progs, target)
+    return compile_object(progs, target)
+
+
+def compile_object(functions: list[BpfFunction], target: str = "op_bpf") -> bytes:
+    """The object file of these programs: compile_functions' ELF and, for target op_bpf, the
+    programs' kernel-loop form (kernel_loop.py), so the object runs on every backend with no
+    Python source at hand. Cached as compile_functions' ELF is."""
+    from . import kernel_loop
+    elf = compile_functions(functions, target)
+    if target != "op_bpf" or not any(f.kind == "iouring" for f in functions):
+        return elf
+    key = compile_key(functions, target)
+    if not key:
+        return kernel_loop.attach(elf, functions)
+    key = hashlib.sha256(f"{key}\0{kernel_loop.SECTION}".encode()).hexdigest()
+    return _cached(key, lambda: kernel_loop.attach(elf, functions))
 
 
 def emit_text(functions: list[BpfFunction], target: str, kind: str) -> str:

@@ -55,11 +55,15 @@ def target_machine(cpu: str) -> llvm.TargetMachine:
         cpu=cpu, opt=2, reloc="static", codemodel="small")
 
 
-def optimise(ir_text: str, target: Target) -> llvm.ModuleRef:
+def optimise(ir_text: str, target: Target, linked: dict[str, bytes] | None = None) -> llvm.ModuleRef:
+    """Parse, link in `linked` (function name -> bitcode of a module defining it, see link_bodies)
+    and run the -O2 pipeline."""
     tm = target_machine(target.cpu)
     with _lock:
         try:
             mod = llvm.parse_assembly(ir_text)
+            if linked:
+                link_bodies(mod, linked)
             mod.verify()
         except RuntimeError as e:
             raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
@@ -69,6 +73,45 @@ def optimise(ir_text: str, target: Target) -> llvm.ModuleRef:
         pm = pb.getModulePassManager()
         pm.run(mod, pb)
     return mod
+
+
+_ONE_COPY = "linkonce_odr"
+
+
+def link_bodies(mod: llvm.ModuleRef, bodies: dict[str, bytes]) -> None:
+    """Link into `mod` each function of `bodies` from its bitcode module, replacing the stand-in
+    `mod` defines under that name (caller holds _lock).
+
+    Each body module was compiled alone, so it carries its own copy of what it shares with `mod`
+    and with the other bodies: the scheduler's maps and global functions, a map two programs use,
+    the license. Those copies are made "one copy" (linkonce_odr: the same definition, any one may
+    be kept) while linking, and everything is external again afterwards, as a single compile makes it.
+    """
+    for name in bodies:
+        mod.get_function(name).linkage = "weak_any"      # the stand-in gives way to the body
+    for name, code in bodies.items():
+        body = llvm.parse_bitcode(code)
+        for gv in body.global_variables:
+            if not gv.is_declaration and gv.linkage == llvm.Linkage.external:
+                gv.linkage = _ONE_COPY
+        for fn in body.functions:
+            if fn.name != name and not fn.is_declaration and fn.linkage == llvm.Linkage.external:
+                fn.linkage = _ONE_COPY
+        mod.link_in(body)
+    for value in [*mod.global_variables, *mod.functions]:
+        if value.linkage in (llvm.Linkage.linkonce_odr, llvm.Linkage.weak_any):
+            value.linkage = "external"
+
+
+def bitcode(ir_text: str) -> bytes:
+    """LLVM bitcode of a generated module, unoptimised (it is optimised once linked)."""
+    with _lock:
+        try:
+            mod = llvm.parse_assembly(ir_text)
+            mod.verify()
+        except RuntimeError as e:
+            raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
+        return bytes(mod.as_bitcode())
 
 
 def emit_object(mod: llvm.ModuleRef, target: Target) -> bytes:

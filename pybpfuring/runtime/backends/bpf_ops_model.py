@@ -25,9 +25,12 @@ from pathlib import Path
 
 from ... import cache as shared_cache
 from ...compiler.driver import compile_functions
+from ...compiler.kernel_loop import LinkedBody
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from ...lang.structs import Ctx
+from ...lang.types import i64
 from ..ring import constants as C
 from ..ring.structs import Cqe
 from ..ring.syscalls import io_uring_register
@@ -453,10 +456,18 @@ def scheduler_source(count: int) -> str:
     return SCHEDULER.format(n=count, dispatch=dispatch)
 
 
-def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
+ProgramEntry = BpfFunction | LinkedBody   # a program from its source, or an object's body
+
+
+def _linked_body(ctx: Ctx) -> i64:
+    """Stands in for a program whose body comes as bitcode: linking puts the body in its place."""
+    return 0
+
+
+def build_scheduler(programs: list[ProgramEntry]) -> BpfFunction:
     """Write the scheduler module, import it, give it the programs; returns its loop_step."""
     for p in programs:
-        if not isinstance(p, BpfFunction) or p.kind != "iouring":
+        if not isinstance(p, LinkedBody) and not (isinstance(p, BpfFunction) and p.kind == "iouring"):
             raise TypeError(f"ModelRing runs @iouring_program functions, not {p!r}")
     if not 1 <= len(programs) <= 100:
         raise ValueError("a ring has 1 to 100 programs (IORING_MAX_BPF_PROGS)")
@@ -473,11 +484,24 @@ def build_scheduler(programs: list[BpfFunction]) -> BpfFunction:
     sys.modules[name] = mod
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     for i, p in enumerate(programs):
-        # The program's own source, compiled as an inline function the scheduler calls.
-        # Each program is a global function: verified once, on its own, not per scheduler path.
-        setattr(mod, f"_program_{i}", BpfFunction(p.py_func, "function", name=p.name,
-                                                  verified_alone=True, program_body=True))
+        # Each program is a global function the scheduler calls: verified once, on its own, not
+        # per scheduler path. From its source, or a stand-in the object's bitcode replaces.
+        body = BpfFunction(_linked_body, "function", name=p.name, verified_alone=True) \
+            if isinstance(p, LinkedBody) else \
+            BpfFunction(p.py_func, "function", name=p.name, verified_alone=True, program_body=True)
+        setattr(mod, f"_program_{i}", body)
     return mod.model_step
+
+
+def _key(p: ProgramEntry) -> object:
+    return ("linked", p.name, p.digest) if isinstance(p, LinkedBody) else p.py_func
+
+
+def compile_scheduler(programs: list[ProgramEntry]) -> tuple[BpfFunction, bytes]:
+    """The scheduler's loop_step for these programs and its ELF (cached in memory and on disk)."""
+    step = build_scheduler(programs)
+    linked = {p.name: p.bitcode for p in programs if isinstance(p, LinkedBody)}
+    return step, compile_functions([step], "bpf_ops", linked=linked or None)
 
 
 # program functions -> (the scheduler's loop_step, its compiled ELF)
@@ -599,21 +623,21 @@ class MapCq:
 class ModelRing:
     """A ring whose `@iouring_program`s run in the kernel loop (Linux >= 7.1)."""
 
-    def __init__(self, programs: list[BpfFunction], *, entries: int = 8, mem_size: int = 0,
+    def __init__(self, programs: list[ProgramEntry], *, entries: int = 8, mem_size: int = 0,
                  memory: mmap.mmap | None = None, cq_sizes: list[int] | None = None,
                  max_in_flight: int = 4096, max_instances: int = M.MAX_INSTANCES):
         """`cq_sizes`: CQ 0's size, then each extra CQ's (default: 2 * entries, and three extra
         CQs of 256). `mem_size`: allocate that much user memory as the ring's MEM region
         (copy_to_user's targets); or `memory`: an anonymous mmap the caller allocated (and may
         have handed out parts of already), registered as it is."""
-        key = tuple(p.py_func for p in programs)
+        key = tuple(_key(p) for p in programs)
         built = _SCHEDULERS.get(key)
         if built is None:
             # Once per program list and process: each build imports a generated module, which
             # stays in sys.modules (a new one per ring grew the process by ~35 KiB a ring). The
-            # compile cache key covers the generated module and every program it calls.
-            step = build_scheduler(list(programs))
-            built = _SCHEDULERS[key] = (step, compile_functions([step], "bpf_ops"))
+            # compile cache key covers the generated module, every program it calls and the
+            # bitcode of every linked body.
+            built = _SCHEDULERS[key] = compile_scheduler(list(programs))
         step, elf = built
         self.sizes = ModelSizes(cq_sizes or [2 * entries, 256, 256, 256], len(programs),
                                 entries, max_in_flight, max_instances)
@@ -642,6 +666,8 @@ class ModelRing:
         self.cqs = [MapCq(i, self._views["model_cq"], self._views["model_cqes"], size)
                     for i, size in enumerate(self.sizes.cq_sizes)]
         for p in programs:                      # the user's maps, readable from user space
+            if isinstance(p, LinkedBody):       # (from an object: by name, through ring.maps)
+                continue
             for value in p.globals.values():
                 if hasattr(value, "bind") and hasattr(value, "map_type"):
                     for mname, m in self.maps.items():

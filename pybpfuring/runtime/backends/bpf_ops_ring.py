@@ -22,6 +22,7 @@ from pathlib import Path
 from collections import deque
 from typing import Any, Callable
 
+from ...compiler import kernel_loop
 from ...compiler.targets import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
@@ -30,7 +31,7 @@ from ..ring import constants as C
 from ..ring.structs import Sqe
 from . import explain as why
 from .bpf_ops import kernel_has_loop_ops
-from .bpf_ops_model import ModelRing, ModelStalled
+from .bpf_ops_model import ModelRing, ModelStalled, ProgramEntry
 from .cqs import CompletionQueue
 from .emulated import RingStalledError
 
@@ -49,9 +50,12 @@ def probe() -> str | None:
     return None if bpf.available else bpf.why
 
 
-def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
-    """The @iouring_program functions an op_bpf ELF was compiled from, found through its BTF line
-    info (the scheduler compiles their Python source for bpf_ops)."""
+def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
+    """The programs of an op_bpf ELF for the scheduler: the bodies its kernel-loop form carries
+    (`pybpfuring compile` makes it), or else the @iouring_program functions it was compiled from,
+    found through its BTF line info."""
+    if kernel_loop.has_form(elf):
+        return list(kernel_loop.read(elf, names))
     from ...compiler import driver
     from ..bpf import BpfObject
     obj = BpfObject.open(elf)
@@ -69,8 +73,10 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[BpfFunction]:
                 if isinstance(fn, BpfFunction) and fn.kind == "iouring":
                     break
             if not isinstance(fn, BpfFunction):
-                raise PyBpfUringError(f"backend bpf_ops needs the Python source of program {name!r}; "
-                                      "register @iouring_program functions, not a bare ELF")
+                raise PyBpfUringError(
+                    f"backend bpf_ops cannot find program {name!r}: the object carries no "
+                    "kernel-loop form and its Python source is not at hand; make the object "
+                    "with `pybpfuring compile` (or register the @iouring_program functions)")
             found.append(fn)
         return found
     finally:

@@ -21,6 +21,7 @@ import importlib.util
 import mmap
 import struct
 import sys
+from typing import Any
 from pathlib import Path
 
 from ... import cache as shared_cache
@@ -665,14 +666,16 @@ class ModelRing:
         self.programs = list(programs)
         self.cqs = [MapCq(i, self._views["model_cq"], self._views["model_cqes"], size)
                     for i, size in enumerate(self.sizes.cq_sizes)]
-        for p in programs:                      # the user's maps, readable from user space
-            if isinstance(p, LinkedBody):       # (from an object: by name, through ring.maps)
-                continue
-            for value in p.globals.values():
-                if hasattr(value, "bind") and hasattr(value, "map_type"):
-                    for mname, m in self.maps.items():
-                        if p.globals.get(mname) is value:
-                            value.bind(m)
+        for mname, value in self._map_defs():   # the user's maps, readable from user space
+            if mname in self.maps:
+                value.bind(self.maps[mname])
+
+    def _map_defs(self) -> list[tuple[str, Any]]:
+        """(name, MapDef) of the maps the programs' modules declare; none for an object's bodies
+        (their maps are read by name, through ring.maps)."""
+        return [(name, value) for p in self.programs if isinstance(p, BpfFunction)
+                for name, value in p.globals.items()
+                if hasattr(value, "bind") and hasattr(value, "map_type")]
 
     def _init_state(self) -> None:
         sz = self.sizes
@@ -826,10 +829,8 @@ class ModelRing:
         return int.from_bytes(self._views["model_starts"][off + 48:off + 50], "little")
 
     def close(self) -> None:
-        for p in getattr(self, "programs", []):
-            for value in p.globals.values():
-                if hasattr(value, "bind") and hasattr(value, "map_type"):
-                    value.bind(None)
+        for _name, value in self._map_defs() if hasattr(self, "programs") else []:
+            value.bind(None)
         for view in self._views.values():
             try:
                 view.close()

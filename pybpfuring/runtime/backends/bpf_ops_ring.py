@@ -66,7 +66,8 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
             prog = obj.programs[name]
             # Inlined library code (prep_*) has line info too: only user files can define it.
             files = sorted({line.file for line in prog.line_info.values()
-                            if line.file.endswith(".py") and not line.file.startswith(_PACKAGE)})
+                            if line.file.endswith(".py") and not line.file.startswith(_PACKAGE)
+                            and Path(line.file).is_file()})
             fn = None
             for file in files:
                 fn = getattr(_module_of(file) or driver.load_module(file), name, None)

@@ -31,7 +31,7 @@ from .globals import ReadOnly
 from .decorators import bpf_function
 from .maps import ArrayMap
 from .structs import Cqe, Ctx, Sqe
-from .types import i32, i64, struct, u16, u32, u64, u8
+from .types import Array, i32, i64, struct, u16, u32, u64, u8
 
 TAG_HI = 0x7B9F0000       # high word of the kernel-side user_data of routed requests
 NONE = 0xFFFFFFFF         # the end of a list
@@ -155,6 +155,12 @@ class WhyNote:
 
 
 @struct
+class CtlWords:
+    """The control words (CTL_*), u32 each; user space reads and writes them through an mmap."""
+    w: Array[u32, CTL_WORDS]
+
+
+@struct
 class PendingWrite:
     uptr: u64
     value: u64
@@ -173,7 +179,10 @@ model_wlink = ArrayMap(u64, 1)    # waiter lists: wait_nr << 32 | next waiter on
 model_dirty = ArrayMap(u32, 1)
 model_links = ArrayMap(LinkDone, 1)
 model_writes = ArrayMap(PendingWrite, MAX_WRITES)
-model_ctl = ArrayMap(u32, CTL_WORDS)
+# One value holding every control word: a function looks it up once (`ctl = model_ctl[0]`) and
+# reads each word with one load, where a word per element cost a lookup (a helper the verifier
+# inlines, a NULL test, about ten instructions) on every access, ~50 of them a step.
+model_ctl = ArrayMap(CtlWords, 1)
 model_ctxbuf = ArrayMap(Ctx, 1)   # the context of the program running now
 model_why = ArrayMap(WhyNote, WHY_NOTES)
 
@@ -195,16 +204,17 @@ model_mem_size = ReadOnly(u32)
 def model_put_user(uptr: u64, value: u64, size: u32) -> i64:
     """Stage a write of `size` (1, 2, 4, 8) bytes to user memory inside the MEM region; the
     scheduler performs it as soon as the program returns. -EFAULT outside the region."""
+    ctl = model_ctl[0]
     if uptr < model_mem_base or uptr - model_mem_base + size > model_mem_size:
         return -EFAULT
-    n = model_ctl[CTL_NWRITES]
+    n = ctl.w[CTL_NWRITES]
     if n >= MAX_WRITES:
         return -EBUSY
     w = model_writes[n]
     w.uptr = uptr
     w.value = value
     w.size = size
-    model_ctl[CTL_NWRITES] = n + 1
+    ctl.w[CTL_NWRITES] = n + 1
     return 0
 
 
@@ -231,17 +241,19 @@ def model_copy_sqe(dst: Sqe, src: Sqe) -> None:
 def model_mark_dirty(cq_idx: u32) -> None:
     if model_cq[cq_idx].dirty == 0 and model_cq[cq_idx].wait_head != NONE:
         model_cq[cq_idx].dirty = 1
-        t = model_ctl[CTL_DIRTY_TAIL]
+        ctl = model_ctl[0]
+        t = ctl.w[CTL_DIRTY_TAIL]
         model_dirty[t & (model_ndirty - 1)] = cq_idx
-        model_ctl[CTL_DIRTY_TAIL] = t + 1
+        ctl.w[CTL_DIRTY_TAIL] = t + 1
 
 
 @bpf_function
 def model_push_runq(j: u32) -> None:
+    ctl = model_ctl[0]
     model_insts[j].state = INST_RUNNABLE
-    t = model_ctl[CTL_RUNQ_TAIL]
+    t = ctl.w[CTL_RUNQ_TAIL]
     model_runq[t & (model_ninst - 1)] = j
-    model_ctl[CTL_RUNQ_TAIL] = t + 1
+    ctl.w[CTL_RUNQ_TAIL] = t + 1
 
 
 @bpf_function(verified_alone=True)
@@ -324,7 +336,8 @@ def model_reap_cqe(ctx: Ctx, cq_idx: u32, cqe: Cqe) -> i64:
 @bpf_function(verified_alone=True)
 def model_note(user_data: u64, res: i32, code: u32, a: u32, b: u32) -> i64:
     """Record why a request failed; the line and program are the running program's."""
-    t = model_ctl[CTL_WHY_TAIL]
+    ctl = model_ctl[0]
+    t = ctl.w[CTL_WHY_TAIL]
     x = t & (WHY_NOTES - 1)
     model_why[x].user_data = user_data
     model_why[x].res = res
@@ -332,8 +345,8 @@ def model_note(user_data: u64, res: i32, code: u32, a: u32, b: u32) -> i64:
     model_why[x].a = a
     model_why[x].b = b
     model_why[x].line = model_ctxbuf[0].__line
-    model_why[x].prog = model_insts[model_ctl[CTL_CUR]].prog
-    model_ctl[CTL_WHY_TAIL] = t + 1
+    model_why[x].prog = model_insts[ctl.w[CTL_CUR]].prog
+    ctl.w[CTL_WHY_TAIL] = t + 1
     return 0
 
 
@@ -341,14 +354,15 @@ def model_note(user_data: u64, res: i32, code: u32, a: u32, b: u32) -> i64:
 def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i32) -> i64:
     """A new BPF request: an instance in the run queue; -EBUSY if every instance is in use.
     `flags_link` is the SQE flags | link id << 8 (a BPF-to-BPF call passes five arguments)."""
-    j = model_ctl[CTL_INST_FREE]
+    ctl = model_ctl[0]
+    j = ctl.w[CTL_INST_FREE]
     if j != NONE:
-        model_ctl[CTL_INST_FREE] = model_insts[j].next
+        ctl.w[CTL_INST_FREE] = model_insts[j].next
     else:
-        j = model_ctl[CTL_INST_BUMP]
+        j = ctl.w[CTL_INST_BUMP]
         if j >= model_ninst:
             return -EBUSY
-        model_ctl[CTL_INST_BUMP] = j + 1
+        ctl.w[CTL_INST_BUMP] = j + 1
     inst = model_insts[j]
     inst.user_data = user_data
     inst.prog = prog
@@ -368,7 +382,7 @@ def model_start(user_data: u64, prog: u32, cq_idx: u32, flags_link: u32, fail: i
         inst.fail = -EFAULT                 # an empty slot of the program table
         # (noted in model_pick: a note here would make the call chain under a program one
         # frame deeper than the verifier's 512-byte stack allows)
-    model_ctl[CTL_ACTIVE] += 1
+    ctl.w[CTL_ACTIVE] += 1
     model_push_runq(j)
     return 0
 
@@ -380,20 +394,21 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> 
     place, a NOP that completes with `fail` (IORING_NOP_INJECT_RESULT): the request fails where
     it stands in its chain, after the SQE linked before it, and cancels the ones linked after it,
     as a request the 2021 patches refuse does."""
-    s = model_ctl[CTL_REQ_FREE]
+    ctl = model_ctl[0]
+    s = ctl.w[CTL_REQ_FREE]
     if s != NONE:
-        model_ctl[CTL_REQ_FREE] = model_reqs[s].next
+        ctl.w[CTL_REQ_FREE] = model_reqs[s].next
     else:
-        s = model_ctl[CTL_REQ_BUMP]
+        s = ctl.w[CTL_REQ_BUMP]
         if s >= model_nreqs:
             return -EBUSY
-        model_ctl[CTL_REQ_BUMP] = s + 1
+        ctl.w[CTL_REQ_BUMP] = s + 1
     model_reqs[s].user_data = user_data
     model_reqs[s].cq_idx = cq_idx
     model_reqs[s].link = link
     model_reqs[s].flags = sqe.flags
     model_reqs[s].next = NONE
-    x = model_ctl[CTL_STAGE_TAIL] & (model_nreqs - 1)
+    x = ctl.w[CTL_STAGE_TAIL] & (model_nreqs - 1)
     # Field by field (no stack copy: this frame is under every program that submits). Bytes
     # 48..63 (the 2021 cq_idx) stay zero: the upstream layout. The kernel must post every CQE
     # (the slot is freed by it): skip-success is applied when the CQE is routed.
@@ -423,9 +438,9 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> 
         model_staged[x].buf_index = sqe.buf_index
         model_staged[x].personality = sqe.personality
         model_staged[x].splice_fd_in = sqe.splice_fd_in
-    t = model_ctl[CTL_STAGE_TAIL]
-    model_ctl[CTL_STAGE_TAIL] = t + 1
-    model_ctl[CTL_INFLIGHT] += 1
+    t = ctl.w[CTL_STAGE_TAIL]
+    ctl.w[CTL_STAGE_TAIL] = t + 1
+    ctl.w[CTL_INFLIGHT] += 1
     return 0
 
 
@@ -433,7 +448,8 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> 
 def model_submit(ctx: Ctx, sqe: Sqe) -> i64:
     """Submit an SQE from a program: its completion goes to CQ sqe.cq_idx. An IORING_OP_BPF SQE
     starts a request; a cq_idx the ring lacks fails the request with -EINVAL on CQ 0."""
-    model_ctl[CTL_PROG_SQES] += 1
+    ctl = model_ctl[0]
+    ctl.w[CTL_PROG_SQES] += 1
     bpf = sqe.opcode == IORING_OP_BPF
     if bpf and sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0:
         return -EINVAL                      # docs/kernel.md: links from a BPF request in a program

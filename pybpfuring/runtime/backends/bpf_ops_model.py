@@ -73,27 +73,29 @@ def model_dispatch(prog: u32) -> i64:
 
 @bpf_function(verified_alone=True)
 def model_complete(j: u32, res: i32) -> i64:
+    ctl = model_ctl[0]
     inst = model_insts[j]
     if res < 0 or inst.flags & IOSQE_CQE_SKIP_SUCCESS == 0:
         model_post(inst.cq_idx, inst.user_data, res, 0)
     if inst.link != 0:
         model_link_done(inst.link, res)
     inst.state = INST_FREE
-    inst.next = model_ctl[CTL_INST_FREE]
-    model_ctl[CTL_INST_FREE] = j
-    model_ctl[CTL_ACTIVE] -= 1
+    inst.next = ctl.w[CTL_INST_FREE]
+    ctl.w[CTL_INST_FREE] = j
+    ctl.w[CTL_ACTIVE] -= 1
     return 0
 
 
 @bpf_function
 def model_link_done(link: u32, res: i32) -> None:
     \"\"\"A request that heads the rest of a user-space chain completed: user space continues it.\"\"\"
-    t = model_ctl[CTL_LINK_TAIL]
+    ctl = model_ctl[0]
+    t = ctl.w[CTL_LINK_TAIL]
     d = model_links[t & (model_nlinks - 1)]
     d.link = link
     d.res = res
-    model_ctl[CTL_LINK_TAIL] = t + 1
-    model_ctl[CTL_STOP] = 1
+    ctl.w[CTL_LINK_TAIL] = t + 1
+    ctl.w[CTL_STOP] = 1
 
 
 @bpf_function(verified_alone=True)
@@ -101,6 +103,7 @@ def model_wait_on(j: u32) -> i64:
     \"\"\"Park instance j on its CQ's waiter list, kept sorted by wait_nr (FIFO among equals).
     The list links are `model_wlink[j]` = wait_nr << 32 | next: one scalar load per step of the
     walk, which the verifier checks once per iteration of its bound.\"\"\"
+    ctl = model_ctl[0]
     nr = model_insts[j].wait_nr
     k = model_insts[j].wait_idx
     model_insts[j].state = INST_WAITING
@@ -117,21 +120,21 @@ def model_wait_on(j: u32) -> i64:
         return 0
     # The walk's result leaves the loop through map words: the paths out of the loop then carry
     # the same state and the verifier checks the code after it once, not once per exit.
-    model_ctl[CTL_WALK_PREV] = NONE
-    model_ctl[CTL_WALK_CUR] = NONE
+    ctl.w[CTL_WALK_PREV] = NONE
+    ctl.w[CTL_WALK_CUR] = NONE
     prev: u32 = NONE
     cur = head
     for i in range(MAX_INSTANCES):
         link = model_wlink[cur]
         if u32(link >> 32) > nr:
-            model_ctl[CTL_WALK_PREV] = prev
-            model_ctl[CTL_WALK_CUR] = cur
+            ctl.w[CTL_WALK_PREV] = prev
+            ctl.w[CTL_WALK_CUR] = cur
             break
         prev = cur
         cur = u32(link & 0xFFFFFFFF)
     # The tail's wait_nr is larger than nr, so the walk stopped at a waiter (cur) before it.
-    cur = model_ctl[CTL_WALK_CUR]
-    prev = model_ctl[CTL_WALK_PREV]
+    cur = ctl.w[CTL_WALK_CUR]
+    prev = ctl.w[CTL_WALK_PREV]
     model_wlink[j] = (u64(nr) << 32) | cur
     if prev == NONE:
         model_cq[k].wait_head = j
@@ -144,11 +147,12 @@ def model_wait_on(j: u32) -> i64:
 def model_pick() -> i64:
     \"\"\"Take the next runnable instance: 0 if there is none; -1 if it completed at once (refused);
     else 1 + the program to run, its context ready in model_ctxbuf[0].\"\"\"
-    h = model_ctl[CTL_RUNQ_HEAD]
-    if h == model_ctl[CTL_RUNQ_TAIL]:
+    ctl = model_ctl[0]
+    h = ctl.w[CTL_RUNQ_HEAD]
+    if h == ctl.w[CTL_RUNQ_TAIL]:
         return 0
     j = model_runq[h & (model_ninst - 1)]
-    model_ctl[CTL_RUNQ_HEAD] = h + 1
+    ctl.w[CTL_RUNQ_HEAD] = h + 1
     inst = model_insts[j]
     if inst.fail != 0:
         if inst.fail == -EFAULT:
@@ -166,27 +170,28 @@ def model_pick() -> i64:
     c.res = 0
     c.req = j                               # the instance: unique among those in flight
     c.runs = inst.runs
-    model_ctl[CTL_CUR] = j
-    model_ctl[CTL_RUN_STAGE] = model_ctl[CTL_STAGE_TAIL]
+    ctl.w[CTL_CUR] = j
+    ctl.w[CTL_RUN_STAGE] = ctl.w[CTL_STAGE_TAIL]
     inst.state = INST_RUNNING
     inst.runs += 1
-    model_ctl[CTL_RUNS] += 1
+    ctl.w[CTL_RUNS] += 1
     return i64(inst.prog) + 1
 
 
 @bpf_function(verified_alone=True)
 def model_finish(ret: i64) -> i64:
     \"\"\"After a run: wake the waiters its CQEs satisfy, then complete, park or requeue it.\"\"\"
-    j = model_ctl[CTL_CUR]
-    t = model_ctl[CTL_STAGE_TAIL]
-    if t != model_ctl[CTL_RUN_STAGE]:
+    ctl = model_ctl[0]
+    j = ctl.w[CTL_CUR]
+    t = ctl.w[CTL_STAGE_TAIL]
+    if t != ctl.w[CTL_RUN_STAGE]:
         # A chain the run left open ends with the run (as on emulated): the kernel must not link
         # its last SQE to whatever is staged next.
         x = (t - 1) & (model_nreqs - 1)
         model_staged[x].flags = model_staged[x].flags & ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
     model_wake_all()
     if ret == WAIT:
-        model_ctl[CTL_WAITS] += 1
+        ctl.w[CTL_WAITS] += 1
         wi = model_ctxbuf[0].wait_idx
         nr = model_ctxbuf[0].wait_nr
         if wi >= model_ncq or nr == 0 or (wi != 0 and nr > model_cq[wi].size):
@@ -212,6 +217,7 @@ def model_finish(ret: i64) -> i64:
 @bpf_function(verified_alone=True)
 def model_route(user_data: u64, res: i32, cflags: u32) -> i64:
     \"\"\"A kernel CQE: post it to the CQ its SQE named, with the caller's user_data.\"\"\"
+    ctl = model_ctl[0]
     if (user_data >> 32) != TAG_HI:
         return 0                            # not routed by us (the ring's own cancels at close)
     s = u32(user_data & 0xFFFFFFFF)
@@ -222,16 +228,16 @@ def model_route(user_data: u64, res: i32, cflags: u32) -> i64:
         return -1                           # CQ 0 holds all it can: leave this CQE to the kernel
     r = model_reqs[s]
     if r.cq_idx == DEADLINE_CQ:
-        model_ctl[CTL_STOP] = 1             # a timed wait's deadline: back to user space
-        model_ctl[CTL_TIMERS] -= 1
+        ctl.w[CTL_STOP] = 1             # a timed wait's deadline: back to user space
+        ctl.w[CTL_TIMERS] -= 1
     elif r.flags & IOSQE_CQE_SKIP_SUCCESS == 0 or res < 0:
         model_post(r.cq_idx, r.user_data, res, cflags)
     if cflags & IORING_CQE_F_MORE == 0:
         if r.link != 0:
             model_link_done(r.link, res)
-        r.next = model_ctl[CTL_REQ_FREE]
-        model_ctl[CTL_REQ_FREE] = s
-        model_ctl[CTL_INFLIGHT] -= 1
+        r.next = ctl.w[CTL_REQ_FREE]
+        ctl.w[CTL_REQ_FREE] = s
+        ctl.w[CTL_INFLIGHT] -= 1
     return 1
 
 
@@ -239,8 +245,9 @@ def model_route(user_data: u64, res: i32, cflags: u32) -> i64:
 def model_user_next() -> i64:
     \"\"\"Take the next submission user space queued (an SQE; pad words carry fail and link));
     0 if there is none or no slot is free for it yet.\"\"\"
-    h = model_ctl[CTL_START_HEAD]
-    if h == model_ctl[CTL_START_TAIL]:
+    ctl = model_ctl[0]
+    h = ctl.w[CTL_START_HEAD]
+    if h == ctl.w[CTL_START_TAIL]:
         return 0
     sqe = model_starts[h & (model_nstarts - 1)]
     fail = i32(sqe.__pad2)
@@ -256,18 +263,19 @@ def model_user_next() -> i64:
     elif model_stage(sqe, sqe.user_data, sqe.cq_idx, link, 0) != 0:
         return 0
     elif deadline:
-        model_ctl[CTL_TIMERS] += 1
-    model_ctl[CTL_START_HEAD] = h + 1
+        ctl.w[CTL_TIMERS] += 1
+    ctl.w[CTL_START_HEAD] = h + 1
     return 1
 
 
 @bpf_function(verified_alone=True)
 def model_wake_dirty() -> i64:
-    h = model_ctl[CTL_DIRTY_HEAD]
-    if h == model_ctl[CTL_DIRTY_TAIL]:
+    ctl = model_ctl[0]
+    h = ctl.w[CTL_DIRTY_HEAD]
+    if h == ctl.w[CTL_DIRTY_TAIL]:
         return 0
     k = model_dirty[h & (model_ndirty - 1)]
-    model_ctl[CTL_DIRTY_HEAD] = h + 1
+    ctl.w[CTL_DIRTY_HEAD] = h + 1
     model_cq[k].dirty = 0
     if model_wake(k) != 0:
         model_mark_dirty(k)
@@ -279,15 +287,16 @@ def model_chain_cut(sh: u32) -> i64:
     \"\"\"When this step cannot submit every staged SQE, end its batch after a whole chain: the
     kernel links only SQEs of one submission, so a chain cut in two would run as two. A chain
     longer than a batch (SUBMIT_MAX, or the SQ) is cut anyway: docs/kernel.md, Limits.\"\"\"
-    n = model_ctl[CTL_NSUBMIT]
-    if n == 0 or model_ctl[CTL_STAGE_TAIL] - sh == n:
+    ctl = model_ctl[0]
+    n = ctl.w[CTL_NSUBMIT]
+    if n == 0 or ctl.w[CTL_STAGE_TAIL] - sh == n:
         return 0
     for i in range(SUBMIT_MAX):
         k = n - u32(i)
         if k == 0:
             return 0
         if model_staged[(sh + k - 1) & (model_nreqs - 1)].flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) == 0:
-            model_ctl[CTL_NSUBMIT] = k
+            ctl.w[CTL_NSUBMIT] = k
             return 0
     return 0
 
@@ -334,44 +343,47 @@ def model_work() -> i64:
 
 @bpf_function(verified_alone=True)
 def model_decide(head: u32, ktail: u32) -> i64:
+    ctl = model_ctl[0]
     """-1: return to user space; 0: go on at once; 1: sleep until the next kernel CQE."""
-    busy = model_ctl[CTL_RUNQ_HEAD] != model_ctl[CTL_RUNQ_TAIL]
-    if model_ctl[CTL_DIRTY_HEAD] != model_ctl[CTL_DIRTY_TAIL]:
+    busy = ctl.w[CTL_RUNQ_HEAD] != ctl.w[CTL_RUNQ_TAIL]
+    if ctl.w[CTL_DIRTY_HEAD] != ctl.w[CTL_DIRTY_TAIL]:
         busy = True
-    if model_ctl[CTL_STAGE_HEAD] != model_ctl[CTL_STAGE_TAIL]:
+    if ctl.w[CTL_STAGE_HEAD] != ctl.w[CTL_STAGE_TAIL]:
         busy = True
-    if model_ctl[CTL_START_HEAD] != model_ctl[CTL_START_TAIL] and model_can_start():
+    if ctl.w[CTL_START_HEAD] != ctl.w[CTL_START_TAIL] and model_can_start():
         busy = True
     if ktail != head:
         busy = True
-    model_ctl[CTL_BUSY] = u32(busy)
-    if model_ctl[CTL_STOP] != 0:
+    ctl.w[CTL_BUSY] = u32(busy)
+    if ctl.w[CTL_STOP] != 0:
         return -1                       # until the enter ends (user space clears it at the next)
-    if model_ctl[CTL_CQ0_FULL] != 0:
+    if ctl.w[CTL_CQ0_FULL] != 0:
         return -1
-    if model_ctl[CTL_WANT] == 0:
+    if ctl.w[CTL_WANT] == 0:
         # A call that must not block (Ring.submit): go on while work is ready at once, in this
         # io_uring_enter (returning after every step cost one enter per step of a chain).
         if busy:
             return 0
         return -1
-    qw = model_cq[model_ctl[CTL_WANT_CQ]]
-    if qw.tail - qw.head >= model_ctl[CTL_WANT]:
+    qw = model_cq[ctl.w[CTL_WANT_CQ]]
+    if qw.tail - qw.head >= ctl.w[CTL_WANT]:
         return -1
     if busy:
         return 0
-    if model_ctl[CTL_INFLIGHT] == model_ctl[CTL_TIMERS]:
+    if ctl.w[CTL_INFLIGHT] == ctl.w[CTL_TIMERS]:
         return -1                       # nothing in flight can complete: done or stalled
     return 1
 
 
 @bpf_function
 def model_can_start() -> bool:
-    return model_ctl[CTL_INST_FREE] != NONE or model_ctl[CTL_INST_BUMP] < model_ninst
+    ctl = model_ctl[0]
+    return ctl.w[CTL_INST_FREE] != NONE or ctl.w[CTL_INST_BUMP] < model_ninst
 
 
 @loop_step
 def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
+    ctl = model_ctl[0]
     # Verification cost: after each loop nothing live depends on how many iterations ran (counts
     # go through map words), so the verifier prunes the paths out of a loop into one state
     # instead of walking the rest of the step once per exit point.
@@ -380,19 +392,19 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
     if not sq or not cq:
         return IOU_LOOP_STOP
     # 1. Kernel completions, when no program is runnable (as the emulated loop: runs first).
-    model_ctl[CTL_CQ0_FULL] = 0
-    model_ctl[CTL_ROUTED] = 0
-    if model_ctl[CTL_RUNQ_HEAD] == model_ctl[CTL_RUNQ_TAIL]:
+    ctl.w[CTL_CQ0_FULL] = 0
+    ctl.w[CTL_ROUTED] = 0
+    if ctl.w[CTL_RUNQ_HEAD] == ctl.w[CTL_RUNQ_TAIL]:
         head = cq.load_u32(cq_head_offset)
         n = cq.load_u32(cq_tail_offset) - head
         for i in range(ROUTE_MAX):
-            if i < n and model_ctl[CTL_CQ0_FULL] == 0:
+            if i < n and ctl.w[CTL_CQ0_FULL] == 0:
                 k = cq.view(Cqe, cqes_offset + ((head + i) & (cq_entries - 1)) * CQE_SIZE)
                 if model_route(k.user_data, k.res, k.flags) < 0:
-                    model_ctl[CTL_CQ0_FULL] = 1     # the kernel keeps the rest until CQ 0 is read
+                    ctl.w[CTL_CQ0_FULL] = 1     # the kernel keeps the rest until CQ 0 is read
                 else:
-                    model_ctl[CTL_ROUTED] = i + 1
-        cq.store_u32(cq_head_offset, cq.load_u32(cq_head_offset) + model_ctl[CTL_ROUTED])
+                    ctl.w[CTL_ROUTED] = i + 1
+        cq.store_u32(cq_head_offset, cq.load_u32(cq_head_offset) + ctl.w[CTL_ROUTED])
     # 2-3. User submissions, and the waiters their CQEs satisfy.
     model_work()
     # 4. Programs; a run that staged copy_to_user writes ends the batch so they land before the
@@ -404,12 +416,12 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
             break
         if p > 0:
             model_finish(model_dispatch(u32(p - 1)))
-            if model_ctl[CTL_NWRITES] != 0:
+            if ctl.w[CTL_NWRITES] != 0:
                 break
-    if model_ctl[CTL_NWRITES] != 0:
+    if ctl.w[CTL_NWRITES] != 0:
         mem = get_region(ctx, IOU_REGION_MEM, model_mem_size)
         for w in range(MAX_WRITES):
-            if w < model_ctl[CTL_NWRITES]:
+            if w < ctl.w[CTL_NWRITES]:
                 wr = model_writes[w]
                 off = wr.uptr - model_mem_base
                 if wr.size == 8:
@@ -420,30 +432,30 @@ def model_step(ctx: IoRingCtx, lp: LoopParams) -> int:
                     mem.store_u16(off, u16(wr.value))
                 else:
                     mem.store_u8(off, u8(wr.value))
-        model_ctl[CTL_NWRITES] = 0
+        ctl.w[CTL_NWRITES] = 0
     # 5. SQEs to the kernel.
-    sh = model_ctl[CTL_STAGE_HEAD]
-    model_ctl[CTL_NSUBMIT] = min(model_ctl[CTL_STAGE_TAIL] - sh, min(sq_entries, SUBMIT_MAX))
+    sh = ctl.w[CTL_STAGE_HEAD]
+    ctl.w[CTL_NSUBMIT] = min(ctl.w[CTL_STAGE_TAIL] - sh, min(sq_entries, SUBMIT_MAX))
     model_chain_cut(sh)
     for i in range(SUBMIT_MAX):
-        if i < model_ctl[CTL_NSUBMIT]:
+        if i < ctl.w[CTL_NSUBMIT]:
             model_put_sqe(sq, i * SQE_SIZE, (sh + i) & (model_nreqs - 1))
-    ns = model_ctl[CTL_NSUBMIT]
+    ns = ctl.w[CTL_NSUBMIT]
     if ns > 0:
-        model_ctl[CTL_STAGE_HEAD] = sh + ns
+        ctl.w[CTL_STAGE_HEAD] = sh + ns
         got = submit_sqes(ctx, ns)
         if got != i32(ns):
-            model_ctl[CTL_SUBMIT_ERR] = u32(got)
+            ctl.w[CTL_SUBMIT_ERR] = u32(got)
             return IOU_LOOP_STOP
     # 6. Return to user space, or go on (sleeping only when nothing but the kernel can move).
     head = cq.load_u32(cq_head_offset)
     d = model_decide(head, cq.load_u32(cq_tail_offset))
     if d < 0:
-        if model_ctl[CTL_FLUSHED] == 0 and model_ctl[CTL_INFLIGHT] != 0:
+        if ctl.w[CTL_FLUSHED] == 0 and ctl.w[CTL_INFLIGHT] != 0:
             # Once per io_uring_enter, before returning: the kernel runs its deferred task work
             # (completions of io-wq requests, linked requests) only after a CONTINUE, so a poll
             # would never see them. No wait (cq_wait_idx = head); the next step routes them.
-            model_ctl[CTL_FLUSHED] = 1
+            ctl.w[CTL_FLUSHED] = 1
             lp.cq_wait_idx = head
             return IOU_LOOP_CONTINUE
         return IOU_LOOP_STOP
@@ -688,10 +700,10 @@ class ModelRing:
 
     # ---- control words (u32 values at a stride of 8 bytes) ----
     def _ctl(self, word: int) -> int:
-        return int.from_bytes(self._views["model_ctl"][8 * word:8 * word + 4], "little")
+        return int.from_bytes(self._views["model_ctl"][4 * word:4 * word + 4], "little")
 
     def _ctl_set(self, word: int, value: int) -> None:
-        self._views["model_ctl"][8 * word:8 * word + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+        self._views["model_ctl"][4 * word:4 * word + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
 
     def _register_memory(self, size: int) -> None:
         """IORING_REGISTER_MEM_REGION with user memory (IORING_MEM_REGION_TYPE_USER)."""

@@ -260,24 +260,27 @@ def model_push_runq(j: u32) -> None:
 def model_wake(cq_idx: u32) -> i64:
     """Wake the waiters of a CQ while the CQEs not promised to an earlier one cover their wait_nr
     (as the emulated backend does, cqs.py); 1 if more may be satisfied than one call woke."""
-    avail = i64(model_cq[cq_idx].tail - model_cq[cq_idx].head) - i64(model_cq[cq_idx].promised)
-    for i in range(64):
-        j = model_cq[cq_idx].wait_head
-        if j == NONE:
-            return 0
-        link = model_wlink[j]
-        nr = u32(link >> 32)
-        if i64(nr) > avail:
-            return 0
-        nxt = u32(link & 0xFFFFFFFF)
-        model_cq[cq_idx].wait_head = nxt
-        if nxt == NONE:
-            model_cq[cq_idx].wait_tail = NONE
-        avail -= i64(nr)
-        model_cq[cq_idx].promised += nr
-        model_insts[j].claimed = 1
-        model_push_runq(j)
-    return 1
+    if cq_idx in model_cq:        # always (it came from the dirty list): one lookup for all
+        q = model_cq[cq_idx]
+        avail = i64(q.tail - q.head) - i64(q.promised)
+        for i in range(64):
+            j = q.wait_head
+            if j == NONE:
+                return 0
+            link = model_wlink[j]
+            nr = u32(link >> 32)
+            if i64(nr) > avail:
+                return 0
+            nxt = u32(link & 0xFFFFFFFF)
+            q.wait_head = nxt
+            if nxt == NONE:
+                q.wait_tail = NONE
+            avail -= i64(nr)
+            q.promised += nr
+            model_insts[j].claimed = 1
+            model_push_runq(j)
+        return 1
+    return 0
 
 
 @bpf_function(verified_alone=True)
@@ -285,24 +288,29 @@ def model_post(cq_idx: u32, user_data: u64, res: i32, cflags: u32) -> i64:
     """Append a CQE to CQ cq_idx and mark its waiters for waking. An extra CQ that is full refuses
     it (-ENOMEM, counted in drops); CQ 0 keeps CQEs beyond its size (counted in overflow) up to
     its backlog, then refuses them too (-ENOMEM: the memory the ring was given is used up).
-    Fields one by one, not `q = model_cq[i]`: a reference needs a stack copy for a missing key,
-    and this frame is part of every program's call chain (512 bytes in all)."""
-    tail = model_cq[cq_idx].tail
-    ready = tail - model_cq[cq_idx].head
-    if ready >= model_cq[cq_idx].size:
-        if cq_idx != 0 or ready > model_cq[cq_idx].mask:
-            model_cq[cq_idx].drops += 1
-            return -ENOMEM
-        model_cq[cq_idx].overflow += 1
-    slot = model_cq[cq_idx].base + (tail & model_cq[cq_idx].mask)
-    model_cqes[slot].user_data = user_data
-    model_cqes[slot].res = res
-    model_cqes[slot].flags = cflags
-    model_cq[cq_idx].tail = tail + 1
-    # Its waiters are woken right after the program (or the routing) that posted it, in
-    # model_wake_dirty: waking from here would nest one more call frame under programs.
-    model_mark_dirty(cq_idx)
-    return 0
+    `if k in m: q = m[k]`: one lookup for every field, and no stack copy for a missing key (this
+    frame is part of every program's call chain, 512 bytes in all)."""
+    if cq_idx in model_cq:
+        q = model_cq[cq_idx]
+        tail = q.tail
+        ready = tail - q.head
+        if ready >= q.size:
+            if cq_idx != 0 or ready > q.mask:
+                q.drops += 1
+                return -ENOMEM
+            q.overflow += 1
+        slot = q.base + (tail & q.mask)
+        if slot in model_cqes:
+            e = model_cqes[slot]
+            e.user_data = user_data
+            e.res = res
+            e.flags = cflags
+        q.tail = tail + 1
+        # Its waiters are woken right after the program (or the routing) that posted it, in
+        # model_wake_dirty: waking from here would nest one more call frame under programs.
+        model_mark_dirty(cq_idx)
+        return 0
+    return -ENOMEM                  # a CQ the ring lacks (callers refuse it before: -EINVAL)
 
 
 @bpf_function
@@ -321,16 +329,20 @@ def model_reap_cqe(ctx: Ctx, cq_idx: u32, cqe: Cqe) -> i64:
     cqe.flags = 0
     if cq_idx >= model_ncq:
         return -EINVAL
-    q = model_cq[cq_idx]
-    head = q.head
-    if head == q.tail:
-        return -ENOENT
-    e = model_cqes[q.base + (head & q.mask)]
-    cqe.user_data = e.user_data
-    cqe.res = e.res
-    cqe.flags = e.flags
-    q.head = head + 1
-    return 0
+    if cq_idx in model_cq:
+        q = model_cq[cq_idx]
+        head = q.head
+        if head == q.tail:
+            return -ENOENT
+        slot = q.base + (head & q.mask)
+        if slot in model_cqes:
+            e = model_cqes[slot]
+            cqe.user_data = e.user_data
+            cqe.res = e.res
+            cqe.flags = e.flags
+        q.head = head + 1
+        return 0
+    return -ENOENT
 
 
 @bpf_function(verified_alone=True)
@@ -403,41 +415,48 @@ def model_stage(sqe: Sqe, user_data: u64, cq_idx: u32, link: u32, fail: i32) -> 
         if s >= model_nreqs:
             return -EBUSY
         ctl.w[CTL_REQ_BUMP] = s + 1
-    model_reqs[s].user_data = user_data
-    model_reqs[s].cq_idx = cq_idx
-    model_reqs[s].link = link
-    model_reqs[s].flags = sqe.flags
-    model_reqs[s].next = NONE
+    # Each slot is looked up once for all its fields (`if k in m: r = m[k]`; the keys are always in
+    # range: both maps have model_nreqs entries), not once per field.
+    if s in model_reqs:
+        r = model_reqs[s]
+        r.user_data = user_data
+        r.cq_idx = cq_idx
+        r.link = link
+        r.flags = sqe.flags
+        r.next = NONE
+        if fail < 0:
+            r.flags = 0
     x = ctl.w[CTL_STAGE_TAIL] & (model_nreqs - 1)
     # Field by field (no stack copy: this frame is under every program that submits). Bytes
     # 48..63 (the 2021 cq_idx) stay zero: the upstream layout. The kernel must post every CQE
     # (the slot is freed by it): skip-success is applied when the CQE is routed.
-    model_staged[x].user_data = (u64(TAG_HI) << 32) | s
-    if fail < 0:
-        model_reqs[s].flags = 0
-        model_staged[x].opcode = IORING_OP_NOP
-        model_staged[x].flags = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
-        model_staged[x].ioprio = 0
-        model_staged[x].fd = 0
-        model_staged[x].off = 0
-        model_staged[x].addr = 0
-        model_staged[x].len = u32(fail)
-        model_staged[x].rw_flags = IORING_NOP_INJECT_RESULT
-        model_staged[x].buf_index = 0
-        model_staged[x].personality = 0
-        model_staged[x].splice_fd_in = 0
-    else:
-        model_staged[x].opcode = sqe.opcode
-        model_staged[x].flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
-        model_staged[x].ioprio = sqe.ioprio
-        model_staged[x].fd = sqe.fd
-        model_staged[x].off = sqe.off
-        model_staged[x].addr = sqe.addr
-        model_staged[x].len = sqe.len
-        model_staged[x].rw_flags = sqe.rw_flags
-        model_staged[x].buf_index = sqe.buf_index
-        model_staged[x].personality = sqe.personality
-        model_staged[x].splice_fd_in = sqe.splice_fd_in
+    if x in model_staged:
+        st = model_staged[x]
+        st.user_data = (u64(TAG_HI) << 32) | s
+        if fail < 0:
+            st.opcode = IORING_OP_NOP
+            st.flags = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)
+            st.ioprio = 0
+            st.fd = 0
+            st.off = 0
+            st.addr = 0
+            st.len = u32(fail)
+            st.rw_flags = IORING_NOP_INJECT_RESULT
+            st.buf_index = 0
+            st.personality = 0
+            st.splice_fd_in = 0
+        else:
+            st.opcode = sqe.opcode
+            st.flags = sqe.flags & ~IOSQE_CQE_SKIP_SUCCESS
+            st.ioprio = sqe.ioprio
+            st.fd = sqe.fd
+            st.off = sqe.off
+            st.addr = sqe.addr
+            st.len = sqe.len
+            st.rw_flags = sqe.rw_flags
+            st.buf_index = sqe.buf_index
+            st.personality = sqe.personality
+            st.splice_fd_in = sqe.splice_fd_in
     t = ctl.w[CTL_STAGE_TAIL]
     ctl.w[CTL_STAGE_TAIL] = t + 1
     ctl.w[CTL_INFLIGHT] += 1

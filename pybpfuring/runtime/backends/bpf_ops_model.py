@@ -305,20 +305,22 @@ def model_chain_cut(sh: u32) -> i64:
 def model_put_sqe(sq: Region, off: u32, x: u32) -> None:
     \"\"\"Staged SQE x into the SQ region at off, field by field (no stack copy: the step's frame
     is part of every program's call chain), bytes 48..63 zero (the upstream layout).\"\"\"
-    sq.store_u8(off, model_staged[x].opcode)
-    sq.store_u8(off + 1, model_staged[x].flags)
-    sq.store_u16(off + 2, model_staged[x].ioprio)
-    sq.store_i32(off + 4, model_staged[x].fd)
-    sq.store_u64(off + 8, model_staged[x].off)
-    sq.store_u64(off + 16, model_staged[x].addr)
-    sq.store_u32(off + 24, model_staged[x].len)
-    sq.store_u32(off + 28, model_staged[x].rw_flags)
-    sq.store_u64(off + 32, model_staged[x].user_data)
-    sq.store_u16(off + 40, model_staged[x].buf_index)
-    sq.store_u16(off + 42, model_staged[x].personality)
-    sq.store_i32(off + 44, model_staged[x].splice_fd_in)
-    sq.store_u64(off + 48, 0)
-    sq.store_u64(off + 56, 0)
+    if x in model_staged:              # always: x is masked to the map's size
+        st = model_staged[x]
+        sq.store_u8(off, st.opcode)
+        sq.store_u8(off + 1, st.flags)
+        sq.store_u16(off + 2, st.ioprio)
+        sq.store_i32(off + 4, st.fd)
+        sq.store_u64(off + 8, st.off)
+        sq.store_u64(off + 16, st.addr)
+        sq.store_u32(off + 24, st.len)
+        sq.store_u32(off + 28, st.rw_flags)
+        sq.store_u64(off + 32, st.user_data)
+        sq.store_u16(off + 40, st.buf_index)
+        sq.store_u16(off + 42, st.personality)
+        sq.store_i32(off + 44, st.splice_fd_in)
+        sq.store_u64(off + 48, 0)
+        sq.store_u64(off + 56, 0)
 
 
 @bpf_function(verified_alone=True)

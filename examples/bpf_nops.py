@@ -1,7 +1,7 @@
 """NOPs driven from inside the kernel's io_uring loop (Linux >= 7.1, struct_ops io_uring_bpf_ops).
 
 The Python counterpart of liburing's `test/bpf-progs/nops.bpf.c` (our own code): keep up to
-MAX_INFLIGHT NOPs in flight until `reqs_to_run` have completed, all within one
+`depth` NOPs in flight (MAX_INFLIGHT = 8, liburing's, unless the loader sets it lower) until `reqs_to_run` have completed, all within one
 `io_uring_enter(GETEVENTS)`. The ring is made with SQ_REWIND and NO_SQARRAY, so the SQEs to
 submit are always the first slots of the SQ region.
 
@@ -25,6 +25,7 @@ cq_tail_offset = ReadOnly(u32)
 cqes_offset = ReadOnly(u32)
 cq_entries = ReadOnly(u32)
 sq_entries = ReadOnly(u32)
+depth = ReadOnly(u32, MAX_INFLIGHT)   # NOPs kept in flight, 1..MAX_INFLIGHT (1: strictly one at a time)
 
 reqs_to_run = Global(i32)      # set by user space; 0 when every NOP has completed
 reqs_inflight = Global(u32)
@@ -39,8 +40,8 @@ def nops_step(ctx: IoRingCtx, lp: LoopParams) -> int:
         return IOU_LOOP_STOP
 
     to_submit: u32 = 0
-    if reqs_inflight < MAX_INFLIGHT:
-        to_submit = min(MAX_INFLIGHT - reqs_inflight, u32(reqs_to_run) - reqs_inflight)
+    if reqs_inflight < depth:
+        to_submit = min(depth - reqs_inflight, u32(reqs_to_run) - reqs_inflight)
     if to_submit > 0:
         for i in range(MAX_INFLIGHT):
             if i < to_submit:

@@ -11,7 +11,7 @@ from bench.measure import RowResult, check_worker, environment_info, interleaved
 
 BASELINE = "c_nops"
 # Rows whose kernel-side counts are recorded: the in-kernel rows, and the C user-space chain beside them.
-KERNEL_TRACED = ("c_nops", "kernel_program_nops", "kernel_loop_step_nops")
+KERNEL_TRACED = ("c_nops", "kernel_program_nops", "kernel_loop_step_nops", "kernel_loop_step_nops_qd1")
 COUNT_FOR_SYSCALLS = 2000
 
 
@@ -52,6 +52,8 @@ def all_rows(emulated_count: int) -> list[NopRow]:
                "backend=bpf_ops)"),
         NopRow("kernel_loop_step_nops", "BPF-driven in the kernel loop (examples/bpf_nops.py, "
                "loop_step, up to 8 in flight)"),
+        NopRow("kernel_loop_step_nops_qd1", "BPF-driven in the kernel loop (examples/bpf_nops.py, "
+               "loop_step, one in flight: the kernel loop's own cost per step at QD1)"),
     ]
 
 

@@ -57,9 +57,9 @@ def kernel_program_chain(count: int) -> tuple[int, int]:
     return run_chain_in_kernel_loop(count)
 
 
-def kernel_loop_step(count: int) -> tuple[int, int]:
-    """examples/bpf_nops.py: liburing's bpf_nops shape (up to 8 NOPs in flight) in loop_step; only the
-    io_uring_enter that runs the loop is timed (load, verification and attach come before)."""
+def kernel_loop_step(count: int, depth: int = 8) -> tuple[int, int]:
+    """examples/bpf_nops.py: liburing's bpf_nops shape (up to `depth` NOPs in flight) in loop_step;
+    only the io_uring_enter that runs the loop is timed (load, verification and attach come before)."""
     path = REPO / "examples" / "bpf_nops.py"
     spec = importlib.util.spec_from_file_location("pbu_example_bpf_nops", path)
     assert spec is not None and spec.loader is not None
@@ -69,7 +69,7 @@ def kernel_loop_step(count: int) -> tuple[int, int]:
     from pybpfuring.runtime.backends.bpf_ops import LoopRing, kernel_has_loop_ops
     if not kernel_has_loop_ops():
         raise LookupError("this kernel has no io_uring_bpf_ops (Linux >= 7.1 with CONFIG_IO_URING_BPF_OPS)")
-    with LoopRing(module.nops_step, bss={"reqs_to_run": count}) as loop:
+    with LoopRing(module.nops_step, bss={"reqs_to_run": count}, rodata={"depth": depth}) as loop:
         begin = time.perf_counter_ns()
         loop.run()
         elapsed = time.perf_counter_ns() - begin
@@ -87,6 +87,9 @@ ROWS: dict[str, Callable[[int], tuple[int, int]]] = {
     "emulated_interp_nops": emulated_chain("interp"),
     "kernel_program_nops": kernel_program_chain,
     "kernel_loop_step_nops": kernel_loop_step,
+    # The same program strictly one NOP at a time: what the kernel loop itself costs per step at
+    # the depth the @iouring_program chain runs at (the floor under kernel_program_nops).
+    "kernel_loop_step_nops_qd1": lambda count: kernel_loop_step(count, depth=1),
 }
 
 

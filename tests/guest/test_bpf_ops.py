@@ -42,6 +42,15 @@ def test_nops_complete_1000_in_one_enter(nops):
         assert nops.reqs_inflight.value == 0
 
 
+def test_nops_complete_one_at_a_time_too(nops):
+    """depth = 1 (the loader sets the .rodata value): the QD1 floor row of `bench nops`."""
+    from pybpfuring.runtime.backends.bpf_ops import LoopRing
+    with LoopRing(nops.nops_step, bss={"reqs_to_run": 300}, rodata={"depth": 1}) as loop:
+        assert loop.run() == 0
+        assert nops.reqs_to_run.value == 0
+        assert nops.reqs_inflight.value == 0
+
+
 @pytest.mark.parametrize("size", [3 * 1024 * 1024 + 1234, 0])
 def test_cp_copies_a_file_in_the_kernel_loop(tmp_path, size):
     cp = _example("bpf_cp")

@@ -138,7 +138,7 @@ def test_program_btf_is_the_bpf_prog_ctx_signature(nops_elf):
 def test_read_only_and_mutable_globals_have_btf(nops_elf):
     btf = _btf(nops_elf)
     rodata = {btf.name(t) for t, _o, _s in btf[btf.find_one(".rodata", DATASEC)].members}
-    assert rodata == {"cq_head_offset", "cq_tail_offset", "cqes_offset", "cq_entries", "sq_entries"}
+    assert rodata == {"cq_head_offset", "cq_tail_offset", "cqes_offset", "cq_entries", "sq_entries", "depth"}
     bss = {btf.name(t) for t, _o, _s in btf[btf.find_one(".bss", DATASEC)].members}
     assert bss == {"reqs_to_run", "reqs_inflight"}
     for t, _o, _s in btf[btf.find_one(".rodata", DATASEC)].members:

@@ -220,7 +220,7 @@ def test_generated_scheduler_module_is_verified_before_import(root: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The bpf_ops model writes a Python module to the cache and imports it: it is hash-checked."""
     monkeypatch.syspath_prepend(str(REPO / "examples"))
-    from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler
+    from pybpfuring.runtime.backends.bpf_ops_scheduler import build_scheduler
     import cp as cp_example  # examples/cp.py
     step = build_scheduler([cp_example.cp])
     [ref] = (root / "compile" / "bpf_ops_model").glob("*.ref")

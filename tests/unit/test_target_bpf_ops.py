@@ -279,7 +279,7 @@ def prog(ctx: Ctx) -> int:
 
 def test_scheduler_calls_programs_as_global_functions(tmp_path):
     """Each program is a global BPF function the verifier checks on its own (BTF linkage global)."""
-    from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler, scheduler_source
+    from pybpfuring.runtime.backends.bpf_ops_scheduler import build_scheduler, scheduler_source
     assert scheduler_source(3).count("return i64(_program_") == 3
     path = tmp_path / "model_prog.py"
     path.write_text(MODEL_PROGRAM)
@@ -300,7 +300,7 @@ def test_scheduler_calls_programs_as_global_functions(tmp_path):
 
 
 def test_scheduler_takes_iouring_programs_only(nops):
-    from pybpfuring.runtime.backends.bpf_ops_model import build_scheduler
+    from pybpfuring.runtime.backends.bpf_ops_scheduler import build_scheduler
     with pytest.raises(TypeError, match="runs @iouring_program functions"):
         build_scheduler([nops.nops_step])
     with pytest.raises(ValueError, match="1 to 100 programs"):

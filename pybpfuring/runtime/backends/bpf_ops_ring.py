@@ -31,7 +31,8 @@ from ..ring import constants as C
 from ..ring.structs import Sqe
 from . import explain as why
 from .bpf_ops import kernel_has_loop_ops
-from .bpf_ops_model import ModelRing, ModelStalled, ProgramEntry
+from .bpf_ops_model import ModelRing, ModelStalled
+from .bpf_ops_scheduler import ProgramEntry
 from .cqs import CompletionQueue
 from .emulated import RingStalledError
 

@@ -5,9 +5,9 @@
         ring.run(min_complete=1)               # one io_uring_enter: programs run in the kernel
         print(ring.reap(0))                    # [(7, 0, 0)]: the request completed on CQ 0
 
-The scheduler is Python source in the language, generated per program list (the programs become
-inline functions it dispatches to) and compiled for target `bpf_ops` with the model library
-`pybpfuring/lang/loop_model.py`. Each step it (1) routes the kernel's CQEs to the virtual CQ named
+The scheduler (bpf_ops_scheduler.py) is Python source in the language, generated per program list
+(each program becomes a global function it dispatches to) and compiled for target `bpf_ops` with
+the model library `pybpfuring/lang/loop_model.py`. Each step it (1) routes the kernel's CQEs to the virtual CQ named
 by their SQE's cq_idx, (2) turns start records into program instances, (3) runs every runnable
 instance and every waiting one whose CQ holds `wait_nr` CQEs (OK completes the request on its
 cq_idx with res 0; WAIT records the wait), (4) submits the SQEs programs staged, and (5) stops once
@@ -27,7 +27,7 @@ from ..ring import constants as C
 from ..ring.structs import Cqe
 from ..ring.syscalls import io_uring_register
 from .bpf_ops import LoopRing
-from .bpf_ops_scheduler import ProgramEntry, _key, compile_scheduler
+from .bpf_ops_scheduler import ProgramEntry, compile_scheduler, program_key
 
 IORING_REGISTER_MEM_REGION = 34     # uapi io_uring.h (6.13+)
 IORING_MEM_REGION_TYPE_USER = 1
@@ -163,7 +163,7 @@ class ModelRing:
         CQs of 256). `mem_size`: allocate that much user memory as the ring's MEM region
         (copy_to_user's targets); or `memory`: an anonymous mmap the caller allocated (and may
         have handed out parts of already), registered as it is."""
-        key = tuple(_key(p) for p in programs)
+        key = tuple(program_key(p) for p in programs)
         built = _SCHEDULERS.get(key)
         if built is None:
             # Once per program list and process: each build imports a generated module, which

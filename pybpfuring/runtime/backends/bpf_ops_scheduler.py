@@ -490,7 +490,7 @@ def build_scheduler(programs: list[ProgramEntry]) -> BpfFunction:
     return mod.model_step
 
 
-def _key(p: ProgramEntry) -> object:
+def program_key(p: ProgramEntry) -> object:
     return ("linked", p.name, p.digest) if isinstance(p, LinkedBody) else p.py_func
 
 

@@ -1,7 +1,8 @@
 """The kernel-loop form an object from `pybpfuring compile` carries (docs/kernel.md, "Objects
 without their source"): every program's body as bitcode, linked into the kernel backend's scheduler
-as the same functions of the same sizes a compile from source gives; every loader still reads the object; a
-damaged form, one from another compiler or a missing program is a clear error, never a guess."""
+as the same functions, of the same sizes, that a compile from source gives; every loader still
+reads the object; a damaged form, one from another compiler or a missing program is a clear error,
+never a guess."""
 from __future__ import annotations
 
 import ctypes

@@ -85,7 +85,12 @@ _memory_cache: dict[str, bytes] = {}
 def compile_functions(functions: list[BpfFunction], target: str = "op_bpf", *, cache: bool = True,
                       linked: dict[str, bytes] | None = None) -> bytes:
     """ELF bytes of the given programs (and all they call) for `target` (`linked`: compile_full)."""
-    key = compile_key(functions, target) if cache else ""
+    return _compile_keyed(functions, target, compile_key(functions, target) if cache else "", linked)
+
+
+def _compile_keyed(functions: list[BpfFunction], target: str, key: str,
+                   linked: dict[str, bytes] | None = None) -> bytes:
+    """compile_functions with its key computed (hashing every source: once per call)."""
     if not key:                   # not wanted, or an input cannot be read: never cached
         return compile_full(functions, target, linked).elf
     if linked:
@@ -270,14 +275,16 @@ def compile_object(functions: list[BpfFunction], target: str = "op_bpf") -> byte
     programs' kernel-loop form (kernel_loop.py), so the object runs on every backend with no
     Python source at hand. Cached as compile_functions' ELF is."""
     from . import kernel_loop
-    elf = compile_functions(functions, target)
-    if target != "op_bpf" or not any(f.kind == "iouring" for f in functions):
-        return elf
     key = compile_key(functions, target)
+    if target != "op_bpf" or not any(f.kind == "iouring" for f in functions):
+        return _compile_keyed(functions, target, key)
+
+    def make() -> bytes:
+        return kernel_loop.attach(_compile_keyed(functions, target, key), functions)
     if not key:
-        return kernel_loop.attach(elf, functions)
-    key = hashlib.sha256(f"{key}\0{kernel_loop.SECTION}".encode()).hexdigest()
-    return _cached(key, lambda: kernel_loop.attach(elf, functions))
+        return make()
+    # A warm cache serves the whole object: the ELF alone is not read again.
+    return _cached(hashlib.sha256(f"{key}\0{kernel_loop.SECTION}".encode()).hexdigest(), make)
 
 
 def emit_text(functions: list[BpfFunction], target: str, kind: str) -> str:

@@ -60,13 +60,7 @@ def optimise(ir_text: str, target: Target, linked: dict[str, bytes] | None = Non
     and run the -O2 pipeline."""
     tm = target_machine(target.cpu)
     with _lock:
-        try:
-            mod = llvm.parse_assembly(ir_text)
-            if linked:
-                link_bodies(mod, linked)
-            mod.verify()
-        except RuntimeError as e:
-            raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
+        mod = _parse(ir_text, linked)
         _set_unroll_threshold(target)
         pto = llvm.create_pipeline_tuning_options(speed_level=2)
         pb = llvm.create_pass_builder(tm, pto)
@@ -103,15 +97,22 @@ def link_bodies(mod: llvm.ModuleRef, bodies: dict[str, bytes]) -> None:
             value.linkage = "external"
 
 
+def _parse(ir_text: str, linked: dict[str, bytes] | None = None) -> llvm.ModuleRef:
+    """The generated module, with `linked` linked in, verified (caller holds _lock)."""
+    try:
+        mod = llvm.parse_assembly(ir_text)
+        if linked:
+            link_bodies(mod, linked)
+        mod.verify()
+    except RuntimeError as e:
+        raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
+    return mod
+
+
 def bitcode(ir_text: str) -> bytes:
     """LLVM bitcode of a generated module, unoptimised (it is optimised once linked)."""
     with _lock:
-        try:
-            mod = llvm.parse_assembly(ir_text)
-            mod.verify()
-        except RuntimeError as e:
-            raise InternalCompilerError(f"LLVM rejected the generated IR: {e}") from e
-        return bytes(mod.as_bitcode())
+        return bytes(_parse(ir_text).as_bitcode())
 
 
 def emit_object(mod: llvm.ModuleRef, target: Target) -> bytes:

@@ -31,7 +31,7 @@ _LEN = struct.Struct("<I")
 
 
 class KernelLoopFormError(PyBpfUringError):
-    """An object's kernel-loop form is missing, damaged, from another compiler, or lacks a program."""
+    """An object's kernel-loop form is damaged, from another compiler, or lacks a program."""
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,12 @@ def attach(elf: bytes, functions: list[BpfFunction]) -> bytes:
     return add_section(elf, SECTION, build(functions))
 
 
-def has_form(elf: bytes) -> bool:
-    return _section_data(elf) is not None
-
-
-def read(elf: bytes, names: list[str] | None, label: str = "the object") -> list[LinkedBody]:
-    """The bodies of the programs `names` (default: all, in the object's order)."""
+def read(elf: bytes, names: list[str] | None, label: str = "the object") -> list[LinkedBody] | None:
+    """The bodies of the programs `names` (default: all, in the object's order); None if the
+    object carries no kernel-loop form."""
     data = _section_data(elf)
     if data is None:
-        raise KernelLoopFormError(f"{label} carries no kernel-loop form (it was not made by "
-                                  "`pybpfuring compile` or pybpfuring.compile_module)")
+        return None
     header, blobs = _parse(data, label)
     if header.get("compiler") != compiler_fingerprint():
         raise KernelLoopFormError(f"{label} was compiled by another version of pybpfuring: its "

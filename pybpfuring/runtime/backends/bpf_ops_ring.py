@@ -55,8 +55,9 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
     """The programs of an op_bpf ELF for the scheduler: the bodies its kernel-loop form carries
     (`pybpfuring compile` makes it), or else the @iouring_program functions it was compiled from,
     found through its BTF line info."""
-    if kernel_loop.has_form(elf):
-        return list(kernel_loop.read(elf, names))
+    bodies = kernel_loop.read(elf, names)
+    if bodies is not None:
+        return list(bodies)
     from ...compiler import driver
     from ..bpf import BpfObject
     obj = BpfObject.open(elf)

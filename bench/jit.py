@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pybpfuring.compiler import driver, isa  # noqa: E402
-from pybpfuring.compiler.asm import assemble  # noqa: E402
+from pybpfuring.abi.asm import assemble  # noqa: E402
 from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
 from pybpfuring.runtime.engine.bench import LOOPS  # noqa: E402
 from pybpfuring.runtime.engine.interp import Program, Vm  # noqa: E402

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.ring import constants as C
+from pybpfuring.abi import uring as C
 
 
 def openat(ring: Ring, path: bytes, flags: int, user_data: int) -> int:

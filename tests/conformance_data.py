@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybpfuring.compiler.asm import assemble
+from pybpfuring.abi.asm import assemble
 from pybpfuring.runtime.engine.faults import StopProgram
 from pybpfuring.runtime.engine.interp import Vm
 

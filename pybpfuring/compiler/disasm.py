@@ -3,7 +3,7 @@ line_info) that produced them, as `llvm-objdump -S` does for C."""
 from __future__ import annotations
 
 from ..runtime.bpf.object import BpfObject
-from .asm import disassemble_slots
+from pybpfuring.abi.asm import disassemble_slots
 
 
 def disassemble_object(source: str | bytes) -> str:

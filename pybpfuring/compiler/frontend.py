@@ -23,7 +23,8 @@ from . import frontend_arrays, frontend_gen, frontend_loop
 from .frontend_expr import ExprTyper, a_type, tname
 from . import loops
 from .loops import prove_while_bound
-from .targets import STACK_SIZE, Target
+from .targets import Target
+from pybpfuring.abi.bpf2021 import STACK_SIZE
 
 # AST statement kinds outside the language, with what to say.
 _UNSUPPORTED_STMTS: dict[type, tuple[str, str | None]] = {

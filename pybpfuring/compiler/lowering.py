@@ -19,7 +19,8 @@ from .debuginfo import DebugInfo
 from . import lowering_bulk
 from .lowering_guard import guarded_address
 from .ranges import always_below
-from .targets import STACK_SIZE, Target
+from .targets import Target
+from pybpfuring.abi.bpf2021 import STACK_SIZE
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
 PTR = ll.PointerType()

@@ -11,7 +11,7 @@ from . import typed_ir as ir
 from .lowering_guard import guarded_address
 from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
-from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
+from pybpfuring.abi.bpf2021 import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering

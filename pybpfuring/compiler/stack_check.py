@@ -11,8 +11,8 @@ from __future__ import annotations
 import bisect
 
 from ..errors import CompileError, SourceLocation
-from . import isa
-from .targets import STACK_SIZE
+from pybpfuring.abi import isa
+from pybpfuring.abi.bpf2021 import STACK_SIZE
 
 _MEMORY_CLASSES = {isa.BPF_LDX: "src", isa.BPF_ST: "dst", isa.BPF_STX: "dst"}
 

@@ -6,11 +6,14 @@ each constant with its source.
   (RFC v2 patches 15/16/17/20; the verified IDs). The emulated backend runs this ELF.
 - `generic`: a sleepable BPF_PROG_TYPE_SYSCALL program (`SEC("syscall")`) that any current kernel loads
   and runs with BPF_PROG_TEST_RUN; the io_uring helpers do not exist there.
-Standard helper IDs are from `include/uapi/linux/bpf.h` (`__BPF_FUNC_MAPPER`).
+The helper IDs and the 2021 ABI's numbers live in `pybpfuring.abi.bpf2021`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..abi.bpf2021 import (BPF_FUNC_copy_from_user, BPF_FUNC_get_prandom_u32, BPF_FUNC_ktime_get_ns,
+                           BPF_FUNC_trace_printk)
 
 # Argument recipes: ("arg", i) passes language argument i (a Place is passed by address),
 # ("sizeof", i) the byte size of argument i's type, ("const", v) a constant.
@@ -22,14 +25,6 @@ class HelperAbi:
     id: int
     args: tuple[ArgRecipe, ...]
 
-
-BPF_FUNC_map_lookup_elem = 1
-BPF_FUNC_map_update_elem = 2
-BPF_FUNC_map_delete_elem = 3
-BPF_FUNC_ktime_get_ns = 5
-BPF_FUNC_trace_printk = 6
-BPF_FUNC_get_prandom_u32 = 7
-BPF_FUNC_copy_from_user = 148
 
 _COMMON: dict[str, HelperAbi] = {
     "ktime_get_ns": HelperAbi(BPF_FUNC_ktime_get_ns, ()),
@@ -75,16 +70,6 @@ TARGETS: dict[str, Target] = {
     "generic": Target("generic", "sleepable BPF_PROG_TYPE_SYSCALL (any current kernel, BPF_PROG_TEST_RUN)",
                       "syscall", dict(_COMMON), runs_on="any kernel with bpf(), through BPF_PROG_TEST_RUN"),
 }
-
-# Values of the 2021 ABI that the runtime needs too (same sources as above).
-IORING_OP_BPF_2021 = 37
-IORING_REGISTER_BPF_2021 = 20
-IORING_UNREGISTER_BPF_2021 = 21
-MAX_BPF_PROGS = 100  # IORING_MAX_BPF_PROGS, v2 patch 13/23
-MAX_EXTRA_CQS = 1024  # IO_MAX_CQRINGS, v2 patch 10/23
-MAX_CQ_ENTRIES = 65536  # 2 * IORING_MAX_CQ_ENTRIES... v2 patch 09/23
-STACK_SIZE = 512  # MAX_BPF_STACK
-
 
 def get_target(name: str) -> Target:
     try:

@@ -19,8 +19,8 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .ring import constants as C
-from .ring.structs import Cqe
+from pybpfuring.abi import uring as C
+from pybpfuring.abi.structs import Cqe
 from .ring.syscalls import io_uring_register
 
 TICK = 0.1   # seconds between safety re-pumps while no eventfd signal arrives

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pybpfuring.compiler.targets import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
+from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
 from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_timeout_arg
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
 from pybpfuring.runtime.ring import RingClosedError
-from pybpfuring.runtime.ring.structs import Cqe, Sqe
+from pybpfuring.abi.structs import Cqe, Sqe
 
 from .backends import BackendFallbackWarning, RingBackend, choose_backend
 from .backends.emulated import DEFAULT_RUN_BUDGET

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybpfuring.runtime.ring import constants as C
+from pybpfuring.abi import uring as C
 
 from .proginfo import ProgRuns
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conformance_data import SUITE, SUITE_FILES, SUITE_HELPERS, load_case
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.runtime.engine.faults import HelperFault, VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.jit import JitVm

@@ -50,7 +50,7 @@ def _ring(backend: str, entries: int, cqs: list[int]) -> Any:
 
 def test_wait_across_enters_and_link_order(backend: str) -> None:
     from pybpfuring.runtime import prep_nop
-    from pybpfuring.runtime.ring import constants as C
+    from pybpfuring.abi import uring as C
     with _ring(backend, 8, [16]) as ring:
         ring.prep_bpf(P.waiter, user_data=1)
         ring.submit()

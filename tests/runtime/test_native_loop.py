@@ -393,7 +393,7 @@ def _random_workload(engine: str, seed: int) -> tuple[object, ...]:
     Returns what a user can observe: every CQ's CQEs, the programs' log, drops, faults."""
     import random
     from pybpfuring.lang.constants import IOSQE_IO_HARDLINK, IOSQE_IO_LINK
-    from pybpfuring.runtime.ring import constants as RC
+    from pybpfuring.abi import uring as RC
     rng = random.Random(seed)
     with Ring(8, cqs=[4, 64], engine=engine) as ring:
         ring.register_programs([progs.record, progs.bad_wait])

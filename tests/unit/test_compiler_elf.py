@@ -14,8 +14,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import disassemble
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import disassemble
 from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
 from pybpfuring.runtime.bpf.btf import Btf, BtfExt
 from pybpfuring.runtime.bpf.maps import map_def_from_btf

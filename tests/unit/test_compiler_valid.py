@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pybpfuring.compiler import isa
+from pybpfuring.abi import isa
 from pybpfuring.compiler.driver import compile_functions, emit_text, type_functions
 from pybpfuring.lang import (BPF_ANY, EAGAIN, IORING_FSYNC_DATASYNC, IORING_OP_NOP, IORING_OP_WRITE,
                              IORING_TIMEOUT_ABS, IOSQE_FIXED_FILE, IOSQE_IO_LINK, OK, WAIT, Array,

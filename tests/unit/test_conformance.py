@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conformance_data import SUITE, SUITE_FILES as FILES, SUITE_HELPERS, Case, load_case
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import AsmError, assemble
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import AsmError, assemble
 from pybpfuring.runtime.engine.faults import VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.memory import Memory

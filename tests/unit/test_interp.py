@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import assemble
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import assemble
 from pybpfuring.errors import ProgramFault, SourceLocation
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import Program, Vm

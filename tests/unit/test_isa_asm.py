@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance_data import SUITE, SUITE_FILES, sections
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import AsmError, assemble, assemble_insns, disassemble, disassemble_slots
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import AsmError, assemble, assemble_insns, disassemble, disassemble_slots
+from pybpfuring.abi.isa import Insn
 
 
 def slots(*values: int) -> bytes:

@@ -10,8 +10,8 @@ import errno
 import llvmlite.binding as llvm
 import pytest
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import assemble
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import assemble
 from pybpfuring.errors import SourceLocation
 from pybpfuring.runtime.engine import jit_abi
 from pybpfuring.runtime.engine.faults import HelperFault, StopProgram, VmFault

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pybpfuring.compiler import driver, isa
+from pybpfuring.compiler import driver
+from pybpfuring.abi import isa
 from pybpfuring.lang.constants import OK, WAIT
 from pybpfuring.runtime.bpf.object import BpfObject
 from pybpfuring.runtime.engine.interp import Program, Vm

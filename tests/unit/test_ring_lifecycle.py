@@ -12,9 +12,8 @@ import pytest
 import typeguard
 
 from pybpfuring.errors import PyBpfUringError
-from pybpfuring.runtime.ring import (Cqe, IoUring, IoUringParams, IoUringRegisterError,
-                                     IoUringSetupError, RingClosedError, constants as C, prep_nop,
-                                     prep_read, prep_write)
+from pybpfuring.runtime.ring import Cqe, IoUring, IoUringParams, IoUringRegisterError, IoUringSetupError, RingClosedError, prep_nop, prep_read, prep_write
+from pybpfuring.abi import uring as C
 from pybpfuring.runtime.ring import ring as ring_module
 
 

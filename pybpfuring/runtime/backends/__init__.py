@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pybpfuring.errors import BackendFallbackWarning, ProgramFault
-from pybpfuring.runtime.ring.structs import Sqe
+from pybpfuring.abi.structs import Sqe
 
 
 class RingBackend(Protocol):

@@ -27,7 +27,7 @@ from ...lang.globals import GlobalDecl
 from ..bpf import BpfObject
 from ..bpf.btf import STRUCT, BtfError, vmlinux_btf
 from ..ring import IoUring
-from ..ring import constants as C
+from pybpfuring.abi import uring as C
 from ..ring.syscalls import io_uring_enter_raw
 
 TARGET = "bpf_ops"

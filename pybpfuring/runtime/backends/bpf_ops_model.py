@@ -23,8 +23,8 @@ from typing import Any
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
-from ..ring import constants as C
-from ..ring.structs import Cqe
+from pybpfuring.abi import uring as C
+from pybpfuring.abi.structs import Cqe
 from ..ring.syscalls import io_uring_register
 from .bpf_ops import LoopRing
 from .bpf_ops_scheduler import ProgramEntry, compile_scheduler, program_key

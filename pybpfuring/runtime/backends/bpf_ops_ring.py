@@ -23,12 +23,12 @@ from collections import deque
 from typing import Any, Callable
 
 from ...compiler import kernel_loop
-from ...compiler.targets import IORING_OP_BPF_2021
+from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
-from ..ring import constants as C
-from ..ring.structs import Sqe
+from pybpfuring.abi import uring as C
+from pybpfuring.abi.structs import Sqe
 from . import explain as why
 from .bpf_ops import kernel_has_loop_ops
 from .bpf_ops_model import ModelRing, ModelStalled

@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 
 from pybpfuring.errors import ArgumentError
-from pybpfuring.runtime.ring.structs import Cqe
+from pybpfuring.abi.structs import Cqe
 
 _tuple_new = tuple.__new__
 
@@ -101,7 +101,7 @@ class CompletionQueue:
 
 def cq_capacity(size: int, what: str) -> int:
     """The size rounded up to a power of two, or ValueError outside 1..65536 (2021 limits)."""
-    from pybpfuring.compiler.targets import MAX_CQ_ENTRIES
+    from pybpfuring.abi.bpf2021 import MAX_CQ_ENTRIES
     if not isinstance(size, int) or isinstance(size, bool):
         raise ArgumentError(f"{what} must be an int number of entries, not {type(size).__name__}")
     if not 1 <= size <= MAX_CQ_ENTRIES:

@@ -29,14 +29,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pybpfuring.compiler.targets import IORING_OP_BPF_2021
+from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021
 from pybpfuring.errors import ProgramFault, PyBpfUringError
 from pybpfuring.runtime.engine.faults import VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, Vm
 from pybpfuring.runtime.engine.memory import Memory
 from pybpfuring.runtime.ring import IoUring, IoUringError
-from pybpfuring.runtime.ring import constants as C
-from pybpfuring.runtime.ring.structs import Cqe, Sqe
+from pybpfuring.abi import uring as C
+from pybpfuring.abi.structs import Cqe, Sqe
 
 from . import explain as why
 from .cqs import CompletionQueue

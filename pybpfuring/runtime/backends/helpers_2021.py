@@ -27,10 +27,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable
 
-from pybpfuring.compiler.targets import (BPF_FUNC_copy_from_user, BPF_FUNC_get_prandom_u32,
-                                         BPF_FUNC_ktime_get_ns, BPF_FUNC_map_delete_elem,
-                                         BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem,
-                                         BPF_FUNC_trace_printk)
+from pybpfuring.abi.bpf2021 import BPF_FUNC_copy_from_user, BPF_FUNC_get_prandom_u32, BPF_FUNC_ktime_get_ns, BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_trace_printk
 from pybpfuring.runtime.engine.faults import HelperFault
 from pybpfuring.runtime.engine.interp import Vm
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.targets import MAX_BPF_PROGS
+from pybpfuring.abi import isa
+from pybpfuring.abi.bpf2021 import MAX_BPF_PROGS
 from pybpfuring.errors import PyBpfUringError, SourceLocation
 from pybpfuring.runtime.bpf.link import INSN_SIZE
 from pybpfuring.runtime.bpf.object import BpfObject, Program as LinkedProgram

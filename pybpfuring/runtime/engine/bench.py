@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.asm import assemble
+from pybpfuring.abi import isa
+from pybpfuring.abi.asm import assemble
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.memory import Memory
 

@@ -11,8 +11,8 @@ memory), `LOCK` (atomics), `sdiv`/`smod`, `bswap`, `fault`, `bad_jump`, `call_lo
 """
 from __future__ import annotations
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.runtime.engine.faults import InsnFault
 
 M64 = 0xFFFF_FFFF_FFFF_FFFF

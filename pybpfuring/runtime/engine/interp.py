@@ -15,8 +15,8 @@ import types
 import weakref
 from typing import Callable, Mapping, Protocol
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.errors import SourceLocation
 from pybpfuring.runtime.engine import codegen
 from pybpfuring.runtime.engine.compile_cache import CompileCache

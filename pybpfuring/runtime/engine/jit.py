@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from pybpfuring.compiler import isa
+from pybpfuring.abi import isa
 from pybpfuring.runtime.engine import jit_abi as J
 from pybpfuring.runtime.engine import jit_ir
 from pybpfuring.runtime.engine.faults import HelperFault, InsnFault, StopProgram, VmFault

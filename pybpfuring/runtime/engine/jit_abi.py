@@ -9,7 +9,7 @@ sorted by start, non-overlapping) and reports a fault by setting `ctx[CTX_STATUS
 """
 from __future__ import annotations
 
-from pybpfuring.compiler import isa
+from pybpfuring.abi import isa
 
 # --- the context: i64 fields shared by native code, Python and native helpers -----------------
 CTX_STATUS, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE = range(8)

@@ -18,8 +18,8 @@ check two compares.
 """
 from __future__ import annotations
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.runtime.engine.jit_abi import (AUX_LD_IMM64, AUX_STATIC, CTX_AUX, CTX_BUDGET,
                                                CTX_CONSTS, CTX_DEPTH, CTX_HOT_LO, CTX_HOT_SPAN, CTX_PC,
                                                CTX_PYHELPER, CTX_STACK_BASE, CTX_STATUS, FRAME_STRIDE,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.runtime.engine import codegen
 
 STACK_SIZE = isa.STACK_SIZE

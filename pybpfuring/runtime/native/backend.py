@@ -37,7 +37,7 @@ from pybpfuring.runtime.engine.memory import Memory
 from pybpfuring.runtime.ring import IoUring, IoUringError, RingClosedError
 from pybpfuring.runtime.ring import ring as ring_module
 from pybpfuring.runtime.ring.buffers import pin
-from pybpfuring.runtime.ring.structs import Cqe
+from pybpfuring.abi.structs import Cqe
 from pybpfuring.runtime.ring.syscalls import IoUringEnterError
 
 from .build import load

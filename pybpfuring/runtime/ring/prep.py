@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ArgumentError
-from . import constants as C
+from pybpfuring.abi import uring as C
 from .buffers import pin
-from .structs import Iovec, Sqe, Timespec
+from pybpfuring.abi.structs import Iovec, Sqe, Timespec
 
 AT_FDCWD = -100
 _from_buffer = ctypes.c_char.from_buffer

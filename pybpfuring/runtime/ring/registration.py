@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...errors import ArgumentError
-from . import constants as C
+from pybpfuring.abi import uring as C
 from .buffers import pin
-from .structs import IoUringProbe, Iovec, PROBE_OPS
+from pybpfuring.abi.structs import IoUringProbe, Iovec, PROBE_OPS
 from .syscalls import io_uring_register
 
 

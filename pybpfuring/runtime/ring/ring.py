@@ -33,9 +33,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...errors import ArgumentError, check_int_arg, check_timeout_arg
-from . import constants as C
+from pybpfuring.abi import uring as C
 from .registration import RegistrationMixin
-from .structs import Cqe, IoUringGeteventsArg, IoUringParams, Sqe, Timespec
+from pybpfuring.abi.structs import Cqe, IoUringGeteventsArg, IoUringParams, Sqe, Timespec
 from .syscalls import (ARGSZ_NONE, ENTER_NR, IoUringEnterError, IoUringSetupError, RingClosedError,
                        io_uring_enter_raw, io_uring_setup)
 from .syscalls import _sys_enter_fast as _sys_enter

@@ -15,7 +15,7 @@ from ctypes import c_int, c_long, c_uint, c_void_p
 
 from pybpfuring.errors import PyBpfUringError
 
-from .constants import NR_IO_URING_ENTER, NR_IO_URING_REGISTER, NR_IO_URING_SETUP
+from pybpfuring.abi.uring import NR_IO_URING_ENTER, NR_IO_URING_REGISTER, NR_IO_URING_SETUP
 
 _SUPPORTED_MACHINES = {"x86_64", "amd64", "aarch64", "arm64", "riscv64", "loongarch64"}
 

@@ -23,8 +23,8 @@ import re
 import struct
 from dataclasses import dataclass
 
-from pybpfuring.compiler import isa
-from pybpfuring.compiler.isa import Insn
+from pybpfuring.abi import isa
+from pybpfuring.abi.isa import Insn
 from pybpfuring.errors import PyBpfUringError
 
 

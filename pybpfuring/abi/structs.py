@@ -7,8 +7,9 @@ mistake here fails loudly instead of corrupting a request.
 from __future__ import annotations
 
 import ctypes
+import struct
 from ctypes import c_int32, c_int64, c_uint8, c_uint16, c_uint32, c_uint64
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import ArgumentError
 from .uring import CQE_SIZE, SQE_SIZE, opcode_name
@@ -73,12 +74,21 @@ class _SqeFdIn(ctypes.Union):
                 ("addr_len", c_uint16)]
 
 
+class _Sqe2021(ctypes.Structure):
+    # The 2021 patches' use of bytes 48..55: `__u16 cq_idx`, the CQ the completion goes to
+    # (reference/io_uring-bpf-abi.md §0.2); the pads are scratch for pybpfuring's kernel scheduler.
+    _fields_ = [("cq_idx", c_uint16), ("__pad1", c_uint16), ("__pad2", c_uint32)]
+
+
 class _SqeTail(ctypes.Union):
-    _fields_ = [("addr3", c_uint64), ("optval", c_uint64), ("attr_ptr", c_uint64)]
+    _anonymous_ = ("_u_2021",)
+    _fields_ = [("_u_2021", _Sqe2021), ("addr3", c_uint64), ("optval", c_uint64), ("attr_ptr", c_uint64)]
 
 
 class Sqe(ctypes.Structure):
-    """struct io_uring_sqe (64 bytes). Fields are named as in the uapi; unions are flattened.
+    """struct io_uring_sqe (64 bytes). Fields are named as in the uapi; unions are flattened. Bytes
+    48..55 carry both upstream's `addr3` and the 2021 `cq_idx` (u16). This is the one declaration of
+    the layout: programs' `Sqe` (lang/structs.py) and the engines' unpacking are derived from it.
 
     `IoUring.get_sqe()` returns one of these laid over the ring's shared SQE array, so assignments go
     straight to the memory the kernel reads at submission. A free-standing `Sqe()` is plain memory
@@ -90,7 +100,7 @@ class Sqe(ctypes.Structure):
                 ("_u_off", _SqeOff), ("_u_addr", _SqeAddr), ("len", c_uint32),
                 ("_u_op_flags", _SqeOpFlags), ("user_data", c_uint64), ("_u_buf", _SqeBufIndex),
                 ("personality", c_uint16), ("_u_fd_in", _SqeFdIn), ("_u_tail", _SqeTail),
-                ("__pad2", c_uint64)]
+                ("__pad3", c_uint64)]
 
     def __repr__(self) -> str:
         return (f"Sqe({opcode_name(self.opcode)}, flags={self.flags:#x}, fd={self.fd}, "
@@ -165,11 +175,56 @@ class IoUringProbe(ctypes.Structure):
                 ("resv2", c_uint32 * 3), ("ops", IoUringProbeOp * PROBE_OPS)]
 
 
+class SqeMember(NamedTuple):
+    """One named member of the SQE: `primary` is False for a union alias of an earlier member."""
+
+    name: str
+    offset: int
+    size: int
+    signed: bool
+    primary: bool
+
+
+def _leaves(ctype: Any, base: int) -> list[tuple[str, int, Any]]:
+    """Every non-aggregate member of a ctypes struct/union, depth first, with its absolute offset."""
+    out = []
+    for name, ftype in ctype._fields_:
+        offset = base + getattr(ctype, name).offset
+        if issubclass(ftype, (ctypes.Structure, ctypes.Union)):
+            out += _leaves(ftype, offset)
+        else:
+            out.append((name, offset, ftype))
+    return out
+
+
+def sqe_members() -> list[SqeMember]:
+    """The SQE's members in declaration order; the first at an offset is the primary one, and the
+    primaries tile the 64 bytes without a gap."""
+    members, covered = [], 0
+    for name, offset, ftype in _leaves(Sqe, 0):
+        size = ctypes.sizeof(ftype)
+        primary = offset == covered
+        covered += size if primary else 0
+        members.append(SqeMember(name, offset, size, ftype in _SIGNED, primary))
+    assert covered == SQE_SIZE, covered
+    return members
+
+
+_SIGNED = (c_int32, c_int64)
+# The head of an SQE as the engines unpack it (opcode, flags, ioprio, fd, off, addr, len, rw_flags,
+# user_data) and the 2021 cq_idx: struct formats derived from the one declaration above.
+_FORMATS = {(1, False): "B", (2, False): "H", (4, False): "I", (8, False): "Q", (4, True): "i", (8, True): "q"}
+SQE_HEAD = struct.Struct("<" + "".join(_FORMATS[m.size, m.signed] for m in sqe_members()
+                                       if m.primary and m.offset <= Sqe.user_data.offset))
+SQE_CQ_IDX = struct.Struct("<H")
+SQE_CQ_IDX_AT = Sqe.cq_idx.offset
+
+
 def _check_layout() -> None:
     """The offsets the kernel relies on (BUILD_BUG_SQE_ELEM in io_uring/io_uring.c)."""
     expected = {"opcode": 0, "flags": 1, "ioprio": 2, "fd": 4, "off": 8, "addr": 16, "len": 24,
                 "rw_flags": 28, "user_data": 32, "buf_index": 40, "personality": 42,
-                "splice_fd_in": 44, "addr3": 48}
+                "splice_fd_in": 44, "addr3": 48, "cq_idx": 48}
     for name, offset in expected.items():
         actual = getattr(Sqe, name).offset  # anonymous union members carry their absolute offset
         assert actual == offset, f"Sqe.{name} at {actual}, uapi says {offset}"
@@ -178,6 +233,7 @@ def _check_layout() -> None:
     assert ctypes.sizeof(IoUringParams) == 120
     assert ctypes.sizeof(IoUringGeteventsArg) == 24
     assert ctypes.sizeof(IoUringProbe) == 16 + 8 * PROBE_OPS
+    assert SQE_HEAD.format == "<BBHiQQIiQ", SQE_HEAD.format
 
 
 _check_layout()

@@ -6,6 +6,7 @@ Layouts follow the 2021 "io_uring BPF requests" ABI (`../shared/reference/io_uri
 """
 from __future__ import annotations
 
+from ..abi.structs import sqe_members
 from .types import ArrayType, StructType, ctype_of, i32, i64, layout, struct_aliases, u8, u16, u32, u64
 
 
@@ -48,23 +49,22 @@ class Sqe:
     function, set `sqe.cq_idx` to choose the CQ its completion goes to, then `submit(ctx, sqe)`."""
 
 
-_SQE = layout("io_uring_sqe", [
-    ("opcode", u8), ("flags", u8), ("ioprio", u16), ("fd", i32),
-    ("off", u64), ("addr", u64), ("len", u32), ("rw_flags", u32),
-    ("user_data", u64), ("buf_index", u16), ("personality", u16), ("splice_fd_in", i32),
-    ("cq_idx", u16), ("__pad1", u16), ("__pad2", u32), ("__pad3", u64),
-], module=__name__)
-struct_aliases(_SQE, {
-    # Union members of the uapi struct, at the offset of the field they share.
-    "addr2": ("off", u64), "splice_off_in": ("addr", u64),
-    "fsync_flags": ("rw_flags", u32), "timeout_flags": ("rw_flags", u32),
-    "msg_flags": ("rw_flags", u32), "accept_flags": ("rw_flags", u32),
-    "cancel_flags": ("rw_flags", u32), "open_flags": ("rw_flags", u32),
-    "poll32_events": ("rw_flags", u32), "splice_flags": ("rw_flags", u32),
-    "buf_group": ("buf_index", u16), "file_index": ("splice_fd_in", u32),
-    # Upstream's name for bytes 48..55; the 7.1 target writes SQEs in the upstream layout.
-    "addr3": ("cq_idx", u64),
-})
+_INTS = {(m.bits // 8, m.signed): m for m in (u8, u16, u32, u64, i32, i64)}
+
+
+def _sqe_layout() -> StructType:
+    """Programs' view of the one SQE declaration (abi/structs.py): its primary members as fields, its
+    union members (`timeout_flags` for `rw_flags`, upstream's `addr3` over the 2021 `cq_idx`...) as
+    aliases at their offsets."""
+    members = sqe_members()
+    st = layout("io_uring_sqe", [(m.name, _INTS[m.size, m.signed]) for m in members if m.primary],
+                module=__name__)
+    at_offset = {m.offset: m.name for m in reversed(members) if m.primary}
+    return struct_aliases(st, {m.name: (at_offset[m.offset], _INTS[m.size, m.signed])
+                               for m in members if not m.primary})
+
+
+_SQE = _sqe_layout()
 assert _SQE.size == 64 and _SQE.fields["cq_idx"].offset == 48
 _declare(Sqe, _SQE)
 

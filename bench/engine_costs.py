@@ -151,7 +151,7 @@ def compile_row(engine: str) -> None:
 def jit_row() -> None:
     """JIT compile of one program (examples/chase.py's chase), warm LLVM, no cache: CPU and wall."""
     from pybpfuring.abi import isa
-    from pybpfuring.runtime.bpf.object import BpfObject
+    from pybpfuring.loader.object import BpfObject
     from pybpfuring.compiler import driver
     from pybpfuring.runtime.engine.interp import Program
     from pybpfuring.runtime.engine.jit import JitCode

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from pybpfuring.compiler import driver, isa  # noqa: E402
 from pybpfuring.abi.asm import assemble  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
+from pybpfuring.loader.object import BpfObject  # noqa: E402
 from pybpfuring.runtime.engine.bench import LOOPS  # noqa: E402
 from pybpfuring.runtime.engine.interp import Program, Vm  # noqa: E402
 from pybpfuring.runtime.engine.jit import JitCode, JitVm  # noqa: E402

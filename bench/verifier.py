@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pybpfuring.compiler.driver import compile_full, load_module, programs_in  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
+from pybpfuring.loader.object import BpfObject  # noqa: E402
 
 REFERENCE_PROGRAMS = ROOT / "examples" / "reference_generic.py"
 PY_PROGRAMS = ROOT / "bench" / "verifier_programs.py"

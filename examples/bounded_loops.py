@@ -58,7 +58,7 @@ def pages_and_arrays(ctx: Ctx) -> int:
 def main() -> None:
     from pybpfuring.compiler.driver import compile_functions
     from pybpfuring.errors import BpfSyscallError
-    from pybpfuring.runtime.bpf.object import BpfObject
+    from pybpfuring.loader.object import BpfObject
 
     elf = compile_functions([sum_first, pages_and_arrays], "generic")
     try:

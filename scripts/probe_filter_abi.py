@@ -9,7 +9,7 @@ import os
 import struct
 import sys
 
-from pybpfuring.runtime.bpf.btf import vmlinux_btf, BtfError
+from pybpfuring.loader.btf import vmlinux_btf, BtfError
 from pybpfuring.runtime.ring.syscalls import _sys_register, NR_IO_URING_REGISTER
 
 

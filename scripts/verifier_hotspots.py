@@ -16,8 +16,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pybpfuring.compiler.driver import compile_full, load_module, programs_in  # noqa: E402
-from pybpfuring.runtime.bpf import object as bpf_object, syscalls as sc  # noqa: E402
-from pybpfuring.runtime.bpf.object import BpfObject  # noqa: E402
+from pybpfuring.loader import object as bpf_object, syscalls as sc  # noqa: E402
+from pybpfuring.loader.object import BpfObject  # noqa: E402
 
 # The whole log: 16 MiB from the first try (the default would keep only a tail of a long walk).
 _prog_load = sc.prog_load

@@ -16,8 +16,8 @@ TYPECHECKED_MODULES = [
     "pybpfuring.runtime.model",
     "pybpfuring.runtime.ring.ring",
     "pybpfuring.runtime.ring.prep",
-    "pybpfuring.runtime.bpf.object",
-    "pybpfuring.runtime.bpf.maps",
+    "pybpfuring.loader.object",
+    "pybpfuring.loader.maps",
 ]
 
 _already = [m for m in TYPECHECKED_MODULES if m in sys.modules]

@@ -59,13 +59,13 @@ def _disasm(args: argparse.Namespace) -> int:
         from ..filters.sandbox import disasm_policy
         sys.stdout.write(disasm_policy(args.object))
         return 0
-    from .disasm import disassemble_object
+    from pybpfuring.loader.disasm import disassemble_object
     sys.stdout.write(disassemble_object(args.object))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..runtime.bpf.object import BpfObject
+    from pybpfuring.loader.object import BpfObject
     from .driver import compile_module
     elf = compile_module(args.file, target="generic")
     with BpfObject.open(elf) as obj:

@@ -488,8 +488,8 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
             return driver.compile_functions(functions, "op_bpf"), functions, [f.name for f in functions]
         # Read once (a regular file of sane size, never a FIFO or a device) and parse it here, so
         # a malformed object's error names the file rather than the bytes a backend gets.
-        from pybpfuring.runtime.bpf.elf import read_elf, read_object_file
-        from pybpfuring.runtime.bpf.object import BpfObject
+        from pybpfuring.loader.elf import read_elf, read_object_file
+        from pybpfuring.loader.object import BpfObject
         elf = read_object_file(path)
         with BpfObject(read_elf(elf, path), path):
             pass

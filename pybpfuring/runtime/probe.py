@@ -29,7 +29,7 @@ def check_io_uring() -> Support:
 
 
 def check_bpf() -> Support:
-    from .bpf import syscalls as sc
+    from pybpfuring.loader import syscalls as sc
     try:
         fd = sc.map_create(2, 4, 8, 1)  # a one-entry array map: the cheapest real bpf() call
         os.close(fd)
@@ -39,7 +39,7 @@ def check_bpf() -> Support:
 
 
 def check_bpf_ops() -> Support:
-    from .bpf.btf import BtfError, STRUCT, vmlinux_btf
+    from pybpfuring.loader.btf import BtfError, STRUCT, vmlinux_btf
     try:
         btf = vmlinux_btf()
     except BtfError as e:

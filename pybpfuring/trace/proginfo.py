@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybpfuring.runtime.bpf.syscalls import (OBJ_GET_INFO_BY_FD, BpfSyscallError, FdAttr, GetFdByIdAttr,
+from pybpfuring.loader.syscalls import (OBJ_GET_INFO_BY_FD, BpfSyscallError, FdAttr, GetFdByIdAttr,
                                              InfoByFdAttr, bpf, close_fd, obj_get_info_by_fd)
 
 BPF_PROG_GET_NEXT_ID = 11
@@ -51,7 +51,7 @@ def _info(fd: int) -> bytes:
 def ops_type_id() -> int | None:
     """BTF id of `io_uring_bpf_ops` (a struct_ops program's attach_btf_id names its struct)."""
     try:
-        from pybpfuring.runtime.bpf.btf import STRUCT, vmlinux_btf
+        from pybpfuring.loader.btf import STRUCT, vmlinux_btf
         ids = vmlinux_btf().find("io_uring_bpf_ops", STRUCT)
         return ids[0] if ids else None
     except (OSError, ValueError, ImportError):

@@ -45,7 +45,7 @@ def possible_cpus() -> int:
 
 def struct_offsets() -> dict[str, int]:
     """Byte offsets of the fields the unload probe reads, from the running kernel's BTF."""
-    from pybpfuring.runtime.bpf.btf import STRUCT, vmlinux_btf
+    from pybpfuring.loader.btf import STRUCT, vmlinux_btf
     btf = vmlinux_btf()
     out = {}
     for (struct, member), placeholder in LAYOUT.items():

@@ -19,7 +19,7 @@ from elftools.elf.elffile import ELFFile
 from pybpfuring.compiler import kernel_loop
 from pybpfuring.compiler.driver import compile_functions, compile_object, load_module, programs_in
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.bpf import BpfObject
+from pybpfuring.loader import BpfObject
 from pybpfuring.runtime.backends.bpf_ops_scheduler import compile_scheduler
 
 ROOT = Path(__file__).resolve().parents[2]

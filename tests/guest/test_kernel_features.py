@@ -55,7 +55,7 @@ def test_btf_string_table_names_io_uring_bpf_ops() -> None:
 
 
 def test_btf_reader_finds_the_struct_ops_type_and_its_members() -> None:
-    btf_mod = pytest.importorskip("pybpfuring.runtime.bpf.btf")
+    btf_mod = pytest.importorskip("pybpfuring.loader.btf")
     btf = btf_mod.vmlinux_btf(str(BTF_PATH))
     ids = btf.find("io_uring_bpf_ops")
     assert ids, "io_uring_bpf_ops is not a BTF type name"

@@ -20,8 +20,8 @@ from pybpfuring.compiler import typed_ir as ir
 from pybpfuring.compiler.driver import CompileResult, compile_full, load_module, programs_in
 from pybpfuring.compiler.evaluator import EvaluationError, evaluate
 from pybpfuring.errors import BpfSyscallError, CompileError
-from pybpfuring.runtime.bpf import syscalls
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader import syscalls
+from pybpfuring.loader.object import BpfObject
 
 _counter = itertools.count()
 

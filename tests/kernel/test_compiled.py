@@ -11,7 +11,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from pybpfuring.errors import VerifierError
-from pybpfuring.runtime.bpf import BpfObject
+from pybpfuring.loader import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

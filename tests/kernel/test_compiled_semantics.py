@@ -19,7 +19,7 @@ import pytest
 from pybpfuring.compiler.ctypes_rules import common_type, convert, fold_binary, fold_compare, promote
 from pybpfuring.compiler.driver import compile_module, load_module, programs_in, compile_functions
 from pybpfuring.lang.types import INT_TYPES, IntType, i64, u64
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from diffharness import (UserBuffer, compile_source, randomize_maps, random_ctx,
                          reduce_mismatch, run_both)
 from progen import generate
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

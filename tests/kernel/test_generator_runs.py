@@ -16,7 +16,7 @@ import pytest
 
 from pybpfuring.compiler.driver import compile_full, load_module, programs_in
 from pybpfuring.compiler.evaluator import Evaluator
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 
 HEADER = """from pybpfuring.lang import *
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pybpfuring.errors import BpfSyscallError, VerifierError
-from pybpfuring.runtime.bpf import BpfObject, ElfObjectError, MapError, UnsupportedSection
-from pybpfuring.runtime.bpf.sections import PROG_TYPE_SYSCALL
+from pybpfuring.loader import BpfObject, ElfObjectError, MapError, UnsupportedSection
+from pybpfuring.loader.sections import PROG_TYPE_SYSCALL
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 
@@ -173,7 +173,7 @@ def test_without_privileges_the_error_says_what_is_needed(build, tmp_path):
     if not os.path.exists(setpriv) or os.geteuid() != 0:
         pytest.skip("needs root and util-linux setpriv to drop capabilities in a child")
     script = ("import sys\n"
-              "from pybpfuring.runtime.bpf import BpfObject\n"
+              "from pybpfuring.loader import BpfObject\n"
               "from pybpfuring.errors import BpfSyscallError\n"
               "try:\n"
               f"    BpfObject.open({str(build('syscall_basic'))!r}).load()\n"
@@ -224,9 +224,9 @@ def test_percpu_map_values_are_per_cpu_lists(build):
 TYPEGUARD_SCRIPT = """
 import struct, sys
 from typeguard import install_import_hook
-with install_import_hook("pybpfuring.runtime.bpf"):
-    from pybpfuring.runtime.bpf import BpfObject
-    from pybpfuring.runtime.bpf import btf as B
+with install_import_hook("pybpfuring.loader"):
+    from pybpfuring.loader import BpfObject
+    from pybpfuring.loader import btf as B
 basic, calls = sys.argv[1:3]
 with BpfObject.open(basic) as obj:
     obj.rodata["scale"] = 2
@@ -257,7 +257,7 @@ def test_public_api_types_hold_under_typeguard(build):
 
 def test_overlong_verifier_log_keeps_its_end(build, monkeypatch):
     """A log beyond the cap: the kernel keeps its tail, which still names the reason and line."""
-    from pybpfuring.runtime.bpf import syscalls
+    from pybpfuring.loader import syscalls
     monkeypatch.setattr(syscalls, "MAX_LOG", 300)
     obj = BpfObject.open(build("oob"))
     with pytest.raises(VerifierError) as info:

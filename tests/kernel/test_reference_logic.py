@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from diffharness import UserBuffer, run_once
 from pybpfuring.compiler.driver import compile_full, load_module, programs_in
 from pybpfuring.lang.constants import IORING_OP_TIMEOUT, IORING_OP_WRITE, IOSQE_FIXED_FILE
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

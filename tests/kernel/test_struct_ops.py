@@ -9,11 +9,11 @@ import struct
 
 import pytest
 
-from pybpfuring.runtime.bpf import BpfObject
-from pybpfuring.runtime.bpf.btf import STRUCT, vmlinux_btf
-from pybpfuring.runtime.bpf.externs import UnresolvedExtern
-from pybpfuring.runtime.bpf.sections import PROG_TYPE_STRUCT_OPS
-from pybpfuring.runtime.bpf.structops import StructOpsError
+from pybpfuring.loader import BpfObject
+from pybpfuring.loader.btf import STRUCT, vmlinux_btf
+from pybpfuring.loader.externs import UnresolvedExtern
+from pybpfuring.loader.sections import PROG_TYPE_STRUCT_OPS
+from pybpfuring.loader.structops import StructOpsError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

@@ -15,7 +15,7 @@ import pytest
 
 from pybpfuring.compiler.driver import compile_module
 from pybpfuring.errors import CompileError
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from pybpfuring.runtime.bpf import syscalls as sc
-from pybpfuring.runtime.bpf.sections import PROG_TYPE_SYSCALL
-from pybpfuring.runtime.bpf.verifier import SourceLine, verifier_error
+from pybpfuring.loader import syscalls as sc
+from pybpfuring.loader.sections import PROG_TYPE_SYSCALL
+from pybpfuring.loader.verifier import SourceLine, verifier_error
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("bpf_available")]
 

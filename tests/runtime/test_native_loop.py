@@ -345,7 +345,7 @@ def test_map_helpers_on_maps_without_a_native_index_call_python() -> None:
 def test_hash_maps_behave_as_on_the_python_loop() -> None:
     # The native index against the Python dict: same keys in the same (insertion) order, same
     # values, same errors, also after deletes and re-inserts and when full.
-    from pybpfuring.runtime.bpf.maps import MapError
+    from pybpfuring.loader.maps import MapError
     seen = {}
     for engine in ("native", "jit"):
         with Ring(8, cqs=[64], engine=engine) as ring:

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 
 from elf_mutants import Mutator
-from pybpfuring.compiler.disasm import disassemble
+from pybpfuring.loader.disasm import disassemble
 from pybpfuring.compiler.driver import compile_module
 from pybpfuring.errors import PyBpfUringError
 from pybpfuring.runtime.backends.programs import build_programs, create_maps, select_programs
-from pybpfuring.runtime.bpf.btf import Btf, BtfError
-from pybpfuring.runtime.bpf.btf_fixup import fixup_btf
-from pybpfuring.runtime.bpf.elf import MAX_OBJECT_SIZE, ElfObjectError
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.btf import Btf, BtfError
+from pybpfuring.loader.btf_fixup import fixup_btf
+from pybpfuring.loader.elf import MAX_OBJECT_SIZE, ElfObjectError
+from pybpfuring.loader.object import BpfObject
 from pybpfuring.runtime.engine.memory import Memory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def test_ring_names_the_damaged_file(originals, tmp_path):
 @pytest.mark.kernel
 def test_kernel_load_of_mutants_gives_only_clean_errors(originals, tmp_path):
     """Loading goes further (BTF load, map creation, program load): still only our errors."""
-    from pybpfuring.runtime.bpf import syscalls
+    from pybpfuring.loader import syscalls
     try:
         syscalls.close_fd(syscalls.map_create(2, 4, 8, 1, name="probe"))
     except PyBpfUringError as exc:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pybpfuring.runtime.bpf import btf as B
-from pybpfuring.runtime.bpf.btf import Btf, BtfError, BtfExt, BtfType
-from pybpfuring.runtime.bpf.btf_fixup import fixup_btf
-from pybpfuring.runtime.bpf.elf import read_elf
+from pybpfuring.loader import btf as B
+from pybpfuring.loader.btf import Btf, BtfError, BtfExt, BtfType
+from pybpfuring.loader.btf_fixup import fixup_btf
+from pybpfuring.loader.elf import read_elf
 
 PROGS = Path(__file__).resolve().parents[1] / "kernel" / "progs"
 VMLINUX = Path(B.VMLINUX_PATH)

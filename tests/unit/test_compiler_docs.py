@@ -11,7 +11,7 @@ import pytest
 
 from pybpfuring.compiler.cli import main as cli_main
 from pybpfuring.compiler.driver import compile_module
-from pybpfuring.runtime.bpf.elf import read_elf
+from pybpfuring.loader.elf import read_elf
 
 ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "language.md"

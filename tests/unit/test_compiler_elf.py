@@ -17,8 +17,8 @@ from elftools.elf.relocation import RelocationSection
 from pybpfuring.abi import isa
 from pybpfuring.abi.asm import disassemble
 from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
-from pybpfuring.runtime.bpf.btf import Btf, BtfExt
-from pybpfuring.runtime.bpf.maps import map_def_from_btf
+from pybpfuring.loader.btf import Btf, BtfExt
+from pybpfuring.loader.maps import map_def_from_btf
 
 ROOT = Path(__file__).parents[2]
 REFERENCE = ROOT / "examples" / "reference.py"

@@ -15,7 +15,7 @@ from pybpfuring.lang import (BPF_ANY, EAGAIN, IORING_FSYNC_DATASYNC, IORING_OP_N
                              i8, i16, i32, i64, iouring_program, ktime_get_ns, prep_close, prep_fsync,
                              prep_nop, prep_read, prep_readv, prep_recv, prep_rw, prep_send, prep_timeout,
                              prep_write, prep_writev, printk, reap_cqe, struct, submit, u8, u16, u32, u64)
-from pybpfuring.runtime.bpf.elf import read_elf
+from pybpfuring.loader.elf import read_elf
 
 counters = ArrayMap(u64, 16)
 seen = HashMap(u64, u32, 128)

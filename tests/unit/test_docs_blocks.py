@@ -35,7 +35,7 @@ def test_fragments_are_rare() -> None:
 def _bpf_refused() -> str | None:
     """Why this process may not create BPF objects (loader.md loads programs), or None."""
     from pybpfuring.errors import BpfSyscallError
-    from pybpfuring.runtime.bpf import syscalls
+    from pybpfuring.loader import syscalls
     try:
         syscalls.close_fd(syscalls.map_create(2, 4, 8, 1, name="probe"))
     except (BpfSyscallError, PermissionError) as exc:

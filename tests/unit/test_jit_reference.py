@@ -18,7 +18,7 @@ import pytest
 from pybpfuring.compiler import driver
 from pybpfuring.abi import isa
 from pybpfuring.lang.constants import OK, WAIT
-from pybpfuring.runtime.bpf.object import BpfObject
+from pybpfuring.loader.object import BpfObject
 from pybpfuring.runtime.engine.interp import Program, Vm
 from pybpfuring.runtime.engine.jit import JitVm
 from pybpfuring.runtime.engine.memory import Memory, Region

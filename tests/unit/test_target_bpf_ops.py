@@ -19,10 +19,10 @@ from elftools.elf.relocation import RelocationSection
 
 from pybpfuring.compiler.driver import compile_full
 from pybpfuring.errors import BpfSyscallError, CompileError
-from pybpfuring.runtime.bpf import BpfObject
-from pybpfuring.runtime.bpf.btf import DATASEC, FUNC, FUNC_PROTO, INT, PTR, STRUCT, VAR, Btf
-from pybpfuring.runtime.bpf.elf import R_BPF_64_32, R_BPF_64_ABS64
-from pybpfuring.runtime.bpf.sections import PROG_TYPE_STRUCT_OPS
+from pybpfuring.loader import BpfObject
+from pybpfuring.loader.btf import DATASEC, FUNC, FUNC_PROTO, INT, PTR, STRUCT, VAR, Btf
+from pybpfuring.loader.elf import R_BPF_64_32, R_BPF_64_ABS64
+from pybpfuring.loader.sections import PROG_TYPE_STRUCT_OPS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -215,7 +215,7 @@ def test_kfuncs_and_loop_step_need_the_bpf_ops_target(tmp_path):
 
 # ---- globals in the host kernel ----------------------------------------------------------------------
 def _bpf_permitted() -> None:
-    from pybpfuring.runtime.bpf import syscalls
+    from pybpfuring.loader import syscalls
     try:
         syscalls.close_fd(syscalls.map_create(2, 4, 8, 1, name="probe"))
     except BpfSyscallError as exc:

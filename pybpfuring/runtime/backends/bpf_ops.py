@@ -24,8 +24,8 @@ from ...compiler.target_bpf_ops import struct_ops_name
 from ...errors import PyBpfUringError
 from ...lang.decorators import BpfFunction
 from ...lang.globals import GlobalDecl
-from ..bpf import BpfObject
-from ..bpf.btf import STRUCT, BtfError, vmlinux_btf
+from pybpfuring.loader import BpfObject
+from pybpfuring.loader.btf import STRUCT, BtfError, vmlinux_btf
 from ..ring import IoUring
 from pybpfuring.abi import uring as C
 from ..ring.syscalls import io_uring_enter_raw

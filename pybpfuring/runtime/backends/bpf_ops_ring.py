@@ -59,7 +59,7 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
     if bodies is not None:
         return list(bodies)
     from ...compiler import driver
-    from ..bpf import BpfObject
+    from pybpfuring.loader import BpfObject
     obj = BpfObject.open(elf)
     try:
         order = names or list(obj.programs)

@@ -15,7 +15,7 @@ import errno
 from collections.abc import Iterator
 from typing import Any
 
-from pybpfuring.runtime.bpf.maps import MAP_TYPE_ARRAY, MAP_TYPE_HASH, Map, MapError, MissingKey
+from pybpfuring.loader.maps import MAP_TYPE_ARRAY, MAP_TYPE_HASH, Map, MapError, MissingKey
 from pybpfuring.runtime.engine.memory import Memory
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2

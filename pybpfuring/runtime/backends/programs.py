@@ -1,6 +1,6 @@
 """From a compiled op_bpf ELF to engine programs, without the kernel.
 
-The loader (`runtime/bpf`) reads the ELF and BTF and links each program (its called functions
+The loader (`pybpfuring/loader`) reads the ELF and BTF and links each program (its called functions
 appended, calls fixed), recording which ld_imm64 instructions name a map and the BTF line_info of
 every instruction. Here we create each map in engine memory and patch those ld_imm64 pairs with the
 map's real address (its handle, or the address of a global variable), so the program runs with no
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pybpfuring.abi import isa
 from pybpfuring.abi.bpf2021 import MAX_BPF_PROGS
 from pybpfuring.errors import PyBpfUringError, SourceLocation
-from pybpfuring.runtime.bpf.link import INSN_SIZE
-from pybpfuring.runtime.bpf.object import BpfObject, Program as LinkedProgram
-from pybpfuring.runtime.bpf.verifier import SourceLine
+from pybpfuring.loader.link import INSN_SIZE
+from pybpfuring.loader.object import BpfObject, Program as LinkedProgram
+from pybpfuring.loader.verifier import SourceLine
 from pybpfuring.runtime.engine.compile_cache import CompileCache
 from pybpfuring.runtime.engine.interp import HelperFn, Program
 from pybpfuring.runtime.engine.memory import Memory

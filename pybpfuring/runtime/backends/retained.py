@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from pybpfuring.runtime.bpf.maps import Map
+from pybpfuring.loader.maps import Map
 from pybpfuring.runtime.ring import RingClosedError
 
 

@@ -11,7 +11,7 @@ import errno
 from collections.abc import Mapping
 
 from pybpfuring.runtime.backends.engine_maps import EngineHashMap, EngineMap, create_map
-from pybpfuring.runtime.bpf.maps import MAP_TYPE_HASH, Map
+from pybpfuring.loader.maps import MAP_TYPE_HASH, Map
 from pybpfuring.runtime.engine.memory import Memory
 
 _U64 = ctypes.c_uint64

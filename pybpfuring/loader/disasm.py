@@ -2,7 +2,7 @@
 line_info) that produced them, as `llvm-objdump -S` does for C."""
 from __future__ import annotations
 
-from ..runtime.bpf.object import BpfObject
+from .object import BpfObject
 from pybpfuring.abi.asm import disassemble_slots
 
 

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ...errors import SourceLocation, VerifierError
+from pybpfuring.errors import SourceLocation, VerifierError
 
 _INSN_LINE = re.compile(r"^(\d+): \([0-9a-f]{2}\)")
 _SOURCE_LINE = re.compile(r"^; (.*) @ (.+):(\d+)$")

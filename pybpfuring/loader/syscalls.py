@@ -13,7 +13,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-from ...errors import BpfSyscallError
+from pybpfuring.errors import BpfSyscallError
 
 _SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "arm64": 280}
 

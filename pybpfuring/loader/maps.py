@@ -8,8 +8,8 @@ import mmap as mmap_mod
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import PyBpfUringError
-from ...lang.maps import map_limits_problem
+from pybpfuring.errors import PyBpfUringError
+from pybpfuring.lang.maps import map_limits_problem
 from . import syscalls as sc
 from .btf import ARRAY, DATASEC, PTR, STRUCT, UNION, Btf, BtfError
 

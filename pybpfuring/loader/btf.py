@@ -15,7 +15,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from ...errors import PyBpfUringError
+from pybpfuring.errors import PyBpfUringError
 
 BTF_MAGIC = 0xEB9F
 VMLINUX_PATH = "/sys/kernel/btf/vmlinux"

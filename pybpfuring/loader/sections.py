@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import PyBpfUringError
+from pybpfuring.errors import PyBpfUringError
 
 # enum bpf_prog_type
 PROG_TYPE_SOCKET_FILTER = 1

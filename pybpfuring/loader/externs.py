@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...errors import PyBpfUringError
+from pybpfuring.errors import PyBpfUringError
 from .btf import FUNC, VAR, BtfError, vmlinux_btf
 from .link import PSEUDO_BTF_ID, PSEUDO_KFUNC_CALL, set_src_imm
 

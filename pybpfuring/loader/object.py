@@ -30,7 +30,7 @@ from .maps import MAP_TYPE_ARRAY, GlobalData, GlobalVar, Map, MapDef, MapError, 
 from .sections import PROG_TYPE_SYSCALL, UnsupportedSection, describe_table, section_type
 from .verifier import SourceLine, verifier_error
 from . import externs, structops
-from ...lang.maps import map_limits_problem
+from pybpfuring.lang.maps import map_limits_problem
 
 DATA_PREFIXES = (".rodata", ".data", ".bss")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ...errors import PyBpfUringError
+from pybpfuring.errors import PyBpfUringError
 from . import syscalls as sc
 from .btf import DATASEC, FUNC_PROTO, PTR, STRUCT, Btf, BtfError, vmlinux_btf
 from .elf import R_BPF_64_ABS64, ElfImage

@@ -20,6 +20,9 @@ import inspect
 import textwrap
 import types
 from pathlib import Path
+
+import llvmlite
+import llvmlite.binding as llvm
 from typing import Any, Iterable
 
 from ..lang.decorators import BpfFunction
@@ -27,15 +30,13 @@ from ..lang.types import StructType, ValueType
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # The compiler's behaviour lives in these folders (the language's types and the compiler stages).
-COMPILER_SOURCES = ("compiler", "lang")
+COMPILER_SOURCES = ("abi", "compiler", "lang")
 _MAX_DEPTH = 6
 
 
 @functools.lru_cache(maxsize=1)
 def compiler_fingerprint() -> str:
     """SHA-256 of the compiler's and language's sources, llvmlite's version and LLVM's."""
-    import llvmlite
-    import llvmlite.binding as llvm
     h = hashlib.sha256(f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info}\0".encode())
     for folder in COMPILER_SOURCES:
         for path in sorted((_PACKAGE / folder).rglob("*.py")):

@@ -21,12 +21,11 @@ from typing import Callable, Iterable
 
 from .. import cache as shared_cache
 from ..errors import CompileError, SourceLocation
-from ..lang.decorators import BpfFunction
-from . import typed_ir as ir
+from ..lang.decorators import BpfFunction, install_compiler
+from . import kernel_loop, typed_ir as ir
 from .cache_key import compile_key
 from .emit import emit_assembly, emit_object, optimise
-from .frontend import ModuleBuilder
-from .lowering import ModuleLowering
+from .pipeline import lower, type_functions
 from .stack_check import check_stack_depth
 from .targets import get_target
 
@@ -36,28 +35,6 @@ class CompileResult:
     typed: ir.TypedModule
     llvm_ir: str
     elf: bytes
-
-
-def type_functions(functions: Iterable[BpfFunction], target: str = "op_bpf") -> ir.TypedModule:
-    t = get_target(target)
-    mb = ModuleBuilder(t)
-    for fn in functions:
-        if fn.kind == "function":
-            continue
-        mb.function(fn)
-    return mb.module(license_of(functions))
-
-
-def license_of(functions: Iterable[BpfFunction]) -> str:
-    for fn in functions:
-        lic = fn.globals.get("LICENSE")
-        if isinstance(lic, str):
-            return lic
-    return "GPL"
-
-
-def lower(typed: ir.TypedModule) -> str:
-    return str(ModuleLowering(typed, get_target(typed.target)).lower())
 
 
 def compile_full(functions: list[BpfFunction], target: str = "op_bpf",
@@ -125,6 +102,9 @@ def _usable_cache_dir() -> Path | None:
 
 
 MAX_SOURCE_SIZE = 16 << 20   # a program file larger than this is not a program
+
+
+install_compiler(compile_functions)
 
 
 def load_module(path: str | os.PathLike[str], *, exit_is_error: bool = True) -> object:
@@ -274,7 +254,6 @@ def compile_object(functions: list[BpfFunction], target: str = "op_bpf") -> byte
     """The object file of these programs: compile_functions' ELF and, for target op_bpf, the
     programs' kernel-loop form (kernel_loop.py), so the object runs on every backend with no
     Python source at hand. Cached as compile_functions' ELF is."""
-    from . import kernel_loop
     key = compile_key(functions, target)
     if target != "op_bpf" or not any(f.kind == "iouring" for f in functions):
         return _compile_keyed(functions, target, key)

@@ -16,11 +16,13 @@ from ..lang import helpers as H
 from ..lang.decorators import BpfFunction
 from ..lang.globals import GlobalDecl
 from ..lang.maps import MapDef
+from ..lang.structs import Ctx
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
 from . import typed_ir as ir
 from .ctypes_rules import convert
 from . import frontend_arrays, frontend_gen, frontend_loop
-from .frontend_expr import ExprTyper, a_type, tname
+from .frontend_expr import ExprTyper
+from .type_names import a_type, tname
 from . import loops
 from .loops import prove_while_bound
 from .targets import Target
@@ -206,7 +208,6 @@ class FunctionBuilder(ExprTyper):
         for a in args.args:
             if a.annotation is None:
                 if self.bfn.kind == "iouring":
-                    from ..lang.structs import Ctx
                     ptype: ir.IRType = ir.RefType(Ctx.__bpf_struct__)
                 else:
                     raise self.error(a, f"parameter {a.arg!r} needs a type annotation",
@@ -220,7 +221,6 @@ class FunctionBuilder(ExprTyper):
             self.locals.append(local)
             params.append(local)
         if self.bfn.kind == "iouring":
-            from ..lang.structs import Ctx
             if params[0].type != ir.RefType(Ctx.__bpf_struct__):
                 raise self.error(args.args[0], "the parameter of an @iouring_program must be `ctx: Ctx`")
         if self.bfn.kind == "loop_step":

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..lang.types import ArrayType, i32
 from . import typed_ir as ir
-from .frontend_expr import a_type
+from .type_names import a_type
 
 if TYPE_CHECKING:
     from .frontend import FunctionBuilder

@@ -12,9 +12,10 @@ from ..lang.loop import LOOP_INTRINSICS, RegionType
 from ..lang.structs import Ctx, Cqe, Sqe
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
 from . import frontend_loop
+from .frontend_arrays import array_len
 from . import typed_ir as ir
 from .ctypes_rules import convert
-from .frontend_expr import a_type, tname
+from .type_names import a_type, tname
 
 if TYPE_CHECKING:
     from .frontend import FunctionBuilder
@@ -89,7 +90,6 @@ def type_call(b: "FunctionBuilder", node: ast.Call, statement: bool) -> ir.Expr:
     if obj is print:
         raise b.error(node, "print() is not available in BPF", "use printk(\"fmt %d\", x)")
     if obj is getattr(builtins, "len"):
-        from .frontend_arrays import array_len
         return array_len(b, node)
     raise b.error(func, f"{ast.unparse(func)} is not something a program can call",
                   "programs call @bpf_function functions, helpers, casts and struct constructors")

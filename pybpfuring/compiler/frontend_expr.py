@@ -14,6 +14,9 @@ from ..lang.maps import MapDef
 from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
 from . import typed_ir as ir
 from ..lang.structs import CTX_2021_SIZE, Ctx
+from .frontend_calls import type_call
+from .frontend_loop import global_place, is_region_local, name_of_decl, region_truth
+from .type_names import a_type, tname
 from .ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
 
 CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
@@ -46,31 +49,6 @@ _UNSUPPORTED_EXPRS: dict[type, tuple[str, str | None]] = {
     ast.Starred: ("*args are not supported", None),
     ast.Slice: ("slices are not supported", None),
 }
-_PY_STRUCT_NAMES: dict[int, str] = {}
-
-
-def tname(t: object) -> str:
-    """A type as the program's author wrote it: `Sqe`, not the C name `io_uring_sqe`."""
-    if not _PY_STRUCT_NAMES:
-        from ..lang.structs import BUILTIN_STRUCTS
-        _PY_STRUCT_NAMES.update({id(c.__bpf_struct__): n for n, c in BUILTIN_STRUCTS.items()})
-    if isinstance(t, ir.RefType):
-        return tname(t.pointee)
-    if isinstance(t, StructType):
-        return _PY_STRUCT_NAMES.get(id(t), t.name)
-    if isinstance(t, ArrayType):
-        return f"Array[{tname(t.elem)}, {t.length}]"
-    return getattr(t, "name", "nothing")
-
-
-def a_type(t: object) -> str:
-    """`an integer (u32)`, `a Sqe`: what a value is, for error messages."""
-    if isinstance(t, (IntType, BoolType)):
-        return f"an integer ({tname(t)})"
-    if t is None:
-        return "nothing"
-    name = tname(t)
-    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
 
 
 class ExprTyper:
@@ -171,7 +149,6 @@ class ExprTyper:
         return v
 
     def condition(self: "FunctionBuilder", node: ast.expr) -> ir.Expr:
-        from .frontend_loop import is_region_local, region_truth
         if is_region_local(self, node):  # `if not sq:` tests that the kernel gave the region
             return region_truth(self.value(node))
         return self.truth(self.scalar(node), node)
@@ -280,7 +257,6 @@ class ExprTyper:
         if isinstance(obj, str):
             raise self.error(node, f"{ast.unparse(node)} is a string; strings are not supported")
         if isinstance(obj, GlobalDecl):
-            from .frontend_loop import global_place, name_of_decl
             return global_place(self, node, obj, name_of_decl(self, obj, ast.unparse(node)))  # type: ignore[return-value]
         if isinstance(obj, MapDef):
             raise self.error(node, f"the map {ast.unparse(node)} can only be indexed, tested with `in` "
@@ -460,5 +436,4 @@ class ExprTyper:
 
     # ---- calls ----------------------------------------------------------------------------------
     def call(self: "FunctionBuilder", node: ast.Call, statement: bool = False) -> ir.Expr:
-        from .frontend_calls import type_call
         return type_call(self, node, statement)

@@ -27,7 +27,7 @@ from ..lang.maps import ArrayMap, map_limits_problem
 from ..lang.structs import Cqe, Ctx
 from ..lang.types import BoolType, IntType, StructType, i32, layout, u32
 from . import typed_ir as ir
-from .frontend_expr import a_type
+from .type_names import a_type
 from .liveness import live_after_yields
 
 if TYPE_CHECKING:

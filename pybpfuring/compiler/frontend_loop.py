@@ -6,6 +6,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from ..lang.globals import GlobalDecl
+from ..lang.loop_model import MODEL_HELPERS, model_put_user
 from ..lang.loop import REGION_SCALARS, IoRingCtx, LoopParams, Region, RegionType
 from ..lang.types import BOOL, INT_TYPES, StructType, i32, resolve_type, u32, u64
 from . import typed_ir as ir
@@ -140,14 +141,12 @@ def region_annotation(obj: object) -> RegionType | None:
 
 def model_helper(name: str):
     """The language-level implementation of a model helper on target bpf_ops, or None."""
-    from ..lang.loop_model import MODEL_HELPERS
     return MODEL_HELPERS.get(name)
 
 
 def model_copy_to_user(b: "FunctionBuilder", node: ast.Call) -> ir.Expr:
     """`copy_to_user(uptr, x)` on bpf_ops: x's bytes staged in words for the scheduler to write
     into the MEM region (docs/kernel.md); nonzero if any word could not be staged."""
-    from ..lang.loop_model import model_put_user
     loc = b.loc(node)
     if len(node.args) != 2 or node.keywords:
         raise b.error(node, "copy_to_user() takes 2 arguments: copy_to_user(uptr, x)")

@@ -21,9 +21,16 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
 from ..errors import CompileError, PyBpfUringError
 from ..lang.decorators import BpfFunction
+from . import emit
 from .cache_key import compiler_fingerprint
+from .frontend import ModuleBuilder
+from .pipeline import license_of, lower
+from .targets import get_target
 
 SECTION = ".pybpfuring.kernel_loop"
 MAGIC = b"PBUKLP01"
@@ -48,13 +55,10 @@ class LinkedBody:
 def body_bitcode(fn: BpfFunction) -> bytes:
     """The bitcode of an @iouring_program's body as the kernel backend's scheduler calls it: a
     global function named after the program, taking the ctx, returning its result."""
-    from . import driver, emit
-    from .frontend import ModuleBuilder
-    from .targets import get_target
     body = BpfFunction(fn.py_func, "function", name=fn.name, verified_alone=True, program_body=True)
     mb = ModuleBuilder(get_target("bpf_ops"))
     mb.function(body)
-    return emit.bitcode(driver.lower(mb.module(driver.license_of([fn]))))
+    return emit.bitcode(lower(mb.module(license_of([fn]))))
 
 
 def build(functions: list[BpfFunction]) -> bytes:
@@ -147,8 +151,6 @@ _SHT_PROGBITS = 1
 
 
 def _section_data(elf: bytes) -> bytes | None:
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
     try:
         sec = ELFFile(io.BytesIO(elf)).get_section_by_name(SECTION)
     except (ELFError, ValueError, struct.error):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import bisect
 
 from ..errors import CompileError, SourceLocation
+# The loader (below the compiler: it imports only abi, lang and errors) already links programs and
+# maps BTF line_info to instructions: reuse it rather than parse .BTF.ext a second time here.
+from pybpfuring.loader.object import BpfObject
 from pybpfuring.abi import isa
 from pybpfuring.abi.bpf2021 import STACK_SIZE
 
@@ -19,9 +22,6 @@ _MEMORY_CLASSES = {isa.BPF_LDX: "src", isa.BPF_ST: "dst", isa.BPF_STX: "dst"}
 
 def check_stack_depth(elf: bytes, fallback: SourceLocation | None) -> None:
     """Raise a located CompileError if a program touches its stack below -STACK_SIZE."""
-    # The loader already links programs and maps BTF line_info to instructions: reuse it rather
-    # than parse .BTF.ext a second time here.
-    from ..runtime.bpf.object import BpfObject
     with BpfObject.open(elf) as obj:
         for prog in obj.programs.values():
             insns = isa.decode(prog.insns)

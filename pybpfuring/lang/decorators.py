@@ -11,6 +11,17 @@ from typing import Any, Callable, Literal
 
 ProgramKind = Literal["iouring", "function", "loop_step"]
 
+# The compiler sits above the language (it imports lang, never the reverse); it installs its entry
+# point here when it is imported, which `import pybpfuring` does, so `fn.compile()` works without
+# the language importing upward.
+_compile_functions: Callable[..., bytes] | None = None
+
+
+def install_compiler(compile_functions: Callable[..., bytes]) -> None:
+    """Called once by pybpfuring.compiler.driver at import."""
+    global _compile_functions
+    _compile_functions = compile_functions
+
 
 class BpfFunction:
     """A decorated function. `kind` says what it is; `.compile()` gives ELF bytes for a target."""
@@ -41,8 +52,9 @@ class BpfFunction:
 
     def compile(self, target: str = "op_bpf") -> bytes:
         """Compile this program (and every function it calls) to a BPF ELF object for `target`."""
-        from ..compiler.driver import compile_functions
-        return compile_functions([self], target=target)
+        if _compile_functions is None:  # only if pybpfuring.lang was loaded without its package
+            raise RuntimeError("the compiler is not loaded: import pybpfuring first")
+        return _compile_functions([self], target=target)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"{self.name} is BPF code: compile it, or register it with a Ring and "

@@ -6,6 +6,8 @@ reference evaluator and user-space code need to agree with compiled code.
 """
 from __future__ import annotations
 
+import ctypes
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +179,6 @@ def ctype_of(t: ValueType) -> Any:
     """The ctypes twin of a language type (`Args.ctype`): user space builds the memory a program
     reads with it (`a = Args.ctype(fd=3)`, `ring.user_memory(Args.ctype)`), at the same offsets
     (C layout on both sides; checked)."""
-    import ctypes
     if isinstance(t, BoolType):
         return ctypes.c_bool
     if isinstance(t, IntType):
@@ -209,7 +210,6 @@ _CTYPES: dict[int, Any] = {}
 
 def _eval_annotation(cls: type, text: str) -> Any:
     """The object a string annotation names, in the class's module (None if it names nothing)."""
-    import sys
     module = sys.modules.get(cls.__module__)
     namespace = dict(vars(module)) if module is not None else {}
     try:

@@ -1,6 +1,6 @@
 """`python -m pybpfuring ...` is the `pybpfuring` command."""
 import sys
 
-from .compiler.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import cp
-from pybpfuring.runtime.cli_run import run_main
+from pybpfuring.cli.run import run_main
 
 # 100 MiB (the size) takes about 10 s on the emulated engine. When typeguard instruments the
 # copy's hot path (the CI command's --typeguard-packages=pybpfuring instruments every function, the

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpfuring.compiler.cli import main as cli_main
+from pybpfuring.cli import main as cli_main
 from pybpfuring.compiler.driver import compile_module
 from pybpfuring.loader.elf import read_elf
 

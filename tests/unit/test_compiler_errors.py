@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pybpfuring.compiler import frontend, lowering
-from pybpfuring.compiler.cli import main as cli_main
+from pybpfuring.cli import main as cli_main
 from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
 from pybpfuring.errors import CompileError, InternalCompilerError
 

@@ -22,14 +22,14 @@ from typing import Callable
 
 from ..errors import CompileError, PyBpfUringError
 from ..outputs import check_output, write_output
-from .targets import TARGETS
+from ..compiler.targets import TARGETS
 
 EXIT_USER_ERROR = 2
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .cache_key import source_files
-    from .driver import emit_text, load_module, programs_in, compile_object
+    from ..compiler.cache_key import source_files
+    from ..compiler.driver import emit_text, load_module, programs_in, compile_object
     module = load_module(args.file)
     progs = programs_in(module)
     if not progs:
@@ -66,7 +66,7 @@ def _disasm(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from pybpfuring.loader.object import BpfObject
-    from .driver import compile_module
+    from ..compiler.driver import compile_module
     elf = compile_module(args.file, target="generic")
     with BpfObject.open(elf) as obj:
         obj.load()
@@ -76,7 +76,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..runtime.cli_run import run_main
+    from .run import run_main
     return run_main([args.script, *args.args])
 
 

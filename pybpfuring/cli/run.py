@@ -6,11 +6,24 @@ int is the exit status. A script without `main` is run as `__main__` instead.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import runpy
 import sys
 
-from pybpfuring.errors import PyBpfUringError
+from ..compiler.driver import load_module
+from ..errors import PyBpfUringError
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_main([args.script, *args.args])
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("run", help="run SCRIPT's main(argv) on the default backend")
+    r.add_argument("script")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    r.set_defaults(func=run)
 
 
 def run_main(argv: list[str]) -> int:
@@ -28,7 +41,6 @@ def run_main(argv: list[str]) -> int:
     sys.argv = [path, *argv[1:]]
     sys.path.insert(0, directory)
     try:
-        from pybpfuring.compiler.driver import load_module
         module = load_module(path, exit_is_error=False)
         main = getattr(module, "main", None)
         if callable(main):

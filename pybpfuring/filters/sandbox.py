@@ -12,12 +12,12 @@ import argparse
 import os
 import shutil
 
+from ..compiler.driver import load_module
 from .decorator import IouringFilter
 from .kernel import FilterError, restrict_task
 
 
 def policy_filters(path: str) -> list[IouringFilter]:
-    from ..compiler.driver import load_module
     module = load_module(path)
     listed = getattr(module, "POLICY", None)
     if listed is not None:

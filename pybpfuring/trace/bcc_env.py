@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from pybpfuring.errors import PyBpfUringError
+from pybpfuring.vm.headers import cached_headers
 
 SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 KHEADERS = Path("/sys/kernel/kheaders.tar.xz")
@@ -87,7 +88,6 @@ def find_headers(release: str | None = None) -> str:
 
 def _vm_cache_headers(release: str) -> Path | None:
     try:
-        from pybpfuring.vm.headers import cached_headers
         return cached_headers(release)
     except PyBpfUringError as err:      # a tampered cache is an error, not a silent fallback
         raise TraceUnavailable(f"pybpfuring trace: {err}") from None

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from pybpfuring.loader.btf import STRUCT, vmlinux_btf
 from pybpfuring.loader.syscalls import (OBJ_GET_INFO_BY_FD, BpfSyscallError, FdAttr, GetFdByIdAttr,
                                              InfoByFdAttr, bpf, close_fd, obj_get_info_by_fd)
 
@@ -51,7 +52,6 @@ def _info(fd: int) -> bytes:
 def ops_type_id() -> int | None:
     """BTF id of `io_uring_bpf_ops` (a struct_ops program's attach_btf_id names its struct)."""
     try:
-        from pybpfuring.loader.btf import STRUCT, vmlinux_btf
         ids = vmlinux_btf().find("io_uring_bpf_ops", STRUCT)
         return ids[0] if ids else None
     except (OSError, ValueError, ImportError):

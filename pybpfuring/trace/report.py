@@ -15,6 +15,7 @@ from typing import Any
 from pybpfuring.abi import uring as C
 
 from .proginfo import ProgRuns
+from .program import ENTERS, OVERFLOWS, TASK_ADDS, UNMATCHED, WORK_ITEMS, WORK_RUNS
 
 OP_NAMES = {v: k.removeprefix("IORING_OP_") for k, v in vars(C).items()
             if k.startswith("IORING_OP_") and isinstance(v, int) and k != "IORING_OP_LAST"}
@@ -101,7 +102,6 @@ def diff(old: Snapshot, new: Snapshot, start: float, seconds: float, total: bool
         before = old.progs.get(pid)
         progs.append(ProgRuns(pid, p.name, p.run_cnt - (before.run_cnt if before else 0),
                               p.run_time_ns - (before.run_time_ns if before else 0), p.unloaded))
-    from .program import ENTERS, OVERFLOWS, TASK_ADDS, UNMATCHED, WORK_ITEMS, WORK_RUNS
     return Interval(start, seconds, ops, cnt[ENTERS], cnt[OVERFLOWS], cnt[TASK_ADDS], cnt[WORK_RUNS],
                     cnt[WORK_ITEMS], cnt[UNMATCHED], hist, progs, total)
 

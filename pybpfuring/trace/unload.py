@@ -9,8 +9,12 @@ programs, and `unload_probe` says why the short-lived ones may be missed.
 """
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
+
+from pybpfuring.loader.btf import STRUCT, vmlinux_btf
 
 from .proginfo import ProgRuns, ops_type_id
 from .program import LAYOUT, LOAD_FN, UNLOAD_FN, bpf_text, unload_text
@@ -38,14 +42,12 @@ def possible_cpus() -> int:
     try:
         text = POSSIBLE.read_text().strip()
     except OSError:
-        import os
         return os.cpu_count() or 1
     return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
 
 
 def struct_offsets() -> dict[str, int]:
     """Byte offsets of the fields the unload probe reads, from the running kernel's BTF."""
-    from pybpfuring.loader.btf import STRUCT, vmlinux_btf
     btf = vmlinux_btf()
     out = {}
     for (struct, member), placeholder in LAYOUT.items():
@@ -113,7 +115,6 @@ def settle(b: Any, held: set[int], timeout: float = SETTLE_SECONDS) -> None:
     or counted as unloaded. A closed ring's program is freed by the kernel a little later (the
     struct_ops map is freed from a work queue, after an RCU grace period): the final reading waits
     for it rather than missing it. Without the unload probe there is nothing to wait for."""
-    import time
     try:
         loaded = b["loaded"]
     except KeyError:

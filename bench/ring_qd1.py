@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pybpfuring.runtime.ring import IoUring, prep_read, prep_read_fixed, prep_write, \
+from pybpfuring.uring import IoUring, prep_read, prep_read_fixed, prep_write, \
 from pybpfuring.abi import uring as C
     prep_write_fixed  # noqa: E402
 

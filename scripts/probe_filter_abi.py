@@ -10,7 +10,7 @@ import struct
 import sys
 
 from pybpfuring.loader.btf import vmlinux_btf, BtfError
-from pybpfuring.runtime.ring.syscalls import _sys_register, NR_IO_URING_REGISTER
+from pybpfuring.uring.syscalls import _sys_register, NR_IO_URING_REGISTER
 
 
 def dump(btf, name: str, indent: str = "", tid: int | None = None, base: int = 0) -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     # size the kernel writes back (the u8/u32 after filter_len? found from BTF above).
     fil = struct.pack("<HBBI", 0x06, 0, 0, 1)
     fbuf = ctypes.create_string_buffer(fil)
-    from pybpfuring.runtime.ring.ring import IoUring  # noqa
+    from pybpfuring.uring.ring import IoUring  # noqa
     tid = btf.find_one("io_uring_bpf_filter")
     offs = {m.name: m.byte_offset for m in btf.members(tid)}
     print("filter member offsets", offs)

@@ -14,8 +14,8 @@ from typeguard import TypeCheckError, TypeCheckMemo, config, install_import_hook
 
 TYPECHECKED_MODULES = [
     "pybpfuring.runtime.model",
-    "pybpfuring.runtime.ring.ring",
-    "pybpfuring.runtime.ring.prep",
+    "pybpfuring.uring.ring",
+    "pybpfuring.uring.prep",
     "pybpfuring.loader.object",
     "pybpfuring.loader.maps",
 ]

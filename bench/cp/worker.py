@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 # Imported before any clock starts: importing pybpfuring is not part of a copy.
-from pybpfuring.runtime.ring import IoUring, prep_read, prep_write
+from pybpfuring.uring import IoUring, prep_read, prep_write
 
 BLOCK = 4096
 SINK = "/dev/zero"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pybpfuring.runtime.ring import IoUring, prep_nop
+from pybpfuring.uring import IoUring, prep_nop
 
 REPO = Path(__file__).resolve().parents[2]
 

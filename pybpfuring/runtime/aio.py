@@ -21,7 +21,7 @@ from typing import Any
 
 from pybpfuring.abi import uring as C
 from pybpfuring.abi.structs import Cqe
-from .ring.syscalls import io_uring_register
+from pybpfuring.uring.syscalls import io_uring_register
 
 TICK = 0.1   # seconds between safety re-pumps while no eventfd signal arrives
 

@@ -26,7 +26,7 @@ from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
-from pybpfuring.runtime.ring import RingClosedError
+from pybpfuring.uring import RingClosedError
 from pybpfuring.abi.structs import Cqe, Sqe
 
 from .backends import BackendFallbackWarning, RingBackend, choose_backend

@@ -18,7 +18,7 @@ class Support:
 
 
 def check_io_uring() -> Support:
-    from .ring import IoUring
+    from pybpfuring.uring import IoUring
     try:
         with IoUring(2) as ring:
             ops = ring.probe()

@@ -8,7 +8,7 @@ import signal
 import traceback
 from typing import Callable, Iterable
 
-from pybpfuring.runtime.ring.ring import IoUring
+from pybpfuring.uring.ring import IoUring
 
 IORING_OP_SOCKET = 45
 CQE_F_MORE, CQE_F_NOTIF = 1 << 1, 1 << 3

@@ -22,7 +22,7 @@ from typing import Any
 
 from pybpfuring.lang import IOSQE_IO_LINK
 from pybpfuring.runtime import Ring, Timespec, prep_nop
-from pybpfuring.runtime.ring import RingClosedError
+from pybpfuring.uring import RingClosedError
 
 import parity_progs as P
 

@@ -18,8 +18,8 @@ from pybpfuring.errors import CompileError
 from pybpfuring.filters import FilterCtx, cbpf, iouring_filter
 from pybpfuring.filters.kernel import (FilterError, apply_filter, filters_supported, register_raw,
                                        restrict_task, support_line)
-from pybpfuring.runtime.ring.prep import prep_nop, prep_openat
-from pybpfuring.runtime.ring.ring import IoUring
+from pybpfuring.uring.prep import prep_nop, prep_openat
+from pybpfuring.uring.ring import IoUring
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filters import policies  # noqa: E402

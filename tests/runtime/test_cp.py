@@ -21,7 +21,7 @@ LARGE_UNDER_TYPEGUARD = 8 * 1024 * 1024
 def _hot_path_instrumented() -> bool:
     import pybpfuring.runtime.backends.emulated as emulated
     import pybpfuring.runtime.engine.memory as memory
-    import pybpfuring.runtime.ring.ring as ring
+    import pybpfuring.uring.ring as ring
     return any("typeguard" in type(mod.__loader__).__module__ for mod in (emulated, memory, ring))
 
 

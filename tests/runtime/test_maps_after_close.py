@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.ring import RingClosedError
+from pybpfuring.uring import RingClosedError
 
 import progs
 from progs import LOG_LEN, record, results

@@ -14,7 +14,7 @@ import pytest
 
 import usecase_prep_progs as P
 from pybpfuring.runtime import Ring, Sqe, Timespec
-from pybpfuring.runtime.ring import (AT_FDCWD, IoUring, prep_accept, prep_connect, prep_link_timeout,
+from pybpfuring.uring import (AT_FDCWD, IoUring, prep_accept, prep_connect, prep_link_timeout,
                                      prep_recv, prep_send, prep_shutdown, prep_splice, prep_statx,
                                      sockaddr_in)
 from pybpfuring.errors import ArgumentError

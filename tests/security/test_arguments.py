@@ -14,8 +14,8 @@ from pybpfuring.runtime import (Ring, Sqe, prep_cancel, prep_fsync, prep_openat,
                                 prep_read, prep_readv, prep_recv, prep_timeout, prep_write)
 from pybpfuring.runtime.engine.interp import MAX_BUDGET
 from pybpfuring.runtime.native import unavailable_reason
-from pybpfuring.runtime.ring import IoUring
-from pybpfuring.runtime.ring.prep import prep_read_fixed
+from pybpfuring.uring import IoUring
+from pybpfuring.uring.prep import prep_read_fixed
 
 ENGINES = ["interp", "jit", pytest.param("native", marks=pytest.mark.skipif(
     unavailable_reason() is not None, reason=f"native loop unavailable: {unavailable_reason()}"))]

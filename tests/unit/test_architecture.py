@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pybpfuring.lang",),
     ("pybpfuring.loader",),
     ("pybpfuring.compiler",),
-    ("pybpfuring.runtime.ring", "pybpfuring.runtime.engine"),
+    ("pybpfuring.uring", "pybpfuring.runtime.engine"),
     ("pybpfuring.filters",),
     ("pybpfuring.runtime.probe",),
     ("pybpfuring.runtime.backends", "pybpfuring.runtime.native"),

@@ -8,7 +8,7 @@ import select
 
 import pytest
 
-from pybpfuring.runtime.ring import Cqe, IoUring, Timespec, prep_close, prep_fsync, prep_link_timeout, prep_nop, prep_openat, prep_poll_add, prep_read, prep_read_fixed, prep_readv, prep_recv, prep_send, prep_timeout, prep_write, prep_write_fixed, prep_writev, prep_cancel, AT_FDCWD
+from pybpfuring.uring import Cqe, IoUring, Timespec, prep_close, prep_fsync, prep_link_timeout, prep_nop, prep_openat, prep_poll_add, prep_read, prep_read_fixed, prep_readv, prep_recv, prep_send, prep_timeout, prep_write, prep_write_fixed, prep_writev, prep_cancel, AT_FDCWD
 from pybpfuring.abi import uring as C
 
 

@@ -12,9 +12,9 @@ import pytest
 import typeguard
 
 from pybpfuring.errors import PyBpfUringError
-from pybpfuring.runtime.ring import Cqe, IoUring, IoUringParams, IoUringRegisterError, IoUringSetupError, RingClosedError, prep_nop, prep_read, prep_write
+from pybpfuring.uring import Cqe, IoUring, IoUringParams, IoUringRegisterError, IoUringSetupError, RingClosedError, prep_nop, prep_read, prep_write
 from pybpfuring.abi import uring as C
-from pybpfuring.runtime.ring import ring as ring_module
+from pybpfuring.uring import ring as ring_module
 
 
 class Buffer(bytearray):

@@ -1,7 +1,7 @@
 """The public runtime API is type-checked in the test run: a wrong argument type is a TypeError at the call."""
 import pytest
 
-from pybpfuring.runtime.ring import IoUring
+from pybpfuring.uring import IoUring
 
 
 def test_wrong_argument_type_is_a_type_error_at_the_call() -> None:
@@ -12,6 +12,6 @@ def test_wrong_argument_type_is_a_type_error_at_the_call() -> None:
 
 def test_public_modules_are_instrumented() -> None:
     import pybpfuring.runtime.model as model
-    import pybpfuring.runtime.ring.ring as ring
+    import pybpfuring.uring.ring as ring
     for mod in (model, ring):
         assert "typeguard" in mod.__loader__.__class__.__module__, mod.__name__

@@ -26,9 +26,9 @@ from ...lang.decorators import BpfFunction
 from ...lang.globals import GlobalDecl
 from pybpfuring.loader import BpfObject
 from pybpfuring.loader.btf import STRUCT, BtfError, vmlinux_btf
-from ..ring import IoUring
+from pybpfuring.uring import IoUring
 from pybpfuring.abi import uring as C
-from ..ring.syscalls import io_uring_enter_raw
+from pybpfuring.uring.syscalls import io_uring_enter_raw
 
 TARGET = "bpf_ops"
 RING_FLAGS = (C.IORING_SETUP_SINGLE_ISSUER | C.IORING_SETUP_DEFER_TASKRUN | C.IORING_SETUP_NO_SQARRAY

@@ -25,7 +25,7 @@ from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
 from pybpfuring.abi import uring as C
 from pybpfuring.abi.structs import Cqe
-from ..ring.syscalls import io_uring_register
+from pybpfuring.uring.syscalls import io_uring_register
 from .bpf_ops import LoopRing
 from .bpf_ops_scheduler import ProgramEntry, compile_scheduler, program_key
 

@@ -34,7 +34,7 @@ from pybpfuring.errors import ProgramFault, PyBpfUringError
 from pybpfuring.runtime.engine.faults import VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, Vm
 from pybpfuring.runtime.engine.memory import Memory
-from pybpfuring.runtime.ring import IoUring, IoUringError
+from pybpfuring.uring import IoUring, IoUringError
 from pybpfuring.abi import uring as C
 from pybpfuring.abi.structs import Cqe, Sqe
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pybpfuring.loader.maps import Map
-from pybpfuring.runtime.ring import RingClosedError
+from pybpfuring.uring import RingClosedError
 
 
 class RetainedMap:

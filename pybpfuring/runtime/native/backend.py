@@ -34,11 +34,11 @@ from pybpfuring.runtime.engine.faults import StopProgram, VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, M64
 from pybpfuring.runtime.engine.jit import JitVm, NativeHelper, _Binding
 from pybpfuring.runtime.engine.memory import Memory
-from pybpfuring.runtime.ring import IoUring, IoUringError, RingClosedError
-from pybpfuring.runtime.ring import ring as ring_module
-from pybpfuring.runtime.ring.buffers import pin
+from pybpfuring.uring import IoUring, IoUringError, RingClosedError
+from pybpfuring.uring import ring as ring_module
+from pybpfuring.uring.buffers import pin
 from pybpfuring.abi.structs import Cqe
-from pybpfuring.runtime.ring.syscalls import IoUringEnterError
+from pybpfuring.uring.syscalls import IoUringEnterError
 
 from .build import load
 from .conditions import CqAtLeast

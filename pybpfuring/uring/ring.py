@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ...errors import ArgumentError, check_int_arg, check_timeout_arg
+from pybpfuring.errors import ArgumentError, check_int_arg, check_timeout_arg
 from pybpfuring.abi import uring as C
 from .registration import RegistrationMixin
 from pybpfuring.abi.structs import Cqe, IoUringGeteventsArg, IoUringParams, Sqe, Timespec

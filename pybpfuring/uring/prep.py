@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import ArgumentError
+from pybpfuring.errors import ArgumentError
 from pybpfuring.abi import uring as C
 from .buffers import pin
 from pybpfuring.abi.structs import Iovec, Sqe, Timespec

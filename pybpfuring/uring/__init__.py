@@ -1,6 +1,6 @@
 """io_uring from Python through raw syscalls and shared memory (ctypes + mmap), liburing's flat style.
 
-    from pybpfuring.runtime.ring import IoUring, prep_nop
+    from pybpfuring.uring import IoUring, prep_nop
     with IoUring(8) as ring:
         sqe = ring.get_sqe(); prep_nop(sqe); sqe.user_data = 42
         ring.submit()
@@ -10,13 +10,13 @@ See docs/ring.md. `constants` holds the uapi numbers (opcodes, IOSQE_*, IORING_S
 """
 import sys
 
-from ...abi import structs as _structs, uring as constants
+from pybpfuring.abi import structs as _structs, uring as constants
 from .prep import (AT_FDCWD, prep_accept, prep_cancel, prep_connect, prep_shutdown, prep_splice,
                    prep_statx, sockaddr_in, prep_close, prep_fsync, prep_link_timeout, prep_nop,
                    prep_openat, prep_poll_add, prep_read, prep_read_fixed, prep_readv, prep_recv,
                    prep_send, prep_timeout, prep_write, prep_write_fixed, prep_writev)
 from .ring import IoUring
-from ...abi.structs import Cqe, IoUringParams, Iovec, Sqe, Timespec
+from pybpfuring.abi.structs import Cqe, IoUringParams, Iovec, Sqe, Timespec
 from .syscalls import (IoUringEnterError, IoUringError, IoUringRegisterError, IoUringSetupError,
                        RingClosedError)
 

@@ -5,7 +5,7 @@ import ctypes
 from collections.abc import Iterable
 from typing import Any
 
-from ...errors import ArgumentError
+from pybpfuring.errors import ArgumentError
 from pybpfuring.abi import uring as C
 from .buffers import pin
 from pybpfuring.abi.structs import IoUringProbe, Iovec, PROBE_OPS

@@ -99,13 +99,18 @@ ALL_IMPORTS = [imp for m, p in sorted(MODULES.items()) for imp in _imports_of(m,
 OURS = [i for i in ALL_IMPORTS if i.target.startswith("pybpfuring") and i.target != i.source]
 
 
-def layer_of(module: str) -> int:
-    best, rank = -1, -1
+def _place(module: str) -> tuple[int, str]:
+    """(layer, the LAYERS prefix the module falls under); (-1, "") if none."""
+    best = (-1, "")
     for i, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
-                best, rank = len(prefix), i
-    return rank
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best[1]):
+                best = (i, prefix)
+    return best
+
+
+def layer_of(module: str) -> int:
+    return _place(module)[0]
 
 
 def _where(imp: Import) -> str:
@@ -193,3 +198,18 @@ def test_no_import_cycle() -> None:
 def test_layers_listed_bottom_up_are_all_used(layer: int) -> None:
     # A layer nobody is in is a stale line of the table (and of docs/architecture.md).
     assert any(layer_of(m) == layer for m in MODULES), LAYERS[layer]
+
+
+def layer_diagram() -> str:
+    """The layers bottom-up with what each imports (docs/architecture.md shows this output)."""
+    lines = []
+    for i, prefixes in reversed(list(enumerate(LAYERS))):
+        below = sorted({_place(imp.target)[1] for imp in OURS if not imp.type_only
+                        and layer_of(imp.source) == i and layer_of(imp.target) < i})
+        names = ", ".join(p.removeprefix("pybpfuring.") for p in prefixes)
+        lines.append(f"{i:2d} {names:40s} -> {', '.join(b.removeprefix('pybpfuring.') for b in below) or '-'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(layer_diagram())

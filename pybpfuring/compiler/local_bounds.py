@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..lang.types import IntType
 from . import typed_ir as ir
-from .lowering_expr import _walk
+from .ir_walk import _walk
 from .ranges import ubound
 
 

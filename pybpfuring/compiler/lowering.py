@@ -10,39 +10,17 @@ from __future__ import annotations
 import llvmlite.ir as ll
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
-from ..lang.structs import Ctx
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
-from ..lang.loop import RegionType
 from . import target_bpf_ops
 from .debuginfo import DebugInfo
+from .lower_types import CTX_STRUCT, I8, I32, I64, MAP_STRUCT, PTR, llty, memty
 from . import lowering_bulk
 from .lowering_guard import guarded_address
 from .ranges import always_below
 from .targets import STACK_SIZE, Target
 
-I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
-PTR = ll.PointerType()
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
-MAP_STRUCT = ll.LiteralStructType([PTR, PTR, PTR, PTR])
-
-
-def llty(t: ir.IRType) -> ll.Type:
-    if isinstance(t, BoolType):
-        return I1
-    if isinstance(t, IntType):
-        return ll.IntType(t.bits)
-    if isinstance(t, ir.RefType):
-        return PTR
-    if isinstance(t, RegionType):
-        return target_bpf_ops.REGION_T
-    if t is None:
-        return ll.VoidType()
-    raise TypeError(f"no LLVM value type for {t!r}")
-
-
-# The program context: its fields may only be accessed at constant offsets from the ctx pointer.
-CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 
 def opaque(v: ll.Instruction) -> ll.Instruction:
@@ -50,11 +28,6 @@ def opaque(v: ll.Instruction) -> ll.Instruction:
     llvmlite's builder checks stores against typed ones. Make ours opaque."""
     v.type = PTR
     return v
-
-
-def memty(t: ir.IRType) -> ll.Type:
-    """The in-memory type (bool is a byte in memory)."""
-    return I8 if isinstance(t, BoolType) else llty(t)
 
 
 class ModuleLowering:
@@ -134,7 +107,7 @@ def _first_call(s: ir.Stmt | None) -> object:
 
 
 def _names_local(node: object, local: ir.Local) -> bool:
-    from .lowering_expr import _walk
+    from .ir_walk import _walk
     return any(isinstance(n, ir.VarPlace) and n.local is local for n in _walk(node))
 
 
@@ -216,7 +189,7 @@ class FunctionLowering:
             self.slots[n] = a
         if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
             self.null_params_fail()
-        from .lowering_expr import hoist_const_lookups
+        from .lowering_lookup import hoist_const_lookups
         hoist_const_lookups(self, self.fn.body)
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
@@ -456,7 +429,7 @@ class FunctionLowering:
             # `if k in m: x = m[k]`: one lookup, its pointer taken in the branch where it is not NULL.
             # Two lookups leave the verifier three kinds of x (the element, the scratch object the
             # second lookup's miss gives, the old x) to walk every later instruction with.
-            from .lowering_expr import is_found, lookup
+            from .lowering_lookup import is_found, lookup
             p = lookup(self, s.cond.map, s.cond.key)  # type: ignore[attr-defined]
             self.b.cbranch(is_found(self, p), then, orelse or done)
             self.hits[id(reused)] = p

@@ -25,13 +25,13 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.loop import RegionType
 from . import typed_ir as ir
+from .lower_types import REGION_T
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering, ModuleLowering
 
 I8, I32, I64 = ll.IntType(8), ll.IntType(32), ll.IntType(64)
 PTR = ll.PointerType()
-REGION_T = ll.LiteralStructType([PTR, I64])        # (address or NULL, checked size)
 OPS_T = ll.LiteralStructType([PTR, I32, PTR])       # struct io_uring_bpf_ops
 STRUCT_OPS_SECTION = ".struct_ops.link"
 KSYMS_SECTION = ".ksyms"
@@ -58,7 +58,7 @@ def struct_ops_name(program_name: str) -> str:
 # ---- module level -------------------------------------------------------------------------------------
 def lower_globals(ml: "ModuleLowering") -> None:
     """A global per ReadOnly/Global declaration, in the section libbpf expects, with BTF."""
-    from .lowering import memty
+    from .lower_types import memty
     for info in ml.tmod.globals:
         decl = info.decl
         t = decl.type  # type: ignore[attr-defined]

@@ -1,4 +1,6 @@
-"""The LLVM types every lowering module uses, in one place (no imports of the lowering modules)."""
+"""The LLVM types the lowering uses, in one place: every lowering module imports them from here, and
+this module imports none of them (it is the bottom of the lowering's import graph). Types that only
+one target's layout needs (target_bpf_ops.OPS_T, KFUNCS) stay with that target, built from these."""
 from __future__ import annotations
 
 import llvmlite.ir as ll

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Callable
 
 import llvmlite.ir as ll
 
+from .lower_types import PTR
+
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
-
-PTR = ll.PointerType()
 
 
 def guarded_address(fl: "FunctionLowering", checks: list[ll.Value], address: Callable[[], ll.Value],

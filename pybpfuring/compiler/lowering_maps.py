@@ -14,7 +14,7 @@ import llvmlite.ir as ll
 
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
-from .lower_types import I64, llty, memty
+from .lower_types import I8, I64, llty, memty
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
@@ -76,7 +76,7 @@ def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple
     hit, done = fl.f.append_basic_block("map.hit"), fl.f.append_basic_block("map.done")
     b.cbranch(found, hit, done)
     b.position_at_end(hit)
-    addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=ll.IntType(8)) if offset else p
+    addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=I8) if offset else p
     return addr, start, hit, done
 
 

@@ -25,13 +25,11 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.loop import RegionType
 from . import typed_ir as ir
-from .lower_types import REGION_T
+from .lower_types import I8, I32, I64, PTR, REGION_T
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering, ModuleLowering
 
-I8, I32, I64 = ll.IntType(8), ll.IntType(32), ll.IntType(64)
-PTR = ll.PointerType()
 OPS_T = ll.LiteralStructType([PTR, I32, PTR])       # struct io_uring_bpf_ops
 STRUCT_OPS_SECTION = ".struct_ops.link"
 KSYMS_SECTION = ".ksyms"

@@ -1,15 +1,17 @@
 """Walking the typed IR: every node under a statement, expression or place."""
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
+from typing import Iterator
+
 from . import typed_ir as ir
 
 
-def _walk(node: object):
+def walk(node: object) -> Iterator[object]:
     """Every typed-IR node under `node` (statements, expressions, places), depth first."""
-    from dataclasses import fields, is_dataclass
     if isinstance(node, list):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
         return
     if not is_dataclass(node) or isinstance(node, (ir.Local, ir.MapInfo, type)):
         return
@@ -19,4 +21,4 @@ def _walk(node: object):
             v = getattr(node, f.name)
             if isinstance(v, dict):
                 v = list(v.values())
-            yield from _walk(v)
+            yield from walk(v)

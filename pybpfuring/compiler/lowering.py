@@ -4,19 +4,27 @@ Locals live in allocas that LLVM's mem2reg/SROA turn into registers; structs and
 buffers addressed with constant offsets. Everything the C standard leaves undefined is made defined
 here, as the language promises: shift counts are masked, x/0 == 0 and x%0 == x, signed division is done
 on magnitudes (BPF cpu v3 has no signed divide), signed overflow wraps.
+
+Module layering (no import cycle; each imports only those above it, FunctionLowering is a parameter
+typed under TYPE_CHECKING): lower_types, ir_walk <- lowering_guard, lowering_bulk, local_bounds,
+lowering_lookup <- lowering_maps, target_bpf_ops <- lowering_expr <- lowering (this module).
 """
 from __future__ import annotations
 
 import llvmlite.ir as ll
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
-from ..lang.types import ArrayType, BoolType, IntType, StructType
+from ..lang.types import ArrayType, BoolType, StructType
+from . import lowering_bulk, target_bpf_ops
 from . import typed_ir as ir
-from . import target_bpf_ops
 from .debuginfo import DebugInfo
+from .ir_walk import walk
+from .local_bounds import local_bounds
 from .lower_types import CTX_STRUCT, I8, I32, I64, MAP_STRUCT, PTR, llty, memty
-from . import lowering_bulk
+from .lowering_expr import lower_expr
 from .lowering_guard import guarded_address
+from .lowering_lookup import hoist_const_lookups, is_found, lookup
+from .lowering_maps import lookup_reused_by, store
 from .ranges import always_below
 from .targets import STACK_SIZE, Target
 
@@ -107,8 +115,7 @@ def _first_call(s: ir.Stmt | None) -> object:
 
 
 def _names_local(node: object, local: ir.Local) -> bool:
-    from .ir_walk import _walk
-    return any(isinstance(n, ir.VarPlace) and n.local is local for n in _walk(node))
+    return any(isinstance(n, ir.VarPlace) and n.local is local for n in walk(node))
 
 
 def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
@@ -189,7 +196,6 @@ class FunctionLowering:
             self.slots[n] = a
         if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
             self.null_params_fail()
-        from .lowering_lookup import hoist_const_lookups
         hoist_const_lookups(self, self.fn.body)
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
@@ -306,7 +312,6 @@ class FunctionLowering:
     def local_bounds(self) -> dict[int, int]:
         """Upper bounds of integer locals (local_bounds.py), computed on first use."""
         if not hasattr(self, "_local_bounds"):
-            from .local_bounds import local_bounds
             self._local_bounds = local_bounds(self.fn)
         return self._local_bounds
 
@@ -380,7 +385,6 @@ class FunctionLowering:
             raise InternalCompilerError(f"unknown statement {s!r}", s.loc)
 
     def assign(self, s: ir.Assign) -> None:
-        from .lowering_maps import store
         if store(self, s):  # into a map value: one lookup, the write skipped for a missing key
             return
         t = s.place.type
@@ -420,7 +424,6 @@ class FunctionLowering:
         lowering_bulk.zero(self, dst, t.size, t.align)  # type: ignore[union-attr]
 
     def if_stmt(self, s: ir.If) -> None:
-        from .lowering_maps import lookup_reused_by
         reused = lookup_reused_by(s)
         then = self.f.append_basic_block("if.then")
         orelse = self.f.append_basic_block("if.else") if s.orelse else None
@@ -429,7 +432,6 @@ class FunctionLowering:
             # `if k in m: x = m[k]`: one lookup, its pointer taken in the branch where it is not NULL.
             # Two lookups leave the verifier three kinds of x (the element, the scratch object the
             # second lookup's miss gives, the old x) to walk every later instruction with.
-            from .lowering_lookup import is_found, lookup
             p = lookup(self, s.cond.map, s.cond.key)  # type: ignore[attr-defined]
             self.b.cbranch(is_found(self, p), then, orelse or done)
             self.hits[id(reused)] = p
@@ -505,5 +507,6 @@ class FunctionLowering:
 
     # ---- expressions --------------------------------------------------------------------------------
     def expr(self, e: ir.Expr) -> ll.Value:
-        from .lowering_expr import lower_expr
+        # The modules lowering_expr imports (lowering_lookup, lowering_maps, target_bpf_ops) lower
+        # their sub-expressions through this method, so none of them imports lowering_expr back.
         return lower_expr(self, e)

@@ -9,8 +9,9 @@ from ..errors import InternalCompilerError
 from ..lang.types import BoolType, IntType
 from . import typed_ir as ir
 from .lowering_guard import guarded_address
-from .lower_types import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
+from .lower_types import CTX_STRUCT, I1, I8, I64, llty, memty
 from .lowering_lookup import call_helper, found_or_exit, is_found, key_ptr, lookup
+from .lowering_maps import scalar_load
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
 from .targets import BPF_FUNC_map_delete_elem, BPF_FUNC_map_update_elem
 
@@ -28,7 +29,6 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         t = llty(e.type)
         return ll.Constant(t, e.value & ((1 << t.width) - 1))
     if isinstance(e, ir.Load):
-        from .lowering_maps import scalar_load
         direct = scalar_load(fl, e)  # m[k] as a value: `p ? *p : 0`, no scratch object
         if direct is not None:
             return direct

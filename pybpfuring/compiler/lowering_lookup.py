@@ -6,9 +6,11 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
+from ..lang.maps import BPF_MAP_TYPE_ARRAY
 from . import typed_ir as ir
-from .ir_walk import _walk
+from .ir_walk import walk
 from .lower_types import I1, I32, I64, PTR
+from .ranges import always_below, constant
 from .targets import BPF_FUNC_map_lookup_elem
 
 if TYPE_CHECKING:
@@ -25,15 +27,13 @@ def call_helper(fl: "FunctionLowering", helper_id: int, ret: ll.Type, args: list
 def key_ptr(fl: "FunctionLowering", key: ir.Expr | ir.Place, info: ir.MapInfo) -> ll.Value:
     if isinstance(key, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
         return fl.addr(key)
-    from .lowering_expr import lower_expr
     tmp = fl.temp("key", 8)
-    v = lower_expr(fl, key)
+    v = fl.expr(key)
     fl.b.store(fl.to_mem(v, key.type), tmp)
     return tmp
 
 
 def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) -> ll.Value:
-    from .ranges import constant
     hoisted = fl.const_lookups.get((id(info), constant(key)))
     if hoisted is not None:
         return hoisted
@@ -57,8 +57,6 @@ def is_found(fl: "FunctionLowering", p: ll.Value) -> ll.Value:
 def cannot_miss(info: ir.MapInfo, key: ir.Expr | ir.Place) -> bool:
     """An array map's key that is below max_entries on every run (ranges.py): the kernel's lookup
     returns the element then, never NULL."""
-    from ..lang.maps import BPF_MAP_TYPE_ARRAY
-    from .ranges import always_below
     return info.defn.map_type == BPF_MAP_TYPE_ARRAY and always_below(key, info.defn.max_entries)
 
 
@@ -96,14 +94,13 @@ def hoist_const_lookups(fl: "FunctionLowering", body: list[ir.Stmt]) -> None:
     and writes through that one pointer, as a C programmer keeps `__u64 *limit = lookup(...)`.
     Each lookup inside a loop would otherwise cost a helper call, a NULL test and its branch on
     every trip, and the verifier walks each of them once per trip and path."""
-    from .ranges import constant
     if fl.ml.target.name == "bpf_ops":
         # Not for the kernel loop's programs: the scheduler and the programs it calls share one
         # 512-byte stack and are near it; a hoisted pointer that LLVM spills costs a slot a frame.
         return
     seen: dict[tuple[int, int], ir.MapInfo] = {}
-    loops = [node for node in _walk(body) if isinstance(node, ir.Loop)]
-    for node in _walk(loops):      # only where it repeats: each hoisted pointer holds a register
+    loops = [node for node in walk(body) if isinstance(node, ir.Loop)]
+    for node in walk(loops):      # only where it repeats: each hoisted pointer holds a register
         if isinstance(node, (ir.MapRef, ir.MapGet)) and cannot_miss(node.map, node.key):
             value = constant(node.key)
             if value is not None and len(seen) < MAX_HOISTED:

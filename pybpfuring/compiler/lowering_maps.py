@@ -15,6 +15,7 @@ import llvmlite.ir as ll
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
 from .lower_types import I8, I64, llty, memty
+from .lowering_lookup import found_or_exit, lookup
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
@@ -68,7 +69,6 @@ def _cache(fl: "FunctionLowering") -> dict[int, ll.Value]:
 
 def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block, ll.Block, ll.Block]:
     """Look the key up; leave the builder in the `hit` block. Returns (address, start, hit, done)."""
-    from .lowering_lookup import found_or_exit, lookup
     b = fl.b
     p = lookup(fl, ref.map, ref.key)
     found = found_or_exit(fl, ref.map, ref.key, p)

@@ -11,6 +11,8 @@ lowering_lookup <- lowering_maps, target_bpf_ops <- lowering_expr <- lowering (t
 """
 from __future__ import annotations
 
+from typing import Callable, Union
+
 import llvmlite.ir as ll
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
@@ -29,6 +31,8 @@ from .ranges import always_below
 from .targets import STACK_SIZE, Target
 
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
+# One side of FunctionLowering.merge: computed in a block of its own, or a value already at hand.
+Arm = Union[Callable[[], ll.Value], ll.Value]
 
 
 def opaque(v: ll.Instruction) -> ll.Instruction:
@@ -322,6 +326,51 @@ class FunctionLowering:
         if self.fn.kind == "function" and not self.fn.inline:
             return self.barrier(v)
         return v
+
+    def merge(self, checks: ll.Value | list[ll.Value], then: Arm, orelse: Arm,
+              names: tuple[str, str, str]) -> ll.Value:
+        """`then` where the i1 `checks` hold (a list: every one, tested in order), else `orelse`,
+        joined by a phi; `names` label the then, else and join blocks. An arm given as a function is
+        computed in a block of its own, so only the path that takes it runs it (it may call a
+        helper, or zero the scratch object); one given as a value is already computed, and the test
+        branches straight to the join."""
+        b, f = self.b, self.f
+        tests = checks if isinstance(checks, list) else [checks]
+        made: dict[int, ll.Block] = {}
+
+        def block(i: int) -> ll.Block:
+            # Appended on first use (else before then, the join after the then arm): the layout the
+            # guarded addresses always had, which LLVM's block placement follows.
+            if i not in made:
+                made[i] = f.append_basic_block(names[i])
+            return made[i]
+
+        reaching: tuple[list, list] = ([], [])      # (value, block) pairs from then / else to the join
+        failed = block(1) if callable(orelse) else None
+        for n, test in enumerate(tests):
+            if n < len(tests) - 1:
+                passed = f.append_basic_block(f"{names[0]}.check")
+            else:
+                passed = block(0) if callable(then) else block(2)
+            b.cbranch(test, passed, failed or block(2))
+            if failed is None:
+                reaching[1].append((orelse, b.block))
+            if passed is made.get(2):
+                reaching[0].append((then, b.block))
+            else:
+                b.position_at_end(passed)
+        for side, arm in enumerate((then, orelse)):
+            if callable(arm):
+                if side == 1:
+                    b.position_at_end(block(1))
+                value = arm()
+                reaching[side].append((value, b.block))
+                b.branch(block(2))
+        b.position_at_end(block(2))
+        phi = b.phi(reaching[0][0][0].type)
+        for value, pred in reaching[0] + reaching[1]:
+            phi.add_incoming(value, pred)
+        return phi
 
     def barrier(self, v: ll.Value) -> ll.Value:
         """An empty volatile asm on `v` (libbpf's barrier_var): LLVM cannot hoist the arithmetic that

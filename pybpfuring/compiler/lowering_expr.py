@@ -142,24 +142,13 @@ def divide(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: IntType
 
 
 def short_circuit(fl: "FunctionLowering", e: ir.Logical) -> ll.Value:
-    b = fl.b
+    """`x and y` is y where x holds, else False; `x or y` is True where x holds, else y: the right
+    side runs only where Python evaluates it (it may call a helper)."""
     left = lower_expr(fl, e.left)
-    left_end = b.block
-    rhs = fl.f.append_basic_block(f"{e.op}.rhs")
-    done = fl.f.append_basic_block(f"{e.op}.end")
+    names = (f"{e.op}.rhs", f"{e.op}.rhs", f"{e.op}.end")   # only the right side has a block
     if e.op == "and":
-        b.cbranch(left, rhs, done)
-    else:
-        b.cbranch(left, done, rhs)
-    b.position_at_end(rhs)
-    right = lower_expr(fl, e.right)
-    right_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(I1)
-    phi.add_incoming(ll.Constant(I1, 0 if e.op == "and" else 1), left_end)
-    phi.add_incoming(right, right_end)
-    return phi
+        return fl.merge(left, lambda: lower_expr(fl, e.right), ll.Constant(I1, 0), names)
+    return fl.merge(left, ll.Constant(I1, 1), lambda: lower_expr(fl, e.right), names)
 
 
 def compare(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: ir.IRType) -> ll.Value:
@@ -186,22 +175,8 @@ def select(fl: "FunctionLowering", e: ir.Select) -> ll.Value:
             values[id(n)] = fl.barrier(values[id(n)])
         test = compare(fl, c.op, values[id(c.left)], values[id(c.right)], c.left.type)
         return b.select(test, values[id(e.then)], values[id(e.orelse)])
-    cond = lower_expr(fl, e.cond)
-    then, orelse, done = (fl.f.append_basic_block(n) for n in ("sel.then", "sel.else", "sel.end"))
-    b.cbranch(cond, then, orelse)
-    b.position_at_end(then)
-    tv = lower_expr(fl, e.then)
-    then_end = b.block
-    b.branch(done)
-    b.position_at_end(orelse)
-    ev = lower_expr(fl, e.orelse)
-    else_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(llty(e.type))
-    phi.add_incoming(tv, then_end)
-    phi.add_incoming(ev, else_end)
-    return phi
+    return fl.merge(lower_expr(fl, e.cond), lambda: lower_expr(fl, e.then), lambda: lower_expr(fl, e.orelse),
+                    ("sel.then", "sel.else", "sel.end"))
 
 
 # ---- maps and helpers --------------------------------------------------------------------------------
@@ -234,20 +209,10 @@ def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
         # (`(k in a) | (j in b)`) into `(p | q) != 0`, arithmetic on map_value_or_null pointers
         # that the verifier refuses (found by the differential tier).
         return b.icmp_unsigned("!=", fl.barrier(b.zext(found, I64)), ll.Constant(I64, 0))
-    hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
     default = lower_expr(fl, e.default)
     found = found_or_exit(fl, e.map, e.key, p)
-    start = b.block
-    b.cbranch(found, hit, done)
-    b.position_at_end(hit)
-    v = fl.from_mem(b.load(p, typ=memty(e.type)), e.type)
-    hit_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(llty(e.type))
-    phi.add_incoming(v, hit_end)
-    phi.add_incoming(default, start)
-    return phi
+    return fl.merge(found, lambda: fl.from_mem(b.load(p, typ=memty(e.type)), e.type), default,
+                    ("get.hit", "get.miss", "get.done"))
 
 
 def map_update(fl: "FunctionLowering", e: ir.MapUpdate) -> ll.Value:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from ..lang.types import IntType
 from . import typed_ir as ir
-from .lowering_expr import _walk
+from .ir_walk import walk
 from .ranges import ubound
 
 
 def local_bounds(fn: ir.TypedFunction) -> dict[int, int]:
     """{id(local): B} with 0 <= local <= B (as unsigned of its width) at every point of `fn`, from
     operations the verifier follows too (ranges.ubound's `verifier` mode)."""
-    if any(isinstance(n, (ir.Yield, ir.Resume)) for n in _walk(fn.body)):
+    if any(isinstance(n, (ir.Yield, ir.Resume)) for n in walk(fn.body)):
         return {}      # locals are also restored across a yield: not only written by Assign
     writes: dict[int, list[object]] = {}
     excluded = {id(p) for p in fn.params}
@@ -57,7 +57,7 @@ def _collect(stmts: list, loops: list[tuple[ir.Loop, bool]], writes: dict, exclu
         elif isinstance(s, ir.Loop):
             outer = [(lp, False) for lp, _ in loops]
             _collect(s.body, outer + [(s, True)], writes, excluded)
-            body_writes = {id(n.place.local) for n in _walk(s.body)
+            body_writes = {id(n.place.local) for n in walk(s.body)
                            if isinstance(n, ir.Assign) and isinstance(n.place, ir.VarPlace)}
             _collect_step(s, body_writes, writes, excluded)
 
@@ -78,7 +78,7 @@ def _counter_step(s: ir.Assign, before: list, loops: list[tuple[ir.Loop, bool]])
         return None
     local = s.place.local  # type: ignore[union-attr]
     if any(isinstance(n, ir.Assign) and isinstance(n.place, ir.VarPlace) and n.place.local is local
-           for n in _walk(before)):
+           for n in walk(before)):
         return None
     return _step_of(s, loops[-1][0])
 
@@ -119,11 +119,11 @@ def _exclude_other_uses(body: list, excluded: set) -> None:
     """A local named anywhere but as an assignment's target or inside a load (passed by address,
     referenced) may be written some other way."""
     allowed: set[int] = set()
-    for n in _walk(body):
+    for n in walk(body):
         if isinstance(n, ir.Assign) and isinstance(n.place, ir.VarPlace):
             allowed.add(id(n.place))
         elif isinstance(n, ir.Load) and isinstance(n.place, ir.VarPlace):
             allowed.add(id(n.place))
-    for n in _walk(body):
+    for n in walk(body):
         if isinstance(n, ir.VarPlace) and id(n) not in allowed:
             excluded.add(id(n.local))

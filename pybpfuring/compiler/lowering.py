@@ -4,46 +4,36 @@ Locals live in allocas that LLVM's mem2reg/SROA turn into registers; structs and
 buffers addressed with constant offsets. Everything the C standard leaves undefined is made defined
 here, as the language promises: shift counts are masked, x/0 == 0 and x%0 == x, signed division is done
 on magnitudes (BPF cpu v3 has no signed divide), signed overflow wraps.
+
+Module layering (no import cycle; each imports only those above it, FunctionLowering is a parameter
+typed under TYPE_CHECKING): lower_types, ir_walk <- lowering_guard, lowering_bulk, local_bounds,
+lowering_lookup <- lowering_maps, target_bpf_ops <- lowering_expr <- lowering (this module).
 """
 from __future__ import annotations
+
+from typing import Callable, Union
 
 import llvmlite.ir as ll
 
 from ..errors import CompileError, InternalCompilerError, SourceLocation
-from ..lang.structs import Ctx
-from ..lang.types import ArrayType, BoolType, IntType, StructType
+from ..lang.types import ArrayType, BoolType, StructType
+from . import lowering_bulk, target_bpf_ops
 from . import typed_ir as ir
-from ..lang.loop import RegionType
-from . import target_bpf_ops
 from .debuginfo import DebugInfo
-from . import lowering_bulk
+from .ir_walk import walk
+from .local_bounds import local_bounds
+from .lower_types import CTX_STRUCT, I8, I32, I64, MAP_STRUCT, PTR, llty, memty
+from .lowering_expr import lower_expr
 from .lowering_guard import guarded_address
+from .lowering_lookup import hoist_const_lookups, is_found, lookup
+from .lowering_maps import lookup_reused_by, store
 from .ranges import always_below
 from .targets import Target
 from pybpfuring.abi.bpf2021 import STACK_SIZE
 
-I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
-PTR = ll.PointerType()
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
-MAP_STRUCT = ll.LiteralStructType([PTR, PTR, PTR, PTR])
-
-
-def llty(t: ir.IRType) -> ll.Type:
-    if isinstance(t, BoolType):
-        return I1
-    if isinstance(t, IntType):
-        return ll.IntType(t.bits)
-    if isinstance(t, ir.RefType):
-        return PTR
-    if isinstance(t, RegionType):
-        return target_bpf_ops.REGION_T
-    if t is None:
-        return ll.VoidType()
-    raise TypeError(f"no LLVM value type for {t!r}")
-
-
-# The program context: its fields may only be accessed at constant offsets from the ctx pointer.
-CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
+# One side of FunctionLowering.merge: computed in a block of its own, or a value already at hand.
+Arm = Union[Callable[[], ll.Value], ll.Value]
 
 
 def opaque(v: ll.Instruction) -> ll.Instruction:
@@ -51,11 +41,6 @@ def opaque(v: ll.Instruction) -> ll.Instruction:
     llvmlite's builder checks stores against typed ones. Make ours opaque."""
     v.type = PTR
     return v
-
-
-def memty(t: ir.IRType) -> ll.Type:
-    """The in-memory type (bool is a byte in memory)."""
-    return I8 if isinstance(t, BoolType) else llty(t)
 
 
 class ModuleLowering:
@@ -135,8 +120,7 @@ def _first_call(s: ir.Stmt | None) -> object:
 
 
 def _names_local(node: object, local: ir.Local) -> bool:
-    from .lowering_expr import _walk
-    return any(isinstance(n, ir.VarPlace) and n.local is local for n in _walk(node))
+    return any(isinstance(n, ir.VarPlace) and n.local is local for n in walk(node))
 
 
 def filled_by_next(s: ir.Stmt, after: ir.Stmt | None) -> bool:
@@ -217,7 +201,6 @@ class FunctionLowering:
             self.slots[n] = a
         if self.fn.verified_alone:     # after every alloca: they must stay in the entry block
             self.null_params_fail()
-        from .lowering_expr import hoist_const_lookups
         hoist_const_lookups(self, self.fn.body)
         self.body(self.fn.body)
         if not self.b.block.is_terminated:
@@ -334,7 +317,6 @@ class FunctionLowering:
     def local_bounds(self) -> dict[int, int]:
         """Upper bounds of integer locals (local_bounds.py), computed on first use."""
         if not hasattr(self, "_local_bounds"):
-            from .local_bounds import local_bounds
             self._local_bounds = local_bounds(self.fn)
         return self._local_bounds
 
@@ -345,6 +327,51 @@ class FunctionLowering:
         if self.fn.kind == "function" and not self.fn.inline:
             return self.barrier(v)
         return v
+
+    def merge(self, checks: ll.Value | list[ll.Value], then: Arm, orelse: Arm,
+              names: tuple[str, str, str]) -> ll.Value:
+        """`then` where the i1 `checks` hold (a list: every one, tested in order), else `orelse`,
+        joined by a phi; `names` label the then, else and join blocks. An arm given as a function is
+        computed in a block of its own, so only the path that takes it runs it (it may call a
+        helper, or zero the scratch object); one given as a value is already computed, and the test
+        branches straight to the join."""
+        b, f = self.b, self.f
+        tests = checks if isinstance(checks, list) else [checks]
+        made: dict[int, ll.Block] = {}
+
+        def block(i: int) -> ll.Block:
+            # Appended on first use (else before then, the join after the then arm): the layout the
+            # guarded addresses always had, which LLVM's block placement follows.
+            if i not in made:
+                made[i] = f.append_basic_block(names[i])
+            return made[i]
+
+        reaching: tuple[list, list] = ([], [])      # (value, block) pairs from then / else to the join
+        failed = block(1) if callable(orelse) else None
+        for n, test in enumerate(tests):
+            if n < len(tests) - 1:
+                passed = f.append_basic_block(f"{names[0]}.check")
+            else:
+                passed = block(0) if callable(then) else block(2)
+            b.cbranch(test, passed, failed or block(2))
+            if failed is None:
+                reaching[1].append((orelse, b.block))
+            if passed is made.get(2):
+                reaching[0].append((then, b.block))
+            else:
+                b.position_at_end(passed)
+        for side, arm in enumerate((then, orelse)):
+            if callable(arm):
+                if side == 1:
+                    b.position_at_end(block(1))
+                value = arm()
+                reaching[side].append((value, b.block))
+                b.branch(block(2))
+        b.position_at_end(block(2))
+        phi = b.phi(reaching[0][0][0].type)
+        for value, pred in reaching[0] + reaching[1]:
+            phi.add_incoming(value, pred)
+        return phi
 
     def barrier(self, v: ll.Value) -> ll.Value:
         """An empty volatile asm on `v` (libbpf's barrier_var): LLVM cannot hoist the arithmetic that
@@ -408,7 +435,6 @@ class FunctionLowering:
             raise InternalCompilerError(f"unknown statement {s!r}", s.loc)
 
     def assign(self, s: ir.Assign) -> None:
-        from .lowering_maps import store
         if store(self, s):  # into a map value: one lookup, the write skipped for a missing key
             return
         t = s.place.type
@@ -448,7 +474,6 @@ class FunctionLowering:
         lowering_bulk.zero(self, dst, t.size, t.align)  # type: ignore[union-attr]
 
     def if_stmt(self, s: ir.If) -> None:
-        from .lowering_maps import lookup_reused_by
         reused = lookup_reused_by(s)
         then = self.f.append_basic_block("if.then")
         orelse = self.f.append_basic_block("if.else") if s.orelse else None
@@ -457,7 +482,6 @@ class FunctionLowering:
             # `if k in m: x = m[k]`: one lookup, its pointer taken in the branch where it is not NULL.
             # Two lookups leave the verifier three kinds of x (the element, the scratch object the
             # second lookup's miss gives, the old x) to walk every later instruction with.
-            from .lowering_expr import is_found, lookup
             p = lookup(self, s.cond.map, s.cond.key)  # type: ignore[attr-defined]
             self.b.cbranch(is_found(self, p), then, orelse or done)
             self.hits[id(reused)] = p
@@ -533,5 +557,6 @@ class FunctionLowering:
 
     # ---- expressions --------------------------------------------------------------------------------
     def expr(self, e: ir.Expr) -> ll.Value:
-        from .lowering_expr import lower_expr
+        # The modules lowering_expr imports (lowering_lookup, lowering_maps, target_bpf_ops) lower
+        # their sub-expressions through this method, so none of them imports lowering_expr back.
         return lower_expr(self, e)

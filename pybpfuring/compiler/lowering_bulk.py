@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
+from .lower_types import I1, I8, I64, PTR
+
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
 
-I1, I8, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(64)
-PTR = ll.PointerType()
 # Expanded inline up to this many stores (LLVM's limit is 128; tail stores of an odd size count too).
 INLINE_STORES = 96
 

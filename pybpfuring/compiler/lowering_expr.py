@@ -9,9 +9,11 @@ from ..errors import InternalCompilerError
 from ..lang.types import BoolType, IntType
 from . import typed_ir as ir
 from .lowering_guard import guarded_address
-from .lowering import CTX_STRUCT, I1, I8, I32, I64, PTR, llty, memty
+from .lower_types import CTX_STRUCT, I1, I8, I64, llty, memty
+from .lowering_lookup import call_helper, found_or_exit, is_found, key_ptr, lookup
+from .lowering_maps import scalar_load
 from .target_bpf_ops import LOOP_NODES, lower_loop_expr
-from pybpfuring.abi.bpf2021 import BPF_FUNC_map_delete_elem, BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem
+from pybpfuring.abi.bpf2021 import BPF_FUNC_map_delete_elem, BPF_FUNC_map_update_elem
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
@@ -27,7 +29,6 @@ def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
         t = llty(e.type)
         return ll.Constant(t, e.value & ((1 << t.width) - 1))
     if isinstance(e, ir.Load):
-        from .lowering_maps import scalar_load
         direct = scalar_load(fl, e)  # m[k] as a value: `p ? *p : 0`, no scratch object
         if direct is not None:
             return direct
@@ -141,24 +142,13 @@ def divide(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: IntType
 
 
 def short_circuit(fl: "FunctionLowering", e: ir.Logical) -> ll.Value:
-    b = fl.b
+    """`x and y` is y where x holds, else False; `x or y` is True where x holds, else y: the right
+    side runs only where Python evaluates it (it may call a helper)."""
     left = lower_expr(fl, e.left)
-    left_end = b.block
-    rhs = fl.f.append_basic_block(f"{e.op}.rhs")
-    done = fl.f.append_basic_block(f"{e.op}.end")
+    names = (f"{e.op}.rhs", f"{e.op}.rhs", f"{e.op}.end")   # only the right side has a block
     if e.op == "and":
-        b.cbranch(left, rhs, done)
-    else:
-        b.cbranch(left, done, rhs)
-    b.position_at_end(rhs)
-    right = lower_expr(fl, e.right)
-    right_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(I1)
-    phi.add_incoming(ll.Constant(I1, 0 if e.op == "and" else 1), left_end)
-    phi.add_incoming(right, right_end)
-    return phi
+        return fl.merge(left, lambda: lower_expr(fl, e.right), ll.Constant(I1, 0), names)
+    return fl.merge(left, ll.Constant(I1, 1), lambda: lower_expr(fl, e.right), names)
 
 
 def compare(fl: "FunctionLowering", op: str, l: ll.Value, r: ll.Value, t: ir.IRType) -> ll.Value:
@@ -185,142 +175,11 @@ def select(fl: "FunctionLowering", e: ir.Select) -> ll.Value:
             values[id(n)] = fl.barrier(values[id(n)])
         test = compare(fl, c.op, values[id(c.left)], values[id(c.right)], c.left.type)
         return b.select(test, values[id(e.then)], values[id(e.orelse)])
-    cond = lower_expr(fl, e.cond)
-    then, orelse, done = (fl.f.append_basic_block(n) for n in ("sel.then", "sel.else", "sel.end"))
-    b.cbranch(cond, then, orelse)
-    b.position_at_end(then)
-    tv = lower_expr(fl, e.then)
-    then_end = b.block
-    b.branch(done)
-    b.position_at_end(orelse)
-    ev = lower_expr(fl, e.orelse)
-    else_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(llty(e.type))
-    phi.add_incoming(tv, then_end)
-    phi.add_incoming(ev, else_end)
-    return phi
+    return fl.merge(lower_expr(fl, e.cond), lambda: lower_expr(fl, e.then), lambda: lower_expr(fl, e.orelse),
+                    ("sel.then", "sel.else", "sel.end"))
 
 
 # ---- maps and helpers --------------------------------------------------------------------------------
-def call_helper(fl: "FunctionLowering", helper_id: int, ret: ll.Type, args: list[ll.Value]) -> ll.Value:
-    """A helper is called through a constant address, as clang's `(void *)ID` declarations are."""
-    callee = ll.Constant(I64, helper_id).inttoptr(PTR)
-    callee.function_type = ll.FunctionType(ret, [a.type for a in args])  # read by llvmlite's call
-    return fl.b.call(callee, args)
-
-
-def key_ptr(fl: "FunctionLowering", key: ir.Expr | ir.Place, info: ir.MapInfo) -> ll.Value:
-    if isinstance(key, (ir.VarPlace, ir.DerefPlace, ir.FieldPlace, ir.IndexPlace)):
-        return fl.addr(key)
-    tmp = fl.temp("key", 8)
-    v = lower_expr(fl, key)
-    fl.b.store(fl.to_mem(v, key.type), tmp)
-    return tmp
-
-
-def lookup(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place) -> ll.Value:
-    from .ranges import constant
-    hoisted = fl.const_lookups.get((id(info), constant(key)))
-    if hoisted is not None:
-        return hoisted
-    k = key_ptr(fl, key, info)
-    return call_helper(fl, BPF_FUNC_map_lookup_elem, PTR, [fl.ml.maps[id(info)], k])
-
-
-def is_found(fl: "FunctionLowering", p: ll.Value) -> ll.Value:
-    """`p != NULL` for a looked-up map value, hidden from LLVM's folding (llvm.bpf.passthrough, as
-    the BPF backend's own passes do): InstCombine would otherwise merge it with other tests into
-    `(ptr | x) == 0`, and the verifier refuses arithmetic on a map_value_or_null pointer (found by
-    the differential tier)."""
-    m = fl.ml.m
-    name = "llvm.bpf.passthrough.i1.i1"
-    fn = m.globals.get(name) or ll.Function(m, ll.FunctionType(I1, [I32, I1]), name)
-    seq = getattr(fl.ml, "_passthrough_seq", 0) + 1  # distinct, so calls are never merged
-    fl.ml._passthrough_seq = seq  # type: ignore[attr-defined]
-    return fl.b.call(fn, [ll.Constant(I32, seq), fl.b.icmp_unsigned("!=", p, ll.Constant(PTR, None))])
-
-
-def cannot_miss(info: ir.MapInfo, key: ir.Expr | ir.Place) -> bool:
-    """An array map's key that is below max_entries on every run (ranges.py): the kernel's lookup
-    returns the element then, never NULL."""
-    from ..lang.maps import BPF_MAP_TYPE_ARRAY
-    from .ranges import always_below
-    return info.defn.map_type == BPF_MAP_TYPE_ARRAY and always_below(key, info.defn.max_entries)
-
-
-def found_or_exit(fl: "FunctionLowering", info: ir.MapInfo, key: ir.Expr | ir.Place, p: ll.Value) -> ll.Value:
-    """The condition to branch on after looking `key` up. Where the lookup cannot miss, the NULL
-    test the verifier demands leaves the function (a path no run takes) and the condition is a
-    constant true, so LLVM drops the miss path: otherwise every later instruction is verified twice,
-    once with the element and once with the zeroed scratch object or the 0 a miss gives."""
-    if p in fl.const_lookups.values():   # looked up and checked at the function's start
-        return ll.Constant(I1, 1)
-    if not cannot_miss(info, key):
-        return is_found(fl, p)
-    b = fl.b
-    ok, dead = fl.f.append_basic_block("lookup.ok"), fl.f.append_basic_block("lookup.never")
-    b.cbranch(is_found(fl, p), ok, dead)
-    b.position_at_end(dead)
-    ret_t = fl.f.function_type.return_type
-    if isinstance(ret_t, ll.VoidType):
-        b.ret_void()
-    else:
-        b.ret(fl.returned(ll.Constant(ret_t, 0)))
-    b.position_at_end(ok)
-    return ll.Constant(I1, 1)
-
-
-# Hoisted element pointers stay live for the whole function: beyond a few, LLVM spills them and the
-# stack (512 bytes, shared by BPF-to-BPF frames) and the code grow (the bpf_ops scheduler, whose
-# every loop names a dozen elements, went from 176 to 232 bytes a frame hoisting all of them).
-MAX_HOISTED = 4
-
-
-def hoist_const_lookups(fl: "FunctionLowering", body: list[ir.Stmt]) -> None:
-    """Look up, once at the function's start, the array-map elements a loop of the body names by a
-    constant key (`budget[0]`; at most MAX_HOISTED): an array element's address never changes, so every later `budget[0]` reads
-    and writes through that one pointer, as a C programmer keeps `__u64 *limit = lookup(...)`.
-    Each lookup inside a loop would otherwise cost a helper call, a NULL test and its branch on
-    every trip, and the verifier walks each of them once per trip and path."""
-    from .ranges import constant
-    if fl.ml.target.name == "bpf_ops":
-        # Not for the kernel loop's programs: the scheduler and the programs it calls share one
-        # 512-byte stack and are near it; a hoisted pointer that LLVM spills costs a slot a frame.
-        return
-    seen: dict[tuple[int, int], ir.MapInfo] = {}
-    loops = [node for node in _walk(body) if isinstance(node, ir.Loop)]
-    for node in _walk(loops):      # only where it repeats: each hoisted pointer holds a register
-        if isinstance(node, (ir.MapRef, ir.MapGet)) and cannot_miss(node.map, node.key):
-            value = constant(node.key)
-            if value is not None and len(seen) < MAX_HOISTED:
-                seen.setdefault((id(node.map), value), node.map)
-    for (_, value), info in seen.items():
-        key = ir.Const(value, info.defn.key_type, fl.fn.loc)  # type: ignore[arg-type]
-        p = lookup(fl, info, key)
-        found_or_exit(fl, info, key, p)
-        fl.const_lookups[(id(info), value)] = p
-
-
-def _walk(node: object):
-    """Every typed-IR node under `node` (statements, expressions, places), depth first."""
-    from dataclasses import fields, is_dataclass
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
-        return
-    if not is_dataclass(node) or isinstance(node, (ir.Local, ir.MapInfo, type)):
-        return
-    yield node
-    for f in fields(node):
-        if f.name not in ("loc", "type"):
-            v = getattr(node, f.name)
-            if isinstance(v, dict):
-                v = list(v.values())
-            yield from _walk(v)
-
-
 def map_ref(fl: "FunctionLowering", e: ir.MapRef) -> ll.Value:
     b = fl.b
     hit = fl.hits.pop(id(e), None)
@@ -350,20 +209,10 @@ def map_get(fl: "FunctionLowering", e: ir.MapGet) -> ll.Value:
         # (`(k in a) | (j in b)`) into `(p | q) != 0`, arithmetic on map_value_or_null pointers
         # that the verifier refuses (found by the differential tier).
         return b.icmp_unsigned("!=", fl.barrier(b.zext(found, I64)), ll.Constant(I64, 0))
-    hit, done = fl.f.append_basic_block("get.hit"), fl.f.append_basic_block("get.done")
     default = lower_expr(fl, e.default)
     found = found_or_exit(fl, e.map, e.key, p)
-    start = b.block
-    b.cbranch(found, hit, done)
-    b.position_at_end(hit)
-    v = fl.from_mem(b.load(p, typ=memty(e.type)), e.type)
-    hit_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(llty(e.type))
-    phi.add_incoming(v, hit_end)
-    phi.add_incoming(default, start)
-    return phi
+    return fl.merge(found, lambda: fl.from_mem(b.load(p, typ=memty(e.type)), e.type), default,
+                    ("get.hit", "get.miss", "get.done"))
 
 
 def map_update(fl: "FunctionLowering", e: ir.MapUpdate) -> ll.Value:

@@ -21,29 +21,9 @@ import llvmlite.ir as ll
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
 
-PTR = ll.PointerType()
-
 
 def guarded_address(fl: "FunctionLowering", checks: list[ll.Value], address: Callable[[], ll.Value],
                     size: int, name: str) -> ll.Value:
     """`address()` where every i1 of `checks` holds (tested in order), else a zeroed `size`-byte
     scratch object; the result is a phi of the two. `name` labels the blocks in the IR."""
-    b = fl.b
-    bad = fl.f.append_basic_block(f"{name}.bad")
-    for i, check in enumerate(checks):
-        passed = fl.f.append_basic_block(f"{name}.ok" if i == len(checks) - 1 else f"{name}.check")
-        b.cbranch(check, passed, bad)
-        b.position_at_end(passed)
-    elem = address()
-    ok_end = b.block
-    done = fl.f.append_basic_block(f"{name}.done")
-    b.branch(done)
-    b.position_at_end(bad)
-    scratch = fl.zeroed_scratch(size)
-    bad_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(PTR)
-    phi.add_incoming(elem, ok_end)
-    phi.add_incoming(scratch, bad_end)
-    return phi
+    return fl.merge(checks, address, lambda: fl.zeroed_scratch(size), (f"{name}.ok", f"{name}.bad", f"{name}.done"))

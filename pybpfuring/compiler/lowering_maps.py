@@ -14,7 +14,8 @@ import llvmlite.ir as ll
 
 from ..lang.types import ArrayType, BoolType, IntType, StructType
 from . import typed_ir as ir
-from .lowering import I64, llty, memty
+from .lower_types import I8, I64, llty, memty
+from .lowering_lookup import found_or_exit, lookup
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering
@@ -66,18 +67,22 @@ def _cache(fl: "FunctionLowering") -> dict[int, ll.Value]:
     return cache
 
 
-def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block, ll.Block, ll.Block]:
-    """Look the key up; leave the builder in the `hit` block. Returns (address, start, hit, done)."""
-    from .lowering_expr import found_or_exit, lookup
+def _lookup_branch(fl: "FunctionLowering", ref: ir.MapRef, offset: int) -> tuple[ll.Value, ll.Block]:
+    """Look the key up and branch on the result; leave the builder where it was found. Returns (the
+    address `offset` bytes into the value, the block both paths continue in). A write has no value
+    to join, so it branches on its own rather than through FunctionLowering.merge."""
     b = fl.b
     p = lookup(fl, ref.map, ref.key)
     found = found_or_exit(fl, ref.map, ref.key, p)
-    start = b.block
     hit, done = fl.f.append_basic_block("map.hit"), fl.f.append_basic_block("map.done")
     b.cbranch(found, hit, done)
     b.position_at_end(hit)
-    addr = b.gep(p, [ll.Constant(I64, offset)], source_etype=ll.IntType(8)) if offset else p
-    return addr, start, hit, done
+    return _at(fl, p, offset), done
+
+
+def _at(fl: "FunctionLowering", p: ll.Value, offset: int) -> ll.Value:
+    """The address `offset` bytes into the map value at `p`."""
+    return fl.b.gep(p, [ll.Constant(I64, offset)], source_etype=I8) if offset else p
 
 
 def scalar_load(fl: "FunctionLowering", e: ir.Load) -> ll.Value | None:
@@ -91,15 +96,11 @@ def scalar_load(fl: "FunctionLowering", e: ir.Load) -> ll.Value | None:
     root = map_root(e.place)
     if root is None:
         return None
-    addr, start, _, done = _lookup_branch(fl, *root)
-    v = fl.from_mem(b.load(addr, typ=memty(e.type)), e.type)
-    hit_end = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    phi = b.phi(llty(e.type))
-    phi.add_incoming(v, hit_end)
-    phi.add_incoming(ll.Constant(llty(e.type), 0), start)
-    return phi
+    ref, offset = root
+    p = lookup(fl, ref.map, ref.key)
+    found = found_or_exit(fl, ref.map, ref.key, p)
+    return fl.merge(found, lambda: fl.from_mem(b.load(_at(fl, p, offset), typ=memty(e.type)), e.type),
+                    ll.Constant(llty(e.type), 0), ("map.hit", "map.miss", "map.done"))
 
 
 def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
@@ -120,7 +121,7 @@ def store(fl: "FunctionLowering", s: ir.Assign) -> bool:
         # the key can change what the value reads (`m[f()] = k in h` where f updates h: Python
         # and the language compute the value first; found by the differential tier).
         value = fl.expr(s.value)  # type: ignore[arg-type]
-    addr, _, _, done = _lookup_branch(fl, *root)
+    addr, done = _lookup_branch(fl, *root)
     if aggregate:
         if src is None:
             fl.zero(addr, t)

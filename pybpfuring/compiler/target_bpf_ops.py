@@ -25,13 +25,12 @@ import llvmlite.ir as ll
 from ..errors import InternalCompilerError
 from ..lang.loop import RegionType
 from . import typed_ir as ir
+from .lower_types import I8, I32, I64, PTR, REGION_T, memty
+from .lowering_guard import guarded_address
 
 if TYPE_CHECKING:
     from .lowering import FunctionLowering, ModuleLowering
 
-I8, I32, I64 = ll.IntType(8), ll.IntType(32), ll.IntType(64)
-PTR = ll.PointerType()
-REGION_T = ll.LiteralStructType([PTR, I64])        # (address or NULL, checked size)
 OPS_T = ll.LiteralStructType([PTR, I32, PTR])       # struct io_uring_bpf_ops
 STRUCT_OPS_SECTION = ".struct_ops.link"
 KSYMS_SECTION = ".ksyms"
@@ -58,7 +57,6 @@ def struct_ops_name(program_name: str) -> str:
 # ---- module level -------------------------------------------------------------------------------------
 def lower_globals(ml: "ModuleLowering") -> None:
     """A global per ReadOnly/Global declaration, in the section libbpf expects, with BTF."""
-    from .lowering import memty
     for info in ml.tmod.globals:
         decl = info.decl
         t = decl.type  # type: ignore[attr-defined]
@@ -123,14 +121,13 @@ def param_value(fl: "FunctionLowering", i: int) -> ll.Value:
 
 # ---- expressions --------------------------------------------------------------------------------------
 def lower_loop_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value | None:
-    from .lowering_expr import lower_expr
     b = fl.b
     if isinstance(e, ir.GlobalRef):
         return fl.ml.globals[id(e.info)]
     if isinstance(e, ir.KfuncCall):
         return kfunc_call(fl, e)
     if isinstance(e, ir.RegionValid):
-        ptr = b.extract_value(lower_expr(fl, e.region), 0)
+        ptr = b.extract_value(fl.expr(e.region), 0)
         return b.icmp_unsigned("!=", ptr, ll.Constant(PTR, None))
     if isinstance(e, ir.RegionView):
         return region_view(fl, e)
@@ -138,15 +135,14 @@ def lower_loop_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value | None:
         base = fl.addr(e.place)
         return b.gep(base, [ll.Constant(I64, e.offset)], source_etype=I8) if e.offset else base
     if isinstance(e, ir.StoreExpr):
-        value = lower_expr(fl, e.value)
+        value = fl.expr(e.value)
         b.store(fl.to_mem(value, e.place.type), fl.addr(e.place))
         return None
     raise InternalCompilerError(f"cannot lower {type(e).__name__}", getattr(e, "loc", None))
 
 
 def kfunc_call(fl: "FunctionLowering", e: ir.KfuncCall) -> ll.Value:
-    from .lowering_expr import lower_expr
-    args = [lower_expr(fl, a) for a in e.args]
+    args = [fl.expr(a) for a in e.args]
     result = fl.b.call(kfunc(fl.ml, e.name), args)
     if isinstance(e.type, RegionType):
         # The region carries the size it was asked for: every access is checked against it.
@@ -159,11 +155,9 @@ def region_view(fl: "FunctionLowering", e: ir.RegionView) -> ll.Value:
     """Address of `size` bytes at `offset` of the region if they lie inside it, else a zeroed
     scratch object. The check tests the offset register itself against the (verifier-constant)
     region size; the address is computed below the check only."""
-    from .lowering_expr import lower_expr
-    from .lowering_guard import guarded_address
     b = fl.b
-    region = lower_expr(fl, e.region)
-    off = lower_expr(fl, e.offset)
+    region = fl.expr(e.region)
+    off = fl.expr(e.offset)
     ptr, size = b.extract_value(region, 0), b.extract_value(region, 1)
     need = ll.Constant(I64, e.type.pointee.size)
     present = b.icmp_unsigned("!=", ptr, ll.Constant(PTR, None))

@@ -13,6 +13,7 @@ from ..lang.loop import LoopParams, RegionType
 from ..lang.maps import MapDef
 from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType
 from . import typed_ir as ir
+from .lower_types import I32
 
 
 def _tok(name: str) -> ll.DIToken:
@@ -55,11 +56,10 @@ class DebugInfo:
             # llvmlite has no API to add globals after creation: rebuild the CU operand list.
             self.cu.operands = tuple(list(self.cu.operands) + [("globals", self.m.add_metadata(self.globals))])
         self.m.add_named_metadata("llvm.dbg.cu", self.cu)
-        i32 = ll.IntType(32)
         self.m.add_named_metadata("llvm.module.flags", self.m.add_metadata(
-            [ll.Constant(i32, 7), "Dwarf Version", ll.Constant(i32, 5)]))
+            [ll.Constant(I32, 7), "Dwarf Version", ll.Constant(I32, 5)]))
         self.m.add_named_metadata("llvm.module.flags", self.m.add_metadata(
-            [ll.Constant(i32, 2), "Debug Info Version", ll.Constant(i32, 3)]))
+            [ll.Constant(I32, 2), "Debug Info Version", ll.Constant(I32, 3)]))
 
     def file(self, path: str) -> ll.DIValue:
         if path not in self._files:

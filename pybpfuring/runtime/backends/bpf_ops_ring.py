@@ -43,7 +43,7 @@ USER_MEMORY = 256 * 1024       # the MEM region of each ring (pinned by the kern
 
 def probe() -> str | None:
     """None if this machine can run the backend, else why not."""
-    from ..probe import check_bpf
+    from ..machine import check_bpf
     if not kernel_has_loop_ops():
         return ("the kernel has no io_uring_bpf_ops struct_ops in its BTF (Linux >= 7.1 with "
                 "CONFIG_IO_URING_BPF_OPS)")

@@ -11,6 +11,10 @@ import os
 import platform
 from dataclasses import dataclass
 
+from .bpf import syscalls as sc
+from .bpf.btf import STRUCT, BtfError, vmlinux_btf
+from .ring import IoUring
+
 
 @dataclass(frozen=True)
 class Support:
@@ -20,7 +24,6 @@ class Support:
 
 
 def check_io_uring() -> Support:
-    from .ring import IoUring
     try:
         with IoUring(2) as ring:
             ops = ring.probe()
@@ -31,7 +34,6 @@ def check_io_uring() -> Support:
 
 
 def check_bpf() -> Support:
-    from .bpf import syscalls as sc
     try:
         fd = sc.map_create(2, 4, 8, 1)  # a one-entry array map: the cheapest real bpf() call
         os.close(fd)
@@ -41,7 +43,6 @@ def check_bpf() -> Support:
 
 
 def check_bpf_ops() -> Support:
-    from .bpf.btf import BtfError, STRUCT, vmlinux_btf
     try:
         btf = vmlinux_btf()
     except BtfError as e:

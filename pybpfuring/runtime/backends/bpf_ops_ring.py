@@ -27,6 +27,8 @@ from ...compiler.targets import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from ..bpf import BpfObject
+from ..machine import check_bpf
 from ..ring import constants as C
 from ..ring.structs import Sqe
 from . import explain as why
@@ -43,7 +45,6 @@ USER_MEMORY = 256 * 1024       # the MEM region of each ring (pinned by the kern
 
 def probe() -> str | None:
     """None if this machine can run the backend, else why not."""
-    from ..machine import check_bpf
     if not kernel_has_loop_ops():
         return ("the kernel has no io_uring_bpf_ops struct_ops in its BTF (Linux >= 7.1 with "
                 "CONFIG_IO_URING_BPF_OPS)")
@@ -59,7 +60,6 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
     if bodies is not None:
         return list(bodies)
     from ...compiler import driver
-    from ..bpf import BpfObject
     obj = BpfObject.open(elf)
     try:
         order = names or list(obj.programs)

@@ -75,6 +75,8 @@ def _vm_class(engine: str) -> type[Vm]:
     if engine == "interp":
         return Vm
     if engine == "jit":
+        # Lazy: the JIT loads llvmlite (~0.1 s), which `import pybpfuring.runtime` and the interpreter
+        # do not need (this module is imported by the runtime package itself).
         from pybpfuring.runtime.engine.jit import JitVm
         return JitVm
     raise ValueError(f"unknown engine {engine!r}; choose one of: auto, native, {', '.join(ENGINES)}")

@@ -9,22 +9,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybpfuring.runtime.machine import backends
+from pybpfuring.runtime.native import unavailable_reason
 
 from .base import BackendUnfit, RingBackend
+from .emulated import EmulatedBackend
 
 
 def _emulated(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
     if engine in ("auto", "native"):
         # The native event loop (runtime/native) where it can be built, else the Python loop + JIT.
-        from pybpfuring.runtime.native import unavailable_reason
         reason = unavailable_reason()
         if reason is None:
+            # Lazy: native.backend loads llvmlite (engine.jit), ~0.1 s that `import pybpfuring.runtime`
+            # (and a ring on engine="interp") does not pay.
             from pybpfuring.runtime.native.backend import NativeBackend
             return NativeBackend(entries, cq_capacities, budget)
         if engine == "native":
             raise ValueError(f"engine 'native' cannot run here: {reason}")
         engine = "jit"
-    from .emulated import EmulatedBackend
     return EmulatedBackend(entries, cq_capacities, budget, engine)
 
 
@@ -35,6 +37,9 @@ BACKENDS: dict[str, tuple[Callable[[], str | None],
 }
 
 
+# Lazy (both): bpf_ops_ring imports the compiler (kernel_loop, the scheduler's build), which imports
+# llvmlite, and whose stack_check imports runtime.bpf, so the runtime package's own import would
+# re-enter a half-imported compiler; only a probe or a bpf_ops ring needs it.
 def _bpf_ops_probe() -> str | None:
     from .bpf_ops_ring import probe
     return probe()

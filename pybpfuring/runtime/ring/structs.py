@@ -11,7 +11,7 @@ from ctypes import c_int32, c_int64, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import NamedTuple
 
 from ...errors import ArgumentError
-from .constants import CQE_SIZE, SQE_SIZE
+from .constants import CQE_SIZE, SQE_SIZE, opcode_name
 
 
 class IoSqringOffsets(ctypes.Structure):
@@ -93,7 +93,6 @@ class Sqe(ctypes.Structure):
                 ("__pad2", c_uint64)]
 
     def __repr__(self) -> str:
-        from .constants import opcode_name
         return (f"Sqe({opcode_name(self.opcode)}, flags={self.flags:#x}, fd={self.fd}, "
                 f"off={self.off}, addr={self.addr:#x}, len={self.len}, op_flags={self.op_flags:#x}, "
                 f"user_data={self.user_data})")

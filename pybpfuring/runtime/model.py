@@ -25,10 +25,13 @@ from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_
 from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_timeout_arg
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
+from pybpfuring.loader.elf import read_elf, read_object_file
+from pybpfuring.loader.object import BpfObject
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, MAX_BUDGET
 from pybpfuring.uring import RingClosedError
 from pybpfuring.abi.structs import Cqe, Sqe
 
+from .aio import RingEventFd, cqes_async, wait_cqe_async
 from .backends import BackendFallbackWarning, RingBackend, choose_backend
 from .backends.emulated import DEFAULT_RUN_BUDGET
 from .backends.cqs import cq_capacity
@@ -379,20 +382,17 @@ class Ring:
     async def wait_cqe_async(self, cq: int = 0, timeout: float | None = None) -> Cqe:
         """As wait_cqe, awaited: the event loop runs other tasks until CQ `cq` holds a CQE
         (TimeoutError after `timeout` s). One task at a time per CQ, as for wait_cqe."""
-        from .aio import wait_cqe_async
         check_timeout_arg(timeout)
         return await wait_cqe_async(self, cq, timeout)
 
     def cqes_async(self, cq: int = 0) -> Any:
         """`async for cqe in ring.cqes_async(cq)`: CQ `cq`'s CQEs as they arrive."""
-        from .aio import cqes_async
         self._cq(cq)
         return cqes_async(self, cq)
 
     def _eventfd(self) -> Any:
         efd = getattr(self, "_efd", None)
         if efd is None:
-            from .aio import RingEventFd
             efd = self._efd = RingEventFd(_real_ring_fd(self._backend()))
         return efd
 
@@ -488,8 +488,6 @@ def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], 
             return driver.compile_functions(functions, "op_bpf"), functions, [f.name for f in functions]
         # Read once (a regular file of sane size, never a FIFO or a device) and parse it here, so
         # a malformed object's error names the file rather than the bytes a backend gets.
-        from pybpfuring.loader.elf import read_elf, read_object_file
-        from pybpfuring.loader.object import BpfObject
         elf = read_object_file(path)
         with BpfObject(read_elf(elf, path), path):
             pass

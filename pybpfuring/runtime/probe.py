@@ -1,82 +1,12 @@
 """What this machine can run: `pybpfuring info`, and the backend choice of `Ring(backend="auto")`.
 
-Each check does the real thing (sets up an io_uring, creates a BPF map, reads the kernel's BTF) and
-says why when it fails, so "not supported" always comes with a reason.
+The checks live in machine.py (they import nothing above the ring and the loader), the choice
+in backends/select.py; both are re-exported here, where the CLI and benchmarks import them.
 """
 from __future__ import annotations
 
-import os
-import platform
-from dataclasses import dataclass
+from .backends.select import default_backend, describe_backends
+from .machine import Support, backends, check_bpf, check_bpf_ops, check_io_uring
 
-
-@dataclass(frozen=True)
-class Support:
-    name: str
-    available: bool
-    why: str
-
-
-def check_io_uring() -> Support:
-    from pybpfuring.uring import IoUring
-    try:
-        with IoUring(2) as ring:
-            ops = ring.probe()
-        return Support("io_uring", True, f"io_uring_setup works; the kernel supports {len(ops)} opcodes "
-                       f"(last {max(ops) if ops else '-'})")
-    except OSError as e:
-        return Support("io_uring", False, f"io_uring_setup failed: {e}")
-
-
-def check_bpf() -> Support:
-    from pybpfuring.loader import syscalls as sc
-    try:
-        fd = sc.map_create(2, 4, 8, 1)  # a one-entry array map: the cheapest real bpf() call
-        os.close(fd)
-        return Support("bpf", True, "bpf() works (map created)")
-    except OSError as e:
-        return Support("bpf", False, f"bpf() failed: {e}")
-
-
-def check_bpf_ops() -> Support:
-    from pybpfuring.loader.btf import BtfError, STRUCT, vmlinux_btf
-    try:
-        btf = vmlinux_btf()
-    except BtfError as e:
-        return Support("bpf_ops", False, str(e))
-    if btf.find("io_uring_bpf_ops", STRUCT):
-        return Support("bpf_ops", True, "the kernel's BTF has struct io_uring_bpf_ops (Linux >= 7.1)")
-    return Support("bpf_ops", False, f"kernel {platform.release()} has no struct io_uring_bpf_ops in its BTF "
-                   "(needs Linux >= 7.1 with CONFIG_IO_URING_BPF_OPS=y)")
-
-
-def backends() -> list[Support]:
-    uring, bpf, ops = check_io_uring(), check_bpf(), check_bpf_ops()
-    kernel_ok = uring.available and bpf.available and ops.available
-    return [
-        Support("emulated", uring.available,
-                "programs run in the user-space engine on a real io_uring; " + uring.why),
-        Support("bpf_ops", kernel_ok, "programs run inside io_uring_enter (loop_step); " +
-                "; ".join(s.why for s in (ops, bpf) if not s.available or s is ops)),
-        Support("op_bpf", False, "the 2021 IORING_OP_BPF patches were never merged; no kernel has them: "
-                "objects for this ABI are compiled and checked structurally only"),
-        Support("verifier tier", bpf.available,
-                "compiled programs can be loaded into this kernel's verifier and run with "
-                "BPF_PROG_TEST_RUN (pybpfuring check); " + bpf.why),
-    ]
-
-
-def default_backend() -> str:
-    """What Ring(backend="auto") picks here: the first of AUTO_ORDER whose probe passes."""
-    from .backends import auto_backend
-    return auto_backend()
-
-
-def describe_backends() -> str:
-    lines = [f"kernel {platform.release()} ({platform.machine()})"]
-    for s in backends():
-        lines.append(f"  {s.name:14s} {'yes' if s.available else 'no ':4s} {s.why}")
-    from .backends import choose_backend
-    choice = choose_backend()
-    lines.append(f"default backend: {choice.reason}")
-    return "\n".join(lines)
+__all__ = ["Support", "backends", "check_bpf", "check_bpf_ops", "check_io_uring", "default_backend",
+           "describe_backends"]

@@ -11,6 +11,7 @@ import pytest
 from pybpfuring import BackendFallbackWarning
 from pybpfuring.runtime import Ring
 from pybpfuring.runtime import backends as B
+from pybpfuring.runtime.backends import select as choice  # AUTO_ORDER is read there
 
 
 def test_a_named_backend_says_it_was_asked_for() -> None:
@@ -42,7 +43,7 @@ class _SmallKernelBackend:
 @pytest.fixture
 def small_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(B.BACKENDS, "small", (lambda: None, _SmallKernelBackend.factory))
-    monkeypatch.setattr(B, "AUTO_ORDER", ["small", "emulated"])
+    monkeypatch.setattr(choice, "AUTO_ORDER", ["small", "emulated"])
 
 
 def test_auto_warns_when_the_ring_does_not_fit_a_backend_that_runs_here(small_first: None) -> None:
@@ -58,7 +59,7 @@ def test_auto_warns_when_the_ring_does_not_fit_a_backend_that_runs_here(small_fi
 
 
 def test_auto_is_quiet_when_the_first_backend_takes_the_ring(small_first: None) -> None:
-    B.AUTO_ORDER.remove("small")
+    choice.AUTO_ORDER.remove("small")
     with warnings.catch_warnings():
         warnings.simplefilter("error", BackendFallbackWarning)
         with Ring(4, cqs=[8]) as ring:

@@ -27,13 +27,15 @@ from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
 from ...lang.decorators import BpfFunction
+from pybpfuring.loader import BpfObject
+from ..machine import check_bpf
 from pybpfuring.abi import uring as C
 from pybpfuring.abi.structs import Sqe
 from . import explain as why
 from .bpf_ops import kernel_has_loop_ops
 from .bpf_ops_model import ModelRing, ModelStalled
 from .bpf_ops_scheduler import ProgramEntry
-from .cqs import CompletionQueue
+from .cqs import CompletionQueue, bad_cq_idx, completion_cq, refuse_bad_cq
 from .emulated import RingStalledError
 
 
@@ -43,7 +45,6 @@ USER_MEMORY = 256 * 1024       # the MEM region of each ring (pinned by the kern
 
 def probe() -> str | None:
     """None if this machine can run the backend, else why not."""
-    from ..probe import check_bpf
     if not kernel_has_loop_ops():
         return ("the kernel has no io_uring_bpf_ops struct_ops in its BTF (Linux >= 7.1 with "
                 "CONFIG_IO_URING_BPF_OPS)")
@@ -59,7 +60,6 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
     if bodies is not None:
         return list(bodies)
     from ...compiler import driver
-    from pybpfuring.loader import BpfObject
     obj = BpfObject.open(elf)
     try:
         order = names or list(obj.programs)
@@ -208,7 +208,7 @@ class BpfOpsBackend:
 
     def _is_cut(self, raw: bytes, cq_idx: int) -> bool:
         """Where a chain leaves the kernel: a BPF request, or an SQE for a CQ the ring lacks."""
-        return raw[0] == IORING_OP_BPF_2021 or cq_idx >= len(self.cq_sizes)
+        return raw[0] == IORING_OP_BPF_2021 or bad_cq_idx(cq_idx, len(self.cq_sizes))
 
     def _link_for(self, chain: _Chain, nxt: int) -> int:
         if nxt >= len(chain.entries):
@@ -226,8 +226,8 @@ class BpfOpsBackend:
             user_data = int.from_bytes(raw[32:40], "little")
             if refusal:
                 self.explanations.note(cq_idx, user_data, refusal, why.bad_bpf_sqe())
-            elif cq_idx >= len(self.cq_sizes):
-                self.explanations.note(0, user_data, -errno.EINVAL, why.bad_cq(cq_idx, len(self.cq_sizes)))
+            elif bad_cq_idx(cq_idx, len(self.cq_sizes)):     # the scheduler fails it (BAD_CQ_RES on CQ 0)
+                refuse_bad_cq(self.explanations, user_data, cq_idx, len(self.cq_sizes))
             elif raw[0] == IORING_OP_BPF_2021:
                 index = int.from_bytes(raw[8:16], "little")
                 if index >= len(self._model.programs if self._model is not None else []):
@@ -267,9 +267,9 @@ class BpfOpsBackend:
         if res < 0 and not before[1] & C.IOSQE_IO_HARDLINK:
             ncq = len(self.cq_sizes)
             for raw, cq_idx in chain.entries[chain.next:]:
-                self.explanations.note(cq_idx if cq_idx < ncq else 0, int.from_bytes(raw[32:40], "little"),
+                self.explanations.note(completion_cq(cq_idx, ncq), int.from_bytes(raw[32:40], "little"),
                                        -errno.ECANCELED, why.canceled(res))
-                self._ring().queue(raw, cq_idx if cq_idx < ncq else 0, -errno.ECANCELED)
+                self._ring().queue(raw, completion_cq(cq_idx, ncq), -errno.ECANCELED)
             return
         self._start_stage(chain)
 

@@ -10,12 +10,15 @@ satisfied waiters in O(log n) instead of scanning them all (10,000 waiters on on
 """
 from __future__ import annotations
 
+import errno
 import heapq
 from collections import deque
 from typing import Any
 
 from pybpfuring.errors import ArgumentError
 from pybpfuring.abi.structs import Cqe
+
+from . import explain as why
 
 _tuple_new = tuple.__new__
 
@@ -97,6 +100,33 @@ class CompletionQueue:
         woken = [entry[2] for entry in self._waiters]
         self._waiters = []
         return woken
+
+
+# --- an SQE's cq_idx ---------------------------------------------------------------------------
+# An SQE's cq_idx (byte 48, the 2021 field) names the CQ its completion goes to. One that names no
+# CQ of the ring fails the request (a BPF request too: the 2021 patches check it at submission) with
+# -EINVAL, posted on CQ 0 where the SQE stands in the SQ. Every Python backend asks the three
+# functions below. Two copies cannot call Python and keep their own test, written as
+# `bad_cq_idx`'s: the native loop (runtime/native/helpers.c, h_submit, which hands such an SQE
+# to the Python dispatch) and the bpf_ops scheduler, a BPF program (bpf_ops_scheduler.py,
+# `model_user_next`).
+BAD_CQ_RES = -errno.EINVAL
+
+
+def bad_cq_idx(cq_idx: int, ncq: int) -> bool:
+    """True if `cq_idx` (a u16 read from an SQE) names no CQ of a ring with `ncq` CQs."""
+    return cq_idx >= ncq
+
+
+def completion_cq(cq_idx: int, ncq: int) -> int:
+    """The CQ a request's CQE goes to: its cq_idx, or CQ 0 when that names no CQ."""
+    return 0 if bad_cq_idx(cq_idx, ncq) else cq_idx
+
+
+def refuse_bad_cq(explanations: why.Explanations, user_data: int, cq_idx: int, ncq: int) -> int:
+    """Note why the request of a bad `cq_idx` fails (`ring.explain()`); its res (on CQ 0)."""
+    explanations.note(0, user_data, BAD_CQ_RES, why.bad_cq(cq_idx, ncq))
+    return BAD_CQ_RES
 
 
 def cq_capacity(size: int, what: str) -> int:

@@ -39,7 +39,7 @@ from pybpfuring.abi import uring as C
 from pybpfuring.abi.structs import Cqe, Sqe
 
 from . import explain as why
-from .cqs import CompletionQueue
+from .cqs import CompletionQueue, bad_cq_idx, completion_cq, refuse_bad_cq
 from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
 from .sigint import SIGINT_DEFERRAL
@@ -75,6 +75,8 @@ def _vm_class(engine: str) -> type[Vm]:
     if engine == "interp":
         return Vm
     if engine == "jit":
+        # Lazy: the JIT loads llvmlite (~0.1 s), which `import pybpfuring.runtime` and the interpreter
+        # do not need (this module is imported by the runtime package itself).
         from pybpfuring.runtime.engine.jit import JitVm
         return JitVm
     raise ValueError(f"unknown engine {engine!r}; choose one of: auto, native, {', '.join(ENGINES)}")
@@ -371,26 +373,28 @@ class EmulatedBackend:
         """Start chain[i]: a BPF request, or the kernel SQEs from it up to the next BPF request
         (one kernel link; a refused one ends it)."""
         entry, ncq = chain[i], len(self.cqs)
-        if entry.opcode == IORING_OP_BPF_2021 and entry.cq_idx < ncq:
+        if entry.opcode == IORING_OP_BPF_2021 and not bad_cq_idx(entry.cq_idx, ncq):
             self._start_bpf(entry, _Continuation(chain, i + 1) if i + 1 < len(chain) else None)
             return
         j = i
         while True:
-            refused = chain[j].cq_idx >= ncq
+            refused = bad_cq_idx(chain[j].cq_idx, ncq)
             j += 1
-            if refused or j == len(chain) or (chain[j].opcode == IORING_OP_BPF_2021 and chain[j].cq_idx < ncq):
+            if refused or j == len(chain) or (chain[j].opcode == IORING_OP_BPF_2021
+                                                        and not bad_cq_idx(chain[j].cq_idx, ncq)):
                 break
         for k in range(i, j):
             e = chain[k]
             cont = _Continuation(chain, j) if k == j - 1 and j < len(chain) else None
             flags = e.flags & ~_LINK_FLAGS if k == j - 1 else e.flags
-            if e.cq_idx >= ncq:
+            if bad_cq_idx(e.cq_idx, ncq):
                 # Fails with -EINVAL on CQ 0 where it stands in the SQ (a BPF request too: the
                 # 2021 patches check cq_idx at submission): a NOP takes its place at the end of
                 # the kernel link and its CQE is posted as the refusal, in order with the inline
                 # completions around it (bpf_ops: a NOP with IORING_NOP_INJECT_RESULT).
-                self.explanations.note(0, e.user_data, -errno.EINVAL, why.bad_cq(e.cq_idx, ncq))
-                self._kernel_sqe(_STAND_IN_NOP, 0, e.user_data, 0, None, cont, fail=-errno.EINVAL)
+                fail = refuse_bad_cq(self.explanations, e.user_data, e.cq_idx, ncq)
+                self._kernel_sqe(_STAND_IN_NOP, 0, e.user_data, completion_cq(e.cq_idx, ncq), None, cont,
+                                 fail=fail)
             else:
                 self._kernel_sqe(e.raw, flags, e.user_data, e.cq_idx, e.keep, cont)
             e.keep = None
@@ -402,7 +406,7 @@ class EmulatedBackend:
         if res < 0 and not chain[nxt - 1].flags & C.IOSQE_IO_HARDLINK:
             ncq = len(self.cqs)
             for entry in chain[nxt:]:
-                cq = entry.cq_idx if entry.cq_idx < ncq else 0
+                cq = completion_cq(entry.cq_idx, ncq)
                 self.explanations.note(cq, entry.user_data, -errno.ECANCELED, why.canceled(res))
                 self.post(cq, entry.user_data, -errno.ECANCELED, 0)
                 entry.keep = None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pybpfuring import cache
 from pybpfuring.errors import PyBpfUringError
+from pybpfuring.runtime.backends.usermem import UserMemory
 from pybpfuring.runtime.engine import jit_abi as J
 
 HERE = Path(__file__).resolve().parent
@@ -186,7 +187,6 @@ def load() -> ctypes.CDLL:
 def _check_process_vm() -> None:
     """copy_{from,to}_user use process_vm_readv/writev; a seccomp policy may forbid them (the Python
     helpers then fall back to /proc/self/maps, the native ones cannot)."""
-    from pybpfuring.runtime.backends.usermem import UserMemory
     src, dst = ctypes.c_uint64(0x5EED), ctypes.c_uint64(0)
     user = UserMemory()
     if not user.read_into(ctypes.addressof(dst), ctypes.addressof(src), 8) or user.use_maps:

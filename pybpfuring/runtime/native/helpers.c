@@ -24,7 +24,8 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
         uint64_t tag;
         return (uint64_t)(int64_t)kernel_sqe(l, raw, flags, user_data, cq_idx, 0, 0, 0, &tag);
     }
-    /* a chain, a BPF request or a bad cq_idx: Python's dispatch, in submission order */
+    /* a chain, a BPF request or a bad cq_idx (`cq_idx < l->ncq` is the Python bad_cq_idx of
+       backends/cqs.py, which the dispatch then applies): Python's dispatch, in submission order */
     l->run_defers = 1;
     l->deferred = grow(l->deferred, &l->deferred_alloc, (l->ndeferred + 1) * 64, 1);
     memcpy(l->deferred + (size_t)l->ndeferred++ * 64, raw, 64);

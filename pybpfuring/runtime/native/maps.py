@@ -10,7 +10,7 @@ import ctypes
 import errno
 from collections.abc import Mapping
 
-from pybpfuring.runtime.backends.engine_maps import EngineHashMap, EngineMap, create_map
+from pybpfuring.runtime.backends.engine_maps import EngineArrayMap, EngineHashMap, EngineMap, create_map
 from pybpfuring.loader.maps import MAP_TYPE_HASH, Map
 from pybpfuring.runtime.engine.memory import Memory
 
@@ -74,7 +74,6 @@ def create_native_maps(specs: Mapping[str, Map], images: Mapping[str, bytes | No
 def map_descriptors(maps: Mapping[str, EngineMap]) -> list[int]:
     """(base, stride, max_entries, key_size, value_size, kind, table) per map, as nl_set_maps reads
     them: kind 1 array (native), 3 native hash, 2 anything else (Python helpers via the callback)."""
-    from pybpfuring.runtime.backends.engine_maps import EngineArrayMap
     desc: list[int] = []
     for m in maps.values():
         if type(m) is EngineArrayMap:

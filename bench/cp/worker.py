@@ -181,7 +181,7 @@ def _loop_step_copier() -> Copier:
 def _emulated(engine: str) -> Callable[[], Copier]:
     def make() -> Copier:
         if engine == "native":
-            from pybpfuring.runtime.native import unavailable_reason
+            from pybpfuring.runtime.backends.native import unavailable_reason
             reason = unavailable_reason()
             if reason is not None:
                 raise LookupError(f"the native event loop cannot be built here: {reason}")

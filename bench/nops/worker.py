@@ -34,7 +34,7 @@ def emulated_chain(engine: str) -> Callable[[int], tuple[int, int]]:
     def chain(count: int) -> tuple[int, int]:
         from bench.nops.programs import run_chain
         if engine == "native":
-            from pybpfuring.runtime.native import unavailable_reason
+            from pybpfuring.runtime.backends.native import unavailable_reason
             reason = unavailable_reason()
             if reason is not None:
                 raise LookupError(f"the native event loop cannot be built here: {reason}")

@@ -37,7 +37,7 @@ from .backends.emulated import DEFAULT_RUN_BUDGET
 from .backends.cqs import cq_capacity
 from .backends.programs import RegistrationError
 from .backends.retained import RetainedMap, retain
-from .native.conditions import CqAtLeast
+from pybpfuring.runtime.backends.native.conditions import CqAtLeast
 
 @dataclass(frozen=True)
 class RingStats:
@@ -90,7 +90,7 @@ class Ring:
         engine: how the emulated backend runs programs: "interp" (the reference interpreter), "jit"
             (LLVM-compiled, same behaviour, about twice as fast end to end on examples/cp.py), both with
             the Python event loop (the reference); "native" (JIT'd programs driven by the native event
-            loop of runtime/native, with native helpers; built with the package); "auto" (the
+            loop of runtime/backends/native, with native helpers; built with the package); "auto" (the
             default): "native" where it loads, else "jit".
     """
 

@@ -9,7 +9,7 @@ import pytest
 from pybpfuring.lang import ArrayMap, Ctx, complete, iouring_program, u64
 from pybpfuring.runtime import Ring
 from pybpfuring.runtime.engine import interp, jit
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 
 counts = ArrayMap(u64, 4)
 

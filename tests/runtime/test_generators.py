@@ -155,7 +155,7 @@ def test_a_bpf_function_cannot_wait(tmp_path: Path) -> None:
 
 
 def test_ring_engine_says_what_auto_chose() -> None:
-    from pybpfuring.runtime.native import unavailable_reason
+    from pybpfuring.runtime.backends.native import unavailable_reason
     with Ring(4, backend="emulated") as ring:
         assert ring.engine == ("native" if unavailable_reason() is None else "jit")
     with Ring(4, backend="emulated", engine="interp") as ring:

@@ -12,7 +12,7 @@ import pytest
 
 from pybpfuring.lang import Ctx, complete, copy_from_user, copy_to_user, iouring_program, u64
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"native loop unavailable: {REASON}")

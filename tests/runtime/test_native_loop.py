@@ -25,7 +25,7 @@ import run_reference
 import test_model
 import test_stress
 from pybpfuring.runtime import Ring, RingStalledError, prep_nop, prep_read
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 from test_model import faulting_elf
 
 REASON = unavailable_reason()
@@ -313,7 +313,7 @@ def test_map_helpers_on_maps_without_a_native_index_call_python() -> None:
     # Maps the native code does not index go to the Python helpers through a ctypes callback; their
     # faults are the run's faults. (Every map kind has a native index today: mark the hash map as
     # foreign to reach the path.)
-    from pybpfuring.runtime.native.maps import map_descriptors
+    from pybpfuring.runtime.backends.native.maps import map_descriptors
     with Ring(8, cqs=[8], engine="native") as ring:
         impl = ring._impl
         assert impl is not None

@@ -14,7 +14,7 @@ import pytest
 
 import ring_stats
 from pybpfuring.runtime import Ring, RingStats, prep_nop
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 
 NATIVE = unavailable_reason()
 ENGINES = ["interp", "jit", pytest.param("native", marks=pytest.mark.skipif(

@@ -13,7 +13,7 @@ from pybpfuring.errors import ArgumentError, PyBpfUringError
 from pybpfuring.runtime import (Ring, Sqe, prep_cancel, prep_fsync, prep_openat, prep_poll_add,
                                 prep_read, prep_readv, prep_recv, prep_timeout, prep_write)
 from pybpfuring.runtime.engine.interp import MAX_BUDGET
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 from pybpfuring.uring import IoUring
 from pybpfuring.uring.prep import prep_read_fixed
 

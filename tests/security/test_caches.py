@@ -43,7 +43,7 @@ def native_load(cache_root: Path) -> subprocess.CompletedProcess[str]:
     """A fresh process building (or finding) the native event loop in `cache_root` and loading it:
     the first-use path of a source checkout without the built extension (an installed package
     loads its own extension and never reads the cache)."""
-    code = ("import ctypes\nfrom pybpfuring.runtime.native import build\n"
+    code = ("import ctypes\nfrom pybpfuring.runtime.backends.native import build\n"
             "try:\n    ctypes.CDLL(str(build.build())); print('loaded')\n"
             "except Exception as e:\n    print(type(e).__name__, e)\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -176,7 +176,7 @@ def test_a_ring_does_not_fall_back_quietly_from_an_unsafe_cache(root: Path) -> N
             "except Exception as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO), "PYBPFURING_CACHE": str(root)}).stdout
-    from pybpfuring.runtime.native.build import built_extension
+    from pybpfuring.runtime.backends.native.build import built_extension
     if built_extension() is not None:
         # An installed package loads the extension built with it: the cache is never read.
         assert out.strip() == "ring made" and not any((root / "native").iterdir()), out

@@ -23,7 +23,7 @@ import pytest
 
 import hang_progs
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 
 ENGINES = ["interp", "jit", pytest.param("native", marks=pytest.mark.skipif(
     unavailable_reason() is not None, reason=f"native loop unavailable: {unavailable_reason()}"))]

@@ -1,7 +1,7 @@
 """The package as a user installs it: build a wheel, install it into a fresh virtual environment
 (no access to this checkout, no C compiler at run time), and run examples there.
 
-The native loop must come from the extension module built into the wheel (runtime/native/_loop*.so):
+The native loop must come from the extension module built into the wheel (runtime/backends/native/_loop*.so):
 with CC pointing nowhere and an empty cache folder, Ring must still pick engine "native" and no
 first-use build may appear in the cache. Skips only where `python3 -m venv` cannot make an environment
 or the package index (for llvmlite, pyelftools, typeguard) cannot be reached.
@@ -24,7 +24,7 @@ OFFLINE = ("No matching distribution", "Could not find a version", "NewConnectio
 CHECK = """
 import ctypes
 from pybpfuring.runtime import Ring
-from pybpfuring.runtime.native import build
+from pybpfuring.runtime.backends.native import build
 import pybpfuring
 assert "site-packages" in pybpfuring.__file__, pybpfuring.__file__
 assert build.built_extension() is not None, "the wheel has no usable native extension"

@@ -107,7 +107,7 @@ class CompletionQueue:
 # CQ of the ring fails the request (a BPF request too: the 2021 patches check it at submission) with
 # -EINVAL, posted on CQ 0 where the SQE stands in the SQ. Every Python backend asks the three
 # functions below. Two copies cannot call Python and keep their own test, written as
-# `bad_cq_idx`'s: the native loop (runtime/native/helpers.c, h_submit, which hands such an SQE
+# `bad_cq_idx`'s: the native loop (runtime/backends/native/helpers.c, h_submit, which hands such an SQE
 # to the Python dispatch) and the bpf_ops scheduler, a BPF program (bpf_ops_scheduler.py,
 # `model_user_next`).
 BAD_CQ_RES = -errno.EINVAL

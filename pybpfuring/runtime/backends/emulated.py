@@ -67,7 +67,7 @@ DEFAULT_RUN_BUDGET = 100_000
 QUIET_TAGS_MAX = 1 << 20
 
 
-ENGINES = ("interp", "jit")  # + "native" and "auto": runtime/native, chosen in backends/__init__.py
+ENGINES = ("interp", "jit")  # + "native" and "auto": runtime/backends/native, chosen in backends/select.py
 
 
 def _vm_class(engine: str) -> type[Vm]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybpfuring.runtime.machine import backends
-from pybpfuring.runtime.native import unavailable_reason
+from pybpfuring.runtime.backends.native import unavailable_reason
 
 from .base import BackendUnfit, RingBackend
 from .emulated import EmulatedBackend
@@ -17,12 +17,12 @@ from .emulated import EmulatedBackend
 
 def _emulated(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
     if engine in ("auto", "native"):
-        # The native event loop (runtime/native) where it can be built, else the Python loop + JIT.
+        # The native event loop (runtime/backends/native) where it can be built, else the Python loop + JIT.
         reason = unavailable_reason()
         if reason is None:
             # Lazy: native.backend loads llvmlite (engine.jit), ~0.1 s that `import pybpfuring.runtime`
             # (and a ring on engine="interp") does not pay.
-            from pybpfuring.runtime.native.backend import NativeBackend
+            from pybpfuring.runtime.backends.native.backend import NativeBackend
             return NativeBackend(entries, cq_capacities, budget)
         if engine == "native":
             raise ValueError(f"engine 'native' cannot run here: {reason}")

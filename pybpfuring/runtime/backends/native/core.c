@@ -1,5 +1,5 @@
 /* The emulated backend's event loop and io_uring helpers as native code (docs/runtime.md,
- * "Native event loop"). Built by pybpfuring/runtime/native/build.py with the system C compiler and
+ * "Native event loop"). Built by pybpfuring/runtime/backends/native/build.py with the system C compiler and
  * loaded with ctypes; Python stays the control plane (setup, registration, link chains, faults).
  *
  * The loop owns: the extra CQs (and CQ 0) as CQE ring buffers, the waiters of each CQ, the ready

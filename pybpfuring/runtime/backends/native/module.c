@@ -1,5 +1,5 @@
 /* module.c: makes the native loop's shared object a CPython extension module
- * (pybpfuring.runtime.native._loop), built by setup.py at package build time. The module itself is
+ * (pybpfuring.runtime.backends.native._loop), built by setup.py at package build time. The module itself is
  * empty: Python reaches the loop through ctypes (build.py), as with the compiled-at-first-use copy. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

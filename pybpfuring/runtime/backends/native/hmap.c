@@ -1,4 +1,4 @@
-/* hmap.c: hash maps with their key index here (pybpfuring/runtime/native/maps.py). */
+/* hmap.c: hash maps with their key index here (pybpfuring/runtime/backends/native/maps.py). */
 #include "nl.h"
 
 /* --- hash maps: the kernel's BPF_MAP_TYPE_HASH semantics over preallocated value slots ---

@@ -1,6 +1,6 @@
 """Load the native loop (`core.c`, `helpers.c`, `hmap.c`, `api.c`, `nl.h`) with ctypes.
 
-An installed package has it as the extension module `pybpfuring.runtime.native._loop`, compiled when
+An installed package has it as the extension module `pybpfuring.runtime.backends.native._loop`, compiled when
 the package was built (setup.py): no C compiler is needed at run time. Its source hash must match the
 sources beside it (a checkout where the C files changed after `build_ext --inplace` has a stale one).
 Without a usable extension (a source checkout), the loop is built with the system C compiler at

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 from ..errors import PyBpfUringError, SourceLocation
 from pybpfuring.uring.syscalls import NR_IO_URING_REGISTER, _syscall
+from pybpfuring.uring.ring import IoUring
 from . import cbpf as C
 from .ctx import KERNEL_PDU_SIZES
 from .decorator import IouringFilter
@@ -62,7 +63,6 @@ def filters_supported() -> bool:
     """Probe once: an allow-all NOP filter on a throw-away ring (no effect on this task)."""
     global _SUPPORTED
     if _SUPPORTED is None:
-        from pybpfuring.uring.ring import IoUring
         try:
             ring = IoUring(1)
         except PyBpfUringError:

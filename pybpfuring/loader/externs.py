@@ -4,6 +4,7 @@ and imm = the kfunc's BTF id; a ksym load becomes ld_imm64 with src_reg BPF_PSEU
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from pybpfuring.errors import PyBpfUringError
@@ -44,5 +45,4 @@ def resolve(prog: "Program", insns: bytearray, obj: "BpfObject") -> bytes:
 
 
 def _kernel_release() -> str:
-    import os
     return os.uname().release

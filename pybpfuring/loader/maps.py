@@ -4,6 +4,7 @@ dict-like view user space gets of a created map.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
 import mmap as mmap_mod
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,6 @@ def possible_cpus() -> int:
         with open("/sys/devices/system/cpu/possible") as f:
             spec = f.read().strip()
     except OSError:
-        import os
         return os.cpu_count() or 1
     count = 0
     for part in spec.split(","):

@@ -22,7 +22,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021, MAX_BPF_PROGS, MAX_EXTRA_CQS
+from pybpfuring.compiler import driver
 from pybpfuring.errors import ArgumentError, ProgramFault, check_int_arg, check_timeout_arg
+from pybpfuring.filters.kernel import apply_filter
 from pybpfuring.lang.decorators import BpfFunction
 from pybpfuring.lang.maps import MapDef
 from pybpfuring.loader.elf import read_elf, read_object_file
@@ -335,7 +337,6 @@ class Ring:
     def register_filter(self, filt: Any, deny_rest: bool = False) -> None:
         """Apply an @iouring_filter to this ring's real io_uring (every SQE that reaches the kernel
         through it, the BPF programs' too); see docs/filters.md."""
-        from ..filters.kernel import apply_filter
         apply_filter(_real_ring_fd(self._backend()), filt, deny_rest=deny_rest)
 
     # --- completion ----------------------------------------------------------------------------
@@ -475,7 +476,6 @@ def _drain(queue: Any) -> Iterator[Cqe]:
 
 def _compile_source(programs: ProgramSource) -> tuple[bytes, list[BpfFunction], list[str] | None]:
     """(ELF, functions whose modules declare the maps, names in table order or None = ELF order)."""
-    from pybpfuring.compiler import driver
     if isinstance(programs, bytes):
         return programs, [], None
     if isinstance(programs, (str, os.PathLike)):

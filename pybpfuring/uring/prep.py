@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -269,7 +270,6 @@ def prep_connect(sqe: Sqe, fd: Any, addr: Any, addrlen: int | None = None) -> No
 
 def sockaddr_in(host: str, port: int) -> bytes:
     """A struct sockaddr_in (16 bytes) for IPv4 `host`:`port`, for prep_connect."""
-    import socket
     return (socket.AF_INET.to_bytes(2, sys.byteorder) + _field(port, 16, "port").to_bytes(2, "big")
             + socket.inet_aton(host) + bytes(8))
 

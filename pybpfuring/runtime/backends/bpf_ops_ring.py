@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any, Callable
 
 from ...compiler import kernel_loop
+from ...compiler import driver
 from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021
 from ...errors import PyBpfUringError
 from ...lang import loop_model as M
@@ -59,7 +60,6 @@ def programs_of(elf: bytes, names: list[str] | None) -> list[ProgramEntry]:
     bodies = kernel_loop.read(elf, names)
     if bodies is not None:
         return list(bodies)
-    from ...compiler import driver
     obj = BpfObject.open(elf)
     try:
         order = names or list(obj.programs)

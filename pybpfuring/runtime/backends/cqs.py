@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from pybpfuring.errors import ArgumentError
+from pybpfuring.abi.bpf2021 import MAX_CQ_ENTRIES
 from pybpfuring.abi.structs import Cqe
 
 from . import explain as why
@@ -131,7 +132,6 @@ def refuse_bad_cq(explanations: why.Explanations, user_data: int, cq_idx: int, n
 
 def cq_capacity(size: int, what: str) -> int:
     """The size rounded up to a power of two, or ValueError outside 1..65536 (2021 limits)."""
-    from pybpfuring.abi.bpf2021 import MAX_CQ_ENTRIES
     if not isinstance(size, int) or isinstance(size, bool):
         raise ArgumentError(f"{what} must be an int number of entries, not {type(size).__name__}")
     if not 1 <= size <= MAX_CQ_ENTRIES:

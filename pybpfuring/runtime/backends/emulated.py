@@ -33,6 +33,7 @@ from pybpfuring.abi.bpf2021 import IORING_OP_BPF_2021
 from pybpfuring.errors import ProgramFault, PyBpfUringError
 from pybpfuring.runtime.engine.faults import VmFault
 from pybpfuring.runtime.engine.interp import DEFAULT_BUDGET, Vm
+from pybpfuring.runtime.engine.jit import JitVm
 from pybpfuring.runtime.engine.memory import Memory
 from pybpfuring.uring import IoUring, IoUringError
 from pybpfuring.abi import uring as C
@@ -75,9 +76,6 @@ def _vm_class(engine: str) -> type[Vm]:
     if engine == "interp":
         return Vm
     if engine == "jit":
-        # Lazy: the JIT loads llvmlite (~0.1 s), which `import pybpfuring.runtime` and the interpreter
-        # do not need (this module is imported by the runtime package itself).
-        from pybpfuring.runtime.engine.jit import JitVm
         return JitVm
     raise ValueError(f"unknown engine {engine!r}; choose one of: auto, native, {', '.join(ENGINES)}")
 

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 from pybpfuring.runtime.machine import backends
 from pybpfuring.runtime.backends.native import unavailable_reason
+from pybpfuring.runtime.backends.native.backend import NativeBackend
 
 from .base import BackendUnfit, RingBackend
+from .bpf_ops_ring import BpfOpsBackend, probe as bpf_ops_probe
 from .emulated import EmulatedBackend
 
 
@@ -20,9 +22,6 @@ def _emulated(entries: int, cq_capacities: list[int], budget: int, engine: str) 
         # The native event loop (runtime/backends/native) where it can be built, else the Python loop + JIT.
         reason = unavailable_reason()
         if reason is None:
-            # Lazy: native.backend loads llvmlite (engine.jit), ~0.1 s that `import pybpfuring.runtime`
-            # (and a ring on engine="interp") does not pay.
-            from pybpfuring.runtime.backends.native.backend import NativeBackend
             return NativeBackend(entries, cq_capacities, budget)
         if engine == "native":
             raise ValueError(f"engine 'native' cannot run here: {reason}")
@@ -37,22 +36,13 @@ BACKENDS: dict[str, tuple[Callable[[], str | None],
 }
 
 
-# Lazy (both): bpf_ops_ring imports the compiler (kernel_loop, the scheduler's build), which imports
-# llvmlite, and whose stack_check imports runtime.bpf, so the runtime package's own import would
-# re-enter a half-imported compiler; only a probe or a bpf_ops ring needs it.
-def _bpf_ops_probe() -> str | None:
-    from .bpf_ops_ring import probe
-    return probe()
-
-
 def _bpf_ops(entries: int, cq_capacities: list[int], budget: int, engine: str) -> RingBackend:
-    from .bpf_ops_ring import BpfOpsBackend
     return BpfOpsBackend(entries, cq_capacities, budget, engine)  # type: ignore[return-value]
 
 
 # Linux >= 7.1: programs in the kernel's io_uring loop (bpf_ops_ring.py), first where its probe
 # passes (the struct_ops in the kernel's BTF, bpf() allowed); else the user-space engine.
-BACKENDS["bpf_ops"] = (_bpf_ops_probe, _bpf_ops)
+BACKENDS["bpf_ops"] = (bpf_ops_probe, _bpf_ops)
 AUTO_ORDER: list[str] = ["bpf_ops", "emulated"]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
-import struct
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from .bpf_ops_model import ModelRing, ModelStalled
 from .bpf_ops_scheduler import ProgramEntry
 from .cqs import CompletionQueue, bad_cq_idx, completion_cq, refuse_bad_cq
 from .emulated import RingStalledError
+from .requests import LINK_FLAGS, malformed_bpf_sqe
 
 
 _PACKAGE = str(Path(__file__).resolve().parents[2]) + "/"
@@ -97,9 +97,6 @@ def _module_of(file: str) -> Any:
     return None
 
 
-_LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
-_BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
-_SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
 
 
 class _Chain:
@@ -196,7 +193,7 @@ class BpfOpsBackend:
         for sqe, cq_idx in pending:
             raw = ctypes.string_at(ctypes.addressof(sqe), 64)  # type: ignore[arg-type]
             chain.append((raw, cq_idx))
-            if not raw[1] & _LINK_FLAGS:
+            if not raw[1] & LINK_FLAGS:
                 self._start_stage(_Chain(chain, 0))
                 chain = []
         if chain:
@@ -247,15 +244,14 @@ class BpfOpsBackend:
 
     @staticmethod
     def _no_link(raw: bytes) -> bytes:
-        return raw[:1] + bytes([raw[1] & ~_LINK_FLAGS & 0xFF]) + raw[2:]
+        return raw[:1] + bytes([raw[1] & ~LINK_FLAGS & 0xFF]) + raw[2:]
 
     @staticmethod
     def _bpf_refusal(raw: bytes) -> int:
         """The res the 2021 patches complete a malformed BPF request with (0: none)."""
         if raw[0] != IORING_OP_BPF_2021:
             return 0
-        _, flags, ioprio, _, _, addr, length, rw_flags, _ = _SQE_HEAD.unpack_from(raw)
-        if addr or length or ioprio or rw_flags or flags & _BPF_BAD_FLAGS:
+        if malformed_bpf_sqe(raw):
             return -errno.EINVAL
         return 0
 

@@ -37,7 +37,7 @@ from pybpfuring.runtime.engine.jit import JitVm
 from pybpfuring.runtime.engine.memory import Memory
 from pybpfuring.uring import IoUring, IoUringError
 from pybpfuring.abi import uring as C
-from pybpfuring.abi.structs import Cqe, Sqe
+from pybpfuring.abi.structs import SQE_CQ_IDX, SQE_CQ_IDX_AT, SQE_HEAD, Cqe, Sqe
 
 from . import explain as why
 from .cqs import CompletionQueue, bad_cq_idx, completion_cq, refuse_bad_cq
@@ -45,19 +45,16 @@ from .engine_maps import EngineMap
 from .helpers_2021 import Helpers2021
 from .sigint import SIGINT_DEFERRAL
 from .usermem import UserArena
+from .requests import LINK_FLAGS, malformed_bpf_sqe
 from .programs import (EngineProgram, build_programs, create_maps, open_object,
                        select_programs)
 
 log = logging.getLogger("pybpfuring.runtime")
 _M32 = 0xFFFF_FFFF
-_SQE_HEAD = struct.Struct("<BBHiQQIiQ")   # opcode flags ioprio fd off addr len rw_flags user_data
-_CQ_IDX = struct.Struct("<H")
 # io_uring_bpf_ctx: user_data, wait_nr, wait_idx (2021), then res, req, runs (lang/structs.py, Ctx)
 _CTX = struct.Struct("<QIIiIII")
 _CTX_RES = struct.Struct("<i")           # ctx.res alone (read after every OK run) ...
 _CTX_RES_AT, _CTX_LINE = 16, 28          # ... and the offsets of ctx.res and ctx.__line
-_LINK_FLAGS = C.IOSQE_IO_LINK | C.IOSQE_IO_HARDLINK
-_BPF_BAD_FLAGS = C.IOSQE_FIXED_FILE | C.IOSQE_BUFFER_SELECT
 _STAND_IN_NOP = bytes([C.IORING_OP_NOP]) + bytes(47)   # in a refused SQE's place (_start_stage)
 RUN_OK, RUN_WAIT = 0, 1
 # Program runs the loop may make one after another with no kernel completion arriving in between
@@ -101,8 +98,8 @@ class _Entry:
     def __init__(self, raw: bytes, keep: list[object] | None = None) -> None:
         self.raw = raw
         self.opcode, self.flags = raw[0], raw[1]
-        self.user_data = _SQE_HEAD.unpack_from(raw)[8]
-        self.cq_idx = _CQ_IDX.unpack_from(raw, 48)[0]
+        self.user_data = SQE_HEAD.unpack_from(raw)[8]
+        self.cq_idx = SQE_CQ_IDX.unpack_from(raw, SQE_CQ_IDX_AT)[0]
         self.keep = keep
 
 
@@ -238,7 +235,7 @@ class EmulatedBackend:
             return None
         sqe = Sqe()
         sqe._keep = None
-        sqe.addr3 = cq_idx
+        sqe.cq_idx = cq_idx
         self._staged.append((sqe, cq_idx))
         return sqe
 
@@ -251,7 +248,7 @@ class EmulatedBackend:
             entry = _Entry(ctypes.string_at(ctypes.addressof(sqe), 64), sqe._keep)
             sqe._keep = None
             chain.append(entry)
-            if not entry.flags & _LINK_FLAGS:
+            if not entry.flags & LINK_FLAGS:
                 self._start_stage(chain, 0)
                 chain = []
         if chain:
@@ -384,7 +381,7 @@ class EmulatedBackend:
         for k in range(i, j):
             e = chain[k]
             cont = _Continuation(chain, j) if k == j - 1 and j < len(chain) else None
-            flags = e.flags & ~_LINK_FLAGS if k == j - 1 else e.flags
+            flags = e.flags & ~LINK_FLAGS if k == j - 1 else e.flags
             if bad_cq_idx(e.cq_idx, ncq):
                 # Fails with -EINVAL on CQ 0 where it stands in the SQ (a BPF request too: the
                 # 2021 patches check cq_idx at submission): a NOP takes its place at the end of
@@ -427,8 +424,8 @@ class EmulatedBackend:
                 if sqe is None:
                     raise IoUringError("the kernel accepts no more submissions (SQ stays full)",
                                        errno.EBUSY)
-        # The slot was zeroed by get_sqe: copying 48 bytes leaves cq_idx and the padding at zero.
-        ctypes.memmove(ctypes.addressof(sqe), raw, 48)
+        # The slot was zeroed by get_sqe: copying up to cq_idx leaves it and the padding at zero.
+        ctypes.memmove(ctypes.addressof(sqe), raw, SQE_CQ_IDX_AT)
         tag = self._next_tag
         self._next_tag = tag + 1
         sqe.user_data = tag
@@ -450,7 +447,7 @@ class EmulatedBackend:
     def submit_from_program(self, raw: bytes) -> int:
         """The `submit` helper: a program's SQE joins a chain or is dispatched at once."""
         entry = _Entry(raw)
-        if entry.flags & _LINK_FLAGS:
+        if entry.flags & LINK_FLAGS:
             self._link_in_run.append(entry)
             return 0
         if self._link_in_run:
@@ -462,11 +459,10 @@ class EmulatedBackend:
 
     # --- BPF requests -----------------------------------------------------------------------------
     def _start_bpf(self, entry: _Entry, cont: _Continuation | None) -> None:
-        off, addr, length, rw_flags = _SQE_HEAD.unpack_from(entry.raw)[4:8]
-        ioprio = _SQE_HEAD.unpack_from(entry.raw)[2]
+        off = SQE_HEAD.unpack_from(entry.raw)[4]
         programs = self.programs
         request = BpfRequest(off, entry, cont)
-        if addr or length or ioprio or rw_flags or entry.flags & _BPF_BAD_FLAGS:
+        if malformed_bpf_sqe(entry.raw):
             request.fail = -errno.EINVAL
             self.explanations.note(entry.cq_idx, entry.user_data, request.fail, why.bad_bpf_sqe())
         elif programs is None or off >= len(programs):

@@ -360,8 +360,8 @@ NL_HIDDEN int kernel_sqe(struct loop *l, const uint8_t *raw, uint32_t flags, uin
         }
         tagval = (uint64_t)t + 1;
     }
-    memcpy(s, raw, 48);
-    memset(s + 48, 0, 16);
+    memcpy(s, raw, SQE_CQ_IDX_AT);          /* the kernel gets no cq_idx: zero from there on */
+    memset(s + SQE_CQ_IDX_AT, 0, 64 - SQE_CQ_IDX_AT);
     memcpy(s + 32, &tagval, 8);
     s[1] = (uint8_t)flags;
     *tag_out = tagval;

@@ -18,7 +18,7 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
     uint8_t opcode = raw[0], flags = raw[1];
     uint16_t cq_idx;
     uint64_t user_data;
-    memcpy(&cq_idx, raw + 48, 2);
+    memcpy(&cq_idx, raw + SQE_CQ_IDX_AT, 2);
     memcpy(&user_data, raw + 32, 8);
     if (!l->run_defers && opcode != OP_BPF_2021 && !(flags & (SQE_LINK | SQE_HARDLINK)) && cq_idx < l->ncq) {
         uint64_t tag;

@@ -20,7 +20,8 @@ enum { CTX_STATUS = 0, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEP
 enum { ST_OK = 0, ST_MEMORY = 1, ST_HELPER = 6 };
 enum { MODE_READ = 0, MODE_WRITE = 1 };
 
-/* --- io_uring uapi bits we use --- */
+/* --- io_uring uapi bits we use: copies of pybpfuring/abi (C cannot import it), checked equal by
+ * tests/unit/test_native_abi.py --- */
 #define OP_BPF_2021 37
 #define SQE_LINK 4u
 #define SQE_HARDLINK 8u
@@ -32,6 +33,7 @@ enum { MODE_READ = 0, MODE_WRITE = 1 };
 #define ENTER_EXT_ARG 8u
 #define RUN_OK 0
 #define RUN_WAIT 1
+#define SQE_CQ_IDX_AT 48   /* the 2021 __u16 cq_idx; abi/structs.py SQE_CQ_IDX_AT */
 
 /* nl_run results */
 enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4, NL_INTR = 5,

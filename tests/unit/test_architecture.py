@@ -211,5 +211,11 @@ def layer_diagram() -> str:
     return "\n".join(lines)
 
 
+def test_docs_show_the_layers_as_the_imports_draw_them() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    block = doc.split("## The layers", 1)[1].split("```\n", 2)[1]
+    assert block.rstrip() == layer_diagram(), "regenerate with `python3 tests/unit/test_architecture.py`"
+
+
 if __name__ == "__main__":
     print(layer_diagram())

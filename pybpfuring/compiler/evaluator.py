@@ -170,7 +170,7 @@ class Evaluator:
             else:
                 self.stmt(f, s)
 
-    # ---- generator programs: resuming after a yield (compiler/frontend_gen.py) ----
+    # ---- generator programs: resuming after a yield (compiler/frontend/generators.py) ----
     def seek(self, f: Frame, s: ir.Stmt) -> None:
         """Resuming at Yield f.seek: skip what comes before it, enter the if or loop holding it,
         and run normally from right after it (as the lowering's jump into the resume block)."""

@@ -28,7 +28,7 @@ from ..errors import CompileError, PyBpfUringError
 from ..lang.decorators import BpfFunction
 from . import emit
 from .cache_key import compiler_fingerprint
-from .frontend import ModuleBuilder
+from pybpfuring.compiler.frontend.builder import ModuleBuilder
 from .pipeline import license_of, lower
 from .targets import get_target
 

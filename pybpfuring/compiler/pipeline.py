@@ -1,5 +1,5 @@
-"""The compiler's stages in order, for a list of decorated functions: type (frontend.py), then lower to
-LLVM IR (lowering.py). driver.py adds emitting, caching and files; kernel_loop.py uses the stages for
+"""The compiler's stages in order, for a list of decorated functions: type (frontend/builder.py), then lower to
+LLVM IR (lower/function.py). driver.py adds emitting, caching and files; kernel_loop.py uses the stages for
 the programs' kernel-loop form."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Iterable
 
 from ..lang.decorators import BpfFunction
 from . import typed_ir as ir
-from .frontend import ModuleBuilder
-from .lowering import ModuleLowering
+from pybpfuring.compiler.frontend.builder import ModuleBuilder
+from pybpfuring.compiler.lower.function import ModuleLowering
 from .targets import get_target
 
 

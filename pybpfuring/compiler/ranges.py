@@ -20,7 +20,7 @@ def _mask(t: object) -> int | None:
     return None
 
 
-Bounds = "dict[int, int] | None"   # {id(local): bound} from local_bounds.py, for loads of locals
+Bounds = "dict[int, int] | None"   # {id(local): bound} from lower/local_bounds.py, for loads of locals
 
 
 def ubound(e: object, bounds: Bounds = None, verifier: bool = False) -> int | None:

@@ -1,6 +1,6 @@
 """Helper functions programs call. They exist only inside compiled programs: each name here is
 recognised by the compiler, which lowers it through the target's ABI table
-(`pybpfuring/compiler/targets.py`). Calling one from plain Python is an error that says so.
+(`pybpfuring/compiler/targets/__init__.py`). Calling one from plain Python is an error that says so.
 """
 from __future__ import annotations
 

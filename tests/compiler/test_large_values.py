@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from diffharness import compile_error, loaded_object, run_both  # noqa: E402
 from test_value_range_loops import ctx  # noqa: E402
-from pybpfuring.compiler.lowering_bulk import INLINE_STORES, inline_ok  # noqa: E402
+from pybpfuring.compiler.lower.bulk import INLINE_STORES, inline_ok  # noqa: E402
 
 HEADER = '''
 from pybpfuring import Array, ArrayMap, Ctx, HashMap, u8, u16, u32, u64, iouring_program, struct, OK

@@ -1,4 +1,4 @@
-"""Bounds of integer locals (pybpfuring/compiler/local_bounds.py): an index the compiler proves
+"""Bounds of integer locals (pybpfuring/compiler/lower/local_bounds.py): an index the compiler proves
 inside its array gets no bounds check (no `idx.bad` scratch path in the IR), and the program still
 verifies; an index with no proof keeps its check; a counter bound by a loop condition is found,
 one written anywhere else is not."""
@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from diffharness import compile_source, loaded_object, run_both  # noqa: E402
 from test_value_range_loops import ctx  # noqa: E402
-from pybpfuring.compiler.local_bounds import local_bounds  # noqa: E402
+from pybpfuring.compiler.lower.local_bounds import local_bounds  # noqa: E402
 
 SOURCE = '''
 from pybpfuring import Array, ArrayMap, Ctx, iouring_program, u32, u64, OK

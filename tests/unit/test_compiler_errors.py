@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pybpfuring.compiler import frontend, lowering
+from pybpfuring.compiler.frontend import builder as frontend
+from pybpfuring.compiler.lower import function as lowering
 from pybpfuring.cli import main as cli_main
 from pybpfuring.compiler.driver import compile_functions, compile_module, load_module, programs_in
 from pybpfuring.errors import CompileError, InternalCompilerError

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from typing import Any, Mapping
 
-from ...compiler.target_bpf_ops import struct_ops_name
+from pybpfuring.compiler.targets.bpf_ops import struct_ops_name
 from ...errors import PyBpfUringError
 from ...lang.decorators import BpfFunction
 from ...lang.globals import GlobalDecl

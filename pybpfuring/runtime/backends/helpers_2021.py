@@ -1,4 +1,4 @@
-"""The helpers a 2021 op_bpf program calls, for the engine (ids from `compiler/targets.py`).
+"""The helpers a 2021 op_bpf program calls, for the engine (ids from `abi/bpf2021.py`).
 
 Every helper is `fn(vm, r1, r2, r3, r4, r5) -> int` (r0; negative errno on failure). Pointers into
 engine memory (the program's stack, map values) go through the checked memory table, so a bad one

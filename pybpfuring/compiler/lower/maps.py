@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
-from ..lang.types import ArrayType, BoolType, IntType, StructType
-from . import typed_ir as ir
-from .lower_types import I8, I64, llty, memty
-from .lowering_lookup import found_or_exit, lookup
+from pybpfuring.lang.types import ArrayType, BoolType, IntType, StructType
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.types import I8, I64, llty, memty
+from pybpfuring.compiler.lower.lookup import found_or_exit, lookup
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering
 
 # Expressions that neither write memory nor call anything: evaluating them only where the map value
 # exists changes nothing a program can observe.

@@ -1,9 +1,9 @@
 """Types named as a program's author writes them, for error messages: `Sqe`, `an integer (u32)`."""
 from __future__ import annotations
 
-from ..lang.structs import BUILTIN_STRUCTS
-from ..lang.types import ArrayType, BoolType, IntType, StructType
-from . import typed_ir as ir
+from pybpfuring.lang.structs import BUILTIN_STRUCTS
+from pybpfuring.lang.types import ArrayType, BoolType, IntType, StructType
+from pybpfuring.compiler import typed_ir as ir
 
 _PY_STRUCT_NAMES = {id(c.__bpf_struct__): n for n, c in BUILTIN_STRUCTS.items()}  # type: ignore[attr-defined]
 

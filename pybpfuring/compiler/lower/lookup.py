@@ -1,20 +1,20 @@
 """Map lookups as the lowering emits them: the helper call, the NULL test the verifier demands, and
-the lookups hoisted to a function's start (see lowering.py for the rules)."""
+the lookups hoisted to a function's start (see lower/function.py for the rules)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
-from ..lang.maps import BPF_MAP_TYPE_ARRAY
-from . import typed_ir as ir
-from .ir_walk import walk
-from .lower_types import I1, I32, I64, PTR
-from .ranges import always_below, constant
+from pybpfuring.lang.maps import BPF_MAP_TYPE_ARRAY
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.walk import walk
+from pybpfuring.compiler.lower.types import I1, I32, I64, PTR
+from pybpfuring.compiler.ranges import always_below, constant
 from pybpfuring.abi.bpf2021 import BPF_FUNC_map_lookup_elem
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering
 
 
 def call_helper(fl: "FunctionLowering", helper_id: int, ret: ll.Type, args: list[ll.Value]) -> ll.Value:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..abi.bpf2021 import (BPF_FUNC_copy_from_user, BPF_FUNC_get_prandom_u32, BPF_FUNC_ktime_get_ns,
+from pybpfuring.abi.bpf2021 import (BPF_FUNC_copy_from_user, BPF_FUNC_get_prandom_u32, BPF_FUNC_ktime_get_ns,
                            BPF_FUNC_trace_printk)
 
 # Argument recipes: ("arg", i) passes language argument i (a Place is passed by address),
@@ -62,7 +62,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     "op_bpf": Target("op_bpf", "2021 IORING_OP_BPF ABI (emulated backend; patched 2021 kernels)",
                      "iouring", _OP_BPF, runs_on="the emulated backend or a kernel with the 2021 patches"),
-    # Linux >= 7.1: `@loop_step` programs as struct_ops io_uring_bpf_ops (target_bpf_ops.py). The
+    # Linux >= 7.1: `@loop_step` programs as struct_ops io_uring_bpf_ops (targets/bpf_ops.py). The
     # program section is per program, `struct_ops.s/<name>`; kfuncs, not helper ids, reach the ring.
     "bpf_ops": Target("bpf_ops", "Linux >= 7.1 io_uring_bpf_ops struct_ops (loop_step, kfuncs)",
                       "struct_ops.s", dict(_COMMON),

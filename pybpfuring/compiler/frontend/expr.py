@@ -8,21 +8,21 @@ import difflib
 import types
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
-from ..lang.globals import GlobalDecl
-from ..lang.maps import MapDef
-from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
-from . import typed_ir as ir
-from ..lang.structs import CTX_2021_SIZE, Ctx
-from .frontend_calls import type_call
-from .frontend_loop import global_place, is_region_local, name_of_decl, region_truth
-from .type_names import a_type, tname
-from .ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
+from pybpfuring.errors import CompileError
+from pybpfuring.lang.globals import GlobalDecl
+from pybpfuring.lang.maps import MapDef
+from pybpfuring.lang.types import BOOL, ArrayType, BoolType, IntType, StructType, ValueType, i64, u64
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.lang.structs import CTX_2021_SIZE, Ctx
+from pybpfuring.compiler.frontend.calls import type_call
+from pybpfuring.compiler.frontend.loop import global_place, is_region_local, name_of_decl, region_truth
+from pybpfuring.compiler.frontend.type_names import a_type, tname
+from pybpfuring.compiler.ctypes_rules import common_type, convert, fold_binary, fold_compare, literal_type, promote
 
 CTX_STRUCT = Ctx.__bpf_struct__  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
-    from .frontend import FunctionBuilder
+    from pybpfuring.compiler.frontend.builder import FunctionBuilder
 
 _BINOPS: dict[type, str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "/", ast.Mod: "%", ast.BitAnd: "&",

@@ -15,20 +15,21 @@ from typing import Callable, Union
 
 import llvmlite.ir as ll
 
-from ..errors import CompileError, InternalCompilerError, SourceLocation
-from ..lang.types import ArrayType, BoolType, StructType
-from . import lowering_bulk, target_bpf_ops
-from . import typed_ir as ir
-from .debuginfo import DebugInfo
-from .ir_walk import walk
-from .local_bounds import local_bounds
-from .lower_types import CTX_STRUCT, I8, I32, I64, MAP_STRUCT, PTR, llty, memty
-from .lowering_expr import lower_expr
-from .lowering_guard import guarded_address
-from .lowering_lookup import hoist_const_lookups, is_found, lookup
-from .lowering_maps import lookup_reused_by, store
-from .ranges import always_below
-from .targets import Target
+from pybpfuring.errors import CompileError, InternalCompilerError, SourceLocation
+from pybpfuring.lang.types import ArrayType, BoolType, StructType
+from pybpfuring.compiler.lower import bulk as lowering_bulk
+from pybpfuring.compiler.targets import bpf_ops as target_bpf_ops
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.debuginfo import DebugInfo
+from pybpfuring.compiler.lower.walk import walk
+from pybpfuring.compiler.lower.local_bounds import local_bounds
+from pybpfuring.compiler.lower.types import CTX_STRUCT, I8, I32, I64, MAP_STRUCT, PTR, llty, memty
+from pybpfuring.compiler.lower.expr import lower_expr
+from pybpfuring.compiler.lower.guard import guarded_address
+from pybpfuring.compiler.lower.lookup import hoist_const_lookups, is_found, lookup
+from pybpfuring.compiler.lower.maps import lookup_reused_by, store
+from pybpfuring.compiler.ranges import always_below
+from pybpfuring.compiler.targets import Target
 from pybpfuring.abi.bpf2021 import STACK_SIZE
 
 DATA_LAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -294,7 +295,7 @@ class FunctionLowering:
             return self.b.gep(base, [ll.Constant(I64, p.index.value * size)], source_etype=I8)
         if always_below(p.index, arr.length, self.local_bounds(), verifier=True):
             # Always inside (`a[i & 7]` on 8 elements, a counter below a loop's bound: ranges.py,
-            # local_bounds.py), by operations the verifier follows too: no check, so no barrier
+            # lower/local_bounds.py), by operations the verifier follows too: no check, so no barrier
             # either, and LLVM may strength-reduce the address in a loop, as clang does for C.
             # The barrier on the base hides its alignment: knowing an 8-aligned stack slot, LLVM may
             # add a small offset with `|`, which the verifier refuses on a pointer (found by the
@@ -315,7 +316,7 @@ class FunctionLowering:
             size, "idx")
 
     def local_bounds(self) -> dict[int, int]:
-        """Upper bounds of integer locals (local_bounds.py), computed on first use."""
+        """Upper bounds of integer locals (lower/local_bounds.py), computed on first use."""
         if not hasattr(self, "_local_bounds"):
             self._local_bounds = local_bounds(self.fn)
         return self._local_bounds
@@ -529,7 +530,7 @@ class FunctionLowering:
         addr = self.b.gep(ctx, [ll.Constant(I64, f.offset)], source_etype=I8)
         self.b.store(ll.Constant(I32, s.loc.line), addr)
 
-    # ---- generator programs (frontend_gen.py) -------------------------------------------------------
+    # ---- generator programs (frontend/generators.py) -------------------------------------------------------
     def resume_block(self, index: int) -> ll.Block:
         blocks = self.__dict__.setdefault("_resume_blocks", {})
         if index not in blocks:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
-from .lower_types import I1, I8, I64, PTR
+from pybpfuring.compiler.lower.types import I1, I8, I64, PTR
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering
 
 # Expanded inline up to this many stores (LLVM's limit is 128; tail stores of an odd size count too).
 INLINE_STORES = 96

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import llvmlite.ir as ll
 
-from ..errors import SourceLocation
-from ..lang.loop import LoopParams, RegionType
-from ..lang.maps import MapDef
-from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType
-from . import typed_ir as ir
-from .lower_types import I32
+from pybpfuring.errors import SourceLocation
+from pybpfuring.lang.loop import LoopParams, RegionType
+from pybpfuring.lang.maps import MapDef
+from pybpfuring.lang.types import ArrayType, BoolType, IntType, StructType, ValueType
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.types import I32
 
 
 def _tok(name: str) -> ll.DIToken:

@@ -22,21 +22,21 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
-from ..errors import InternalCompilerError
-from ..lang.loop import RegionType
-from . import typed_ir as ir
-from .lower_types import I8, I32, I64, PTR, REGION_T, memty
-from .lowering_guard import guarded_address
+from pybpfuring.errors import InternalCompilerError
+from pybpfuring.lang.loop import RegionType
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.types import I8, I32, I64, PTR, REGION_T, memty
+from pybpfuring.compiler.lower.guard import guarded_address
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering, ModuleLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering, ModuleLowering
 
 OPS_T = ll.LiteralStructType([PTR, I32, PTR])       # struct io_uring_bpf_ops
 STRUCT_OPS_SECTION = ".struct_ops.link"
 KSYMS_SECTION = ".ksyms"
 LOOP_NODES = (ir.GlobalRef, ir.KfuncCall, ir.RegionView, ir.RegionValid, ir.StoreExpr, ir.ByteRef)
 
-# kfunc name -> (LLVM return type, LLVM parameter types); the C prototypes are in debuginfo.py.
+# kfunc name -> (LLVM return type, LLVM parameter types); the C prototypes are in lower/debuginfo.py.
 KFUNCS: dict[str, tuple[ll.Type, tuple[ll.Type, ...]]] = {
     "bpf_io_uring_get_region": (PTR, (PTR, I32, I64)),
     "bpf_io_uring_submit_sqes": (I32, (PTR, I32)),

@@ -12,10 +12,10 @@ no barrier, which kept LLVM from strength-reducing the address as clang does).
 """
 from __future__ import annotations
 
-from ..lang.types import IntType
-from . import typed_ir as ir
-from .ir_walk import walk
-from .ranges import ubound
+from pybpfuring.lang.types import IntType
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.walk import walk
+from pybpfuring.compiler.ranges import ubound
 
 
 def local_bounds(fn: ir.TypedFunction) -> dict[int, int]:

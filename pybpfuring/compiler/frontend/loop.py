@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from ..lang.globals import GlobalDecl
-from ..lang.loop_model import MODEL_HELPERS, model_put_user
-from ..lang.loop import REGION_SCALARS, IoRingCtx, LoopParams, Region, RegionType
-from ..lang.types import BOOL, INT_TYPES, StructType, i32, resolve_type, u32, u64
-from . import typed_ir as ir
+from pybpfuring.lang.globals import GlobalDecl
+from pybpfuring.lang.loop_model import MODEL_HELPERS, model_put_user
+from pybpfuring.lang.loop import REGION_SCALARS, IoRingCtx, LoopParams, Region, RegionType
+from pybpfuring.lang.types import BOOL, INT_TYPES, StructType, i32, resolve_type, u32, u64
+from pybpfuring.compiler import typed_ir as ir
 
 if TYPE_CHECKING:
-    from .frontend import FunctionBuilder
+    from pybpfuring.compiler.frontend.builder import FunctionBuilder
 
 LOOP_TARGET = "bpf_ops"
 _CTX = ir.RefType(IoRingCtx.__bpf_struct__)  # type: ignore[attr-defined]

@@ -5,20 +5,20 @@ import ast
 import builtins
 from typing import TYPE_CHECKING
 
-from ..lang.decorators import BpfFunction
-from ..lang import helpers as H
-from ..lang.helpers import Intrinsic
-from ..lang.loop import LOOP_INTRINSICS, RegionType
-from ..lang.structs import Ctx, Cqe, Sqe
-from ..lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
-from . import frontend_loop
-from .frontend_arrays import array_len
-from . import typed_ir as ir
-from .ctypes_rules import convert
-from .type_names import a_type, tname
+from pybpfuring.lang.decorators import BpfFunction
+from pybpfuring.lang import helpers as H
+from pybpfuring.lang.helpers import Intrinsic
+from pybpfuring.lang.loop import LOOP_INTRINSICS, RegionType
+from pybpfuring.lang.structs import Ctx, Cqe, Sqe
+from pybpfuring.lang.types import BOOL, ArrayType, BoolType, IntType, StructType, i64, resolve_type, u32, u64, i32
+from pybpfuring.compiler.frontend import loop as frontend_loop
+from pybpfuring.compiler.frontend.arrays import array_len
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.ctypes_rules import convert
+from pybpfuring.compiler.frontend.type_names import a_type, tname
 
 if TYPE_CHECKING:
-    from .frontend import FunctionBuilder
+    from pybpfuring.compiler.frontend.builder import FunctionBuilder
 
 _SIGNATURES: dict[str, tuple[str, ...]] = {
     # What each helper takes in the language: the ctx, scalars, or objects passed by address.
@@ -30,7 +30,7 @@ _RESULT: dict[str, IntType] = {"ktime_get_ns": u64, "get_prandom_u32": u32}
 _SCALARS = {"u32": u32, "u64": u64, "i32": i32}
 _STRUCT_ARGS = {"ctx": Ctx, "sqe": Sqe, "cqe": Cqe}
 MAX_PRINTK_ARGS = 3
-# Intrinsics that are whole statements (compiler/frontend_gen.py), with how to write them.
+# Intrinsics that are whole statements (compiler/frontend/generators.py), with how to write them.
 _STATEMENT_FORMS = {
     "wait_cqe": "`cqe = yield wait_cqe(ctx, cq)`, on a line of its own in an @iouring_program",
     "wait": "`yield wait(ctx, cq, nr)`, on a line of its own in an @iouring_program",

@@ -20,18 +20,18 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CompileError
-from ..lang import helpers as H
-from ..lang.constants import REQUEST_SLOTS
-from ..lang.maps import ArrayMap, map_limits_problem
-from ..lang.structs import Cqe, Ctx
-from ..lang.types import BoolType, IntType, StructType, i32, layout, u32
-from . import typed_ir as ir
-from .type_names import a_type
-from .liveness import live_after_yields
+from pybpfuring.errors import CompileError
+from pybpfuring.lang import helpers as H
+from pybpfuring.lang.constants import REQUEST_SLOTS
+from pybpfuring.lang.maps import ArrayMap, map_limits_problem
+from pybpfuring.lang.structs import Cqe, Ctx
+from pybpfuring.lang.types import BoolType, IntType, StructType, i32, layout, u32
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.frontend.type_names import a_type
+from pybpfuring.compiler.liveness import live_after_yields
 
 if TYPE_CHECKING:
-    from .frontend import FunctionBuilder
+    from pybpfuring.compiler.frontend.builder import FunctionBuilder
 
 # A frame bigger than this is almost surely a mistake (an array kept live across a wait); the map
 # would take REQUEST_SLOTS times it.

@@ -1,7 +1,7 @@
 """Frontend: Python AST -> typed IR, with every check the language makes, each error located.
 
 `ModuleBuilder` compiles a set of decorated functions and everything they call into one
-`TypedModule`; `FunctionBuilder` types one function. Expressions are typed in `frontend_expr.py`
+`TypedModule`; `FunctionBuilder` types one function. Expressions are typed in `frontend/expr.py`
 (a mixin), statements here.
 """
 from __future__ import annotations
@@ -11,21 +11,23 @@ import inspect
 import textwrap
 from typing import Any
 
-from ..errors import CompileError, InternalCompilerError, SourceLocation
-from ..lang import helpers as H
-from ..lang.decorators import BpfFunction
-from ..lang.globals import GlobalDecl
-from ..lang.maps import MapDef
-from ..lang.structs import Ctx
-from ..lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
-from . import typed_ir as ir
-from .ctypes_rules import convert
-from . import frontend_arrays, frontend_gen, frontend_loop
-from .frontend_expr import ExprTyper
-from .type_names import a_type, tname
-from . import loops
-from .loops import prove_while_bound
-from .targets import Target
+from pybpfuring.errors import CompileError, InternalCompilerError, SourceLocation
+from pybpfuring.lang import helpers as H
+from pybpfuring.lang.decorators import BpfFunction
+from pybpfuring.lang.globals import GlobalDecl
+from pybpfuring.lang.maps import MapDef
+from pybpfuring.lang.structs import Ctx
+from pybpfuring.lang.types import ArrayType, BoolType, IntType, StructType, ValueType, i32, i64, resolve_type
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.ctypes_rules import convert
+from pybpfuring.compiler.frontend import arrays as frontend_arrays
+from pybpfuring.compiler.frontend import generators as frontend_gen
+from pybpfuring.compiler.frontend import loop as frontend_loop
+from pybpfuring.compiler.frontend.expr import ExprTyper
+from pybpfuring.compiler.frontend.type_names import a_type, tname
+from pybpfuring.compiler import loops
+from pybpfuring.compiler.loops import prove_while_bound
+from pybpfuring.compiler.targets import Target
 from pybpfuring.abi.bpf2021 import STACK_SIZE
 
 # AST statement kinds outside the language, with what to say.

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Iterator
 
-from . import typed_ir as ir
+from pybpfuring.compiler import typed_ir as ir
 
 
 def walk(node: object) -> Iterator[object]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import llvmlite.ir as ll
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering
 
 
 def guarded_address(fl: "FunctionLowering", checks: list[ll.Value], address: Callable[[], ll.Value],

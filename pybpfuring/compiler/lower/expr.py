@@ -1,29 +1,29 @@
-"""Lowering of typed-IR expressions to LLVM values (see lowering.py for the rules)."""
+"""Lowering of typed-IR expressions to LLVM values (see lower/function.py for the rules)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import llvmlite.ir as ll
 
-from ..errors import InternalCompilerError
-from ..lang.types import BoolType, IntType
-from . import typed_ir as ir
-from .lowering_guard import guarded_address
-from .lower_types import CTX_STRUCT, I1, I8, I64, llty, memty
-from .lowering_lookup import call_helper, found_or_exit, is_found, key_ptr, lookup
-from .lowering_maps import scalar_load
-from .target_bpf_ops import LOOP_NODES, lower_loop_expr
+from pybpfuring.errors import InternalCompilerError
+from pybpfuring.lang.types import BoolType, IntType
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.lower.guard import guarded_address
+from pybpfuring.compiler.lower.types import CTX_STRUCT, I1, I8, I64, llty, memty
+from pybpfuring.compiler.lower.lookup import call_helper, found_or_exit, is_found, key_ptr, lookup
+from pybpfuring.compiler.lower.maps import scalar_load
+from pybpfuring.compiler.targets.bpf_ops import LOOP_NODES, lower_loop_expr
 from pybpfuring.abi.bpf2021 import BPF_FUNC_map_delete_elem, BPF_FUNC_map_update_elem
 
 if TYPE_CHECKING:
-    from .lowering import FunctionLowering
+    from pybpfuring.compiler.lower.function import FunctionLowering
 
 _ICMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def lower_expr(fl: "FunctionLowering", e: ir.Expr) -> ll.Value:
     b = fl.b
-    if isinstance(e, LOOP_NODES):  # globals, kfuncs and regions (target_bpf_ops.py)
+    if isinstance(e, LOOP_NODES):  # globals, kfuncs and regions (targets/bpf_ops.py)
         return lower_loop_expr(fl, e)  # type: ignore[return-value]
     if isinstance(e, ir.Const):
         t = llty(e.type)

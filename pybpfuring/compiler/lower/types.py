@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import llvmlite.ir as ll
 
-from ..lang.loop import RegionType
-from ..lang.structs import Ctx
-from ..lang.types import BoolType, IntType
-from . import typed_ir as ir
+from pybpfuring.lang.loop import RegionType
+from pybpfuring.lang.structs import Ctx
+from pybpfuring.lang.types import BoolType, IntType
+from pybpfuring.compiler import typed_ir as ir
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
 PTR = ll.PointerType()

@@ -7,12 +7,12 @@ import ast
 import itertools
 from typing import TYPE_CHECKING
 
-from ..lang.types import ArrayType, i32
-from . import typed_ir as ir
-from .type_names import a_type
+from pybpfuring.lang.types import ArrayType, i32
+from pybpfuring.compiler import typed_ir as ir
+from pybpfuring.compiler.frontend.type_names import a_type
 
 if TYPE_CHECKING:
-    from .frontend import FunctionBuilder
+    from pybpfuring.compiler.frontend.builder import FunctionBuilder
 
 # Names of the hidden locals: not Python identifiers, so no user variable can clash with them.
 _hidden = itertools.count()

@@ -103,8 +103,14 @@ def choose_counter(prefer: str = "auto") -> tuple[Counter | None, str]:
 
 def slope(counter: Counter, argv_at: Callable[[int], list[str]], small: int, large: int,
           unit: int = 1) -> float:
-    """Syscalls per `unit` of work: (count(large) - count(small)) / ((large - small) / unit)."""
-    diff = counter.count(argv_at(large)) - counter.count(argv_at(small))
+    """Syscalls per `unit` of work: (count(large) - count(small)) / ((large - small) / unit).
+
+    Each size is counted twice and the smaller count kept: a process's start-up makes a few
+    syscalls that depend on timing (futex waits, allocator trims on a loaded machine), and such
+    noise only ever adds calls, so the minimum is the count of the work itself."""
+    def count(size: int) -> int:
+        return min(counter.count(argv_at(size)) for _ in range(2))
+    diff = count(large) - count(small)
     return max(diff, 0) / ((large - small) / unit)
 
 

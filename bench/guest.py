@@ -18,14 +18,16 @@ GUEST_TIMEOUT = 3 * 3600.0
 C_SOURCES = ("cp/rw.c", "cp/uring.c", "nops/nops.c")
 
 
-def run_guest(argv: list[str], tree: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def run_guest(argv: list[str], tree: Path, log: Callable[[str], None],
+              c_sources: tuple[str, ...] = C_SOURCES) -> dict[str, Any]:
     """The guest's table, or {"environment": "guest", "unavailable": reason}. `tree` is the code
-    snapshot the guest runs (bench/snapshot.py: the live tree gives ESTALE over virtio-fs)."""
+    snapshot the guest runs (bench/snapshot.py: the live tree gives ESTALE over virtio-fs); the C
+    baselines `c_sources` are built here first."""
     try:
         from pybpfuring.vm import run_in_guest
     except ImportError as exc:
         return {"environment": "guest", "unavailable": f"pybpfuring.vm cannot be imported: {exc}"}
-    for source in C_SOURCES:
+    for source in c_sources:
         try:
             cbuild.build(source)
         except cbuild.BuildUnavailable:

@@ -353,8 +353,11 @@ def start_client(port: int, clients: int, requests: int, size: int,
 
 
 def run(server: str, clients: int, requests: int, size: int, duration: float,
-        backend: str = "auto", workers: int | None = None) -> dict:
-    """One server against one load generator; returns the client's figures plus the server's."""
+        backend: str = "auto", workers: int | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> dict:
+    """One server against one load generator; returns the client's figures plus the server's.
+    The asyncio servers run on `loop_factory`'s event loop (e.g. uvloop.new_event_loop), asyncio's
+    own by default."""
     lst = listener()
     port = lst.getsockname()[1]
     try:
@@ -391,7 +394,8 @@ def run(server: str, clients: int, requests: int, size: int, duration: float,
                 await w
                 info["_client"] = procs[0]
                 return info
-            info = asyncio.run(go())
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                info = runner.run(go())
             client = info.pop("_client")
         out, _ = client.communicate(timeout=duration + 60)
     finally:

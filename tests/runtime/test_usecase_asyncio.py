@@ -20,8 +20,10 @@ from pybpfuring.runtime import Ring, aio
 ENGINES = ["interp", "jit", "native"]
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_an_asyncio_client_talks_to_a_bpf_echo_while_the_loop_runs(engine: str, monkeypatch) -> None:
+def test_an_asyncio_client_talks_to_a_bpf_echo_while_the_loop_runs(engine: str, loop: str,
+                                                                    monkeypatch) -> None:
     # No safety re-pump within the test's time: only the eventfd can wake the waiter.
     monkeypatch.setattr(aio, "TICK", 60.0)
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -60,15 +62,25 @@ def test_an_asyncio_client_talks_to_a_bpf_echo_while_the_loop_runs(engine: str, 
             return cqe.res, got, ticks
 
     try:
-        res, got, ticks = asyncio.run(main())
+        res, got, ticks = run_on(loop, main())
     finally:
         lst.close()
     assert (res, got) == (12, b"over asyncio")
     assert ticks >= 5          # the loop ran other tasks while the ring waited
 
 
+def run_on(loop: str, coro):
+    """Run `coro` on asyncio's own event loop or on uvloop's (the same Ring code serves both)."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (the bench extra)")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_lookups_awaited_and_iterated(engine: str) -> None:
+def test_lookups_awaited_and_iterated(engine: str, loop: str) -> None:
     d = tempfile.mkdtemp(prefix="pybpfuring-aio-")
     try:
         path = os.path.join(d, "index")
@@ -95,7 +107,7 @@ def test_lookups_awaited_and_iterated(engine: str) -> None:
                         break
                 return {int(a.key): got[ctypes.addressof(a)] for a, _ in slots}
         try:
-            results = asyncio.run(main())
+            results = run_on(loop, main())
         finally:
             os.close(fd)
         assert results == {k: items.get(k, -errno.ENOENT) for k in keys}

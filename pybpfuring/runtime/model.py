@@ -314,13 +314,13 @@ class Ring:
         check_timeout_arg(timeout)
         impl = self._backend()
         if timeout is None:
-            submitted = impl.submit()
+            submitted = impl.submit(run=wait_nr == 0)
             self._user_sqes += submitted
             if wait_nr > 0:
                 impl.pump(CqAtLeast(impl.cqs[0], wait_nr))
             return submitted
         deadline = time.monotonic() + timeout   # one timeout for the submit and the wait
-        submitted = impl.submit(timeout)
+        submitted = impl.submit(timeout, run=wait_nr == 0)
         self._user_sqes += submitted
         if wait_nr > 0:
             impl.pump(CqAtLeast(impl.cqs[0], wait_nr), max(deadline - time.monotonic(), 0.0))

@@ -186,7 +186,8 @@ class BpfOpsBackend:
         self._pending.append((sqe, cq_idx))      # type: ignore[arg-type]
         return sqe
 
-    def submit(self, timeout: float | None = None) -> int:
+    def submit(self, timeout: float | None = None, run: bool = True) -> int:
+        # Always enters the kernel once (run=False is a hint the emulated engines take).
         ring = self._ring()
         pending, self._pending = self._pending, []
         chain: list[tuple[bytes, int]] = []

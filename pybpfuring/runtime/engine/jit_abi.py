@@ -14,7 +14,11 @@ from pybpfuring.abi import isa
 # --- the context: i64 fields shared by native code, Python and native helpers -----------------
 CTX_STATUS, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE = range(8)
 CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX = range(8, 15)
-CTX_FIELDS = 16
+# Fields of a native host (the native event loop), never read by JIT'd code: CTX_HINT, the region
+# table entry the host's last pointer check found (tried first; any value is safe), and CTX_HOST,
+# the host's own state during its run (0 otherwise: its helpers then refuse).
+CTX_HINT, CTX_HOST = 15, 16
+CTX_FIELDS = 17
 
 # ctx[CTX_STATUS] values.
 ST_OK, ST_MEMORY, ST_BUDGET, ST_CALL_DEPTH, ST_INVALID, ST_PYEXC, ST_HELPER = range(7)

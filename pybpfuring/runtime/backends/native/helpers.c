@@ -6,7 +6,7 @@ static int32_t s32(uint64_t v) { return (int32_t)(uint32_t)v; }
 
 static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t len, uint64_t r4, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx, (void)r4, (void)r5;
     if (len != 64)
@@ -35,7 +35,7 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
 static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t user_data, uint64_t res,
                            uint64_t flags)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx;
     cq_idx &= 0xffffffffu;
@@ -46,7 +46,7 @@ static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64
 
 static uint64_t h_reap_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t out, uint64_t len, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx, (void)r5;
     cq_idx &= 0xffffffffu;
@@ -90,8 +90,8 @@ static int user_copy(struct loop *l, uint64_t *ctx, uint64_t local, uint64_t rem
 {
     if (remote == 0 || remote + size < remote)
         return 0;
-    if (in_table(l->known, l->nknown, remote, size, to_user) ||
-        in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], remote, size, to_user)) {
+    if (in_table(l->known, l->nknown, remote, size, to_user, &l->known_hint) ||
+        in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], remote, size, to_user, &ctx[CTX_HINT])) {
         l->fast_copies++;
         memmove(to_user ? (void *)remote : (void *)local, to_user ? (void *)local : (void *)remote, size);
         return 1;
@@ -111,8 +111,8 @@ static uint64_t h_copy_from_user(uint64_t *ctx, uint64_t dst, uint64_t size, uin
         return 0;
     if (!check(ctx, dst, size, 1))
         return 0;
-    NEED_LOOP(nl_cur_loop, ctx);
-    if (!user_copy(nl_cur_loop, ctx, dst, uptr, size, 0)) {
+    NEED_LOOP(ctx_loop(ctx), ctx);
+    if (!user_copy(ctx_loop(ctx), ctx, dst, uptr, size, 0)) {
         memset((void *)dst, 0, size);
         return (uint64_t)-EFAULT;
     }
@@ -127,8 +127,8 @@ static uint64_t h_copy_to_user(uint64_t *ctx, uint64_t uptr, uint64_t src, uint6
         return 0;
     if (!check(ctx, src, size, 0))
         return 0;
-    NEED_LOOP(nl_cur_loop, ctx);
-    return user_copy(nl_cur_loop, ctx, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
+    NEED_LOOP(ctx_loop(ctx), ctx);
+    return user_copy(ctx_loop(ctx), ctx, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
 }
 
 static struct emap *find_map(struct loop *l, uint64_t handle)
@@ -142,27 +142,28 @@ static struct emap *find_map(struct loop *l, uint64_t handle)
 /* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. */
 static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
+    (void)r5;
     struct emap *m = find_map(l, handle);
+    if (m && m->kind == 1) { /* arrays first: the common case (program state) */
+        if (!check(ctx, key, 4, 0))
+            return 0;
+        uint32_t idx;
+        memcpy(&idx, (void *)key, 4);
+        return idx < m->max_entries ? m->base + idx * m->stride : 0;
+    }
     if (m && m->kind == 3) {
         if (!check(ctx, key, m->key_size, 0))
             return 0;
         return nl_hmap_lookup(m->hash, (const uint8_t *)key);
     }
-    if (!m || m->kind != 1)
-        return l->py_map(ctx, 1, handle, key, r3, r4);
-    (void)r5;
-    if (!check(ctx, key, 4, 0))
-        return 0;
-    uint32_t idx;
-    memcpy(&idx, (void *)key, 4);
-    return idx < m->max_entries ? m->base + idx * m->stride : 0;
+    return l->py_map(ctx, 1, handle, key, r3, r4);
 }
 
 static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t value, uint64_t flags, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
     if (!m || (m->kind != 1 && m->kind != 3))
@@ -186,7 +187,7 @@ static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint6
 
 static uint64_t h_map_delete(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
     if (!m || (m->kind != 1 && m->kind != 3))
@@ -210,7 +211,7 @@ NL_HIDDEN uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, ui
 static uint64_t h_prandom(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
     (void)a, (void)b, (void)c, (void)d, (void)e;
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     uint64_t x = l->rand_state; /* xorshift64*: not cryptographic, as bpf_get_prandom_u32 */
     x ^= x >> 12, x ^= x << 25, x ^= x >> 27;

@@ -139,19 +139,23 @@ static struct emap *find_map(struct loop *l, uint64_t handle)
     return NULL;
 }
 
-/* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. */
-static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+static uint64_t array_elem(const struct emap *m, uint64_t key)
+{
+    uint32_t idx;
+    memcpy(&idx, (void *)key, 4);
+    return idx < m->max_entries ? m->base + idx * m->stride : 0;
+}
+
+/* h_map_lookup past its fast path; out of line, so that the fast path makes no call and saves no
+ * registers. */
+__attribute__((noinline)) static uint64_t map_lookup_rest(uint64_t *ctx, struct emap *m, uint64_t handle,
+                                                          uint64_t key, uint64_t r3, uint64_t r4)
 {
     struct loop *l = ctx_loop(ctx);
-    NEED_LOOP(l, ctx);
-    (void)r5;
-    struct emap *m = find_map(l, handle);
-    if (m && m->kind == 1) { /* arrays first: the common case (program state) */
+    if (m && m->kind == 1) {
         if (!check(ctx, key, 4, 0))
             return 0;
-        uint32_t idx;
-        memcpy(&idx, (void *)key, 4);
-        return idx < m->max_entries ? m->base + idx * m->stride : 0;
+        return array_elem(m, key);
     }
     if (m && m->kind == 3) {
         if (!check(ctx, key, m->key_size, 0))
@@ -159,6 +163,20 @@ static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint6
         return nl_hmap_lookup(m->hash, (const uint8_t *)key);
     }
     return l->py_map(ctx, 1, handle, key, r3, r4);
+}
+
+/* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. The
+ * common case first: an array (program state) whose key lies in the hinted region. */
+static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    struct loop *l = ctx_loop(ctx);
+    NEED_LOOP(l, ctx);
+    (void)r5;
+    struct emap *m = find_map(l, handle);
+    if (m && m->kind == 1 &&
+        in_hinted((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], key, 4, 0, ctx[CTX_HINT]))
+        return array_elem(m, key);
+    return map_lookup_rest(ctx, m, handle, key, r3, r4);
 }
 
 static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t value, uint64_t flags, uint64_t r5)

@@ -165,16 +165,20 @@ NL_HIDDEN int check_failed(uint64_t *ctx, uint64_t addr, uint64_t size, int writ
  * before the binary search: a helper's pointers mostly land in the region the previous one did (the
  * program's stack). An entry that holds the range with addr before its end is the one the search
  * would find, so the answer is the same; a stale or out-of-range hint only costs the search. */
+static inline int in_hinted(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                            uint64_t hint)
+{
+    if (hint >= n)
+        return 0;
+    const uint64_t *r = tab + 3 * hint;
+    uint64_t span = r[1] - r[0], off = addr - r[0];
+    return off < span && span - off >= size && (r[2] || !write);
+}
+
 static inline int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
                            uint64_t *hint)
 {
-    if (*hint < n) {
-        const uint64_t *r = tab + 3 * *hint;
-        uint64_t span = r[1] - r[0], off = addr - r[0];
-        if (off < span && span - off >= size && (r[2] || !write))
-            return 1;
-    }
-    return table_search(tab, n, addr, size, write, hint);
+    return in_hinted(tab, n, addr, size, write, *hint) || table_search(tab, n, addr, size, write, hint);
 }
 
 /* A helper's pointer against the run's region table; a miss records the memory fault in ctx. */

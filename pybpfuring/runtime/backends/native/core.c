@@ -44,38 +44,6 @@ NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b,
     l->need_py = 1;
 }
 
-/* --- region checks (the JIT's table: (start, end, writable) sorted by start) --- */
-/* in_table's binary search (nl.h); the entry found becomes the hint. */
-NL_HIDDEN int table_search(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
-                           uint64_t *hint)
-{
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (tab[3 * mid] <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!lo)
-        return 0;
-    const uint64_t *r = tab + 3 * (lo - 1);
-    uint64_t span = r[1] - r[0], off = addr - r[0];
-    if (!(off <= span && span - off >= size && (r[2] || !write)))
-        return 0;
-    *hint = lo - 1;
-    return 1;
-}
-
-NL_HIDDEN int check_failed(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
-{
-    ctx[CTX_STATUS] = ST_MEMORY;
-    ctx[CTX_ADDR] = addr;
-    ctx[CTX_SIZE] = size;
-    ctx[CTX_MODE] = write ? MODE_WRITE : MODE_READ;
-    return 0;
-}
-
 /* --- CQs --- */
 NL_HIDDEN uint64_t cq_ready(const struct cq *q) { return q->tail - q->head; }
 
@@ -404,8 +372,14 @@ static void route(struct loop *l, const struct cqe *c)
     }
 }
 
+static int kernel_cq_idle(struct loop *l)
+{
+    return *l->cq_head == __atomic_load_n(l->cq_tail, __ATOMIC_ACQUIRE) &&
+           !(__atomic_load_n(l->sq_flags, __ATOMIC_RELAXED) & (SQ_CQ_OVERFLOW | SQ_TASKRUN));
+}
+
 /* Route every kernel CQE that is ready (stops early when Python has work). 0 or -errno. */
-NL_HIDDEN int drain(struct loop *l)
+__attribute__((noinline)) static int drain_cqes(struct loop *l)
 {
     for (int entered = 0;;) {
         uint32_t head = *l->cq_head;
@@ -429,6 +403,10 @@ NL_HIDDEN int drain(struct loop *l)
         }
     }
 }
+
+/* Half of the drains find nothing (the one after each pass of runs): that answer before the
+ * routing loop's register saves. */
+NL_HIDDEN int drain(struct loop *l) { return kernel_cq_idle(l) ? 0 : drain_cqes(l); }
 
 /* --- running programs --- */
 
@@ -519,7 +497,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             int err = drain(l);
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
-            release_late(l);
+            if (l->late_len)
+                release_late(l);
             if (l->route_conts) {
                 /* The kernel SQEs Python queued to continue those chains (a refusal's stand-in
                  * NOP after a hard link) are part of this routing batch, as in the Python loop:
@@ -551,7 +530,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
-        release_late(l);
+        if (l->late_len)
+            release_late(l);
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||

@@ -1,6 +1,38 @@
 /* helpers.c: the io_uring and map helpers as JIT NativeHelpers (ABI: pybpfuring/runtime/engine/jit_abi.py). */
 #include "nl.h"
 
+/* --- region checks (the JIT's table: (start, end, writable) sorted by start) --- */
+/* in_table's binary search (nl.h); the entry found becomes the hint. */
+NL_HIDDEN int table_search(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                           uint64_t *hint)
+{
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (tab[3 * mid] <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!lo)
+        return 0;
+    const uint64_t *r = tab + 3 * (lo - 1);
+    uint64_t span = r[1] - r[0], off = addr - r[0];
+    if (!(off <= span && span - off >= size && (r[2] || !write)))
+        return 0;
+    *hint = lo - 1;
+    return 1;
+}
+
+NL_HIDDEN int check_failed(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
+{
+    ctx[CTX_STATUS] = ST_MEMORY;
+    ctx[CTX_ADDR] = addr;
+    ctx[CTX_SIZE] = size;
+    ctx[CTX_MODE] = write ? MODE_WRITE : MODE_READ;
+    return 0;
+}
+
 /* --- helpers --- */
 static int32_t s32(uint64_t v) { return (int32_t)(uint32_t)v; }
 

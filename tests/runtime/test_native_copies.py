@@ -105,3 +105,27 @@ def test_a_forked_child_copies_its_own_memory() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert cell.value == 0          # the parent's copy was not touched
+
+
+def test_a_helpers_region_hint_never_changes_a_check() -> None:
+    """Native helpers try the table entry their last check found (ctx[CTX_HINT]) before the binary
+    search: any hint value gives the search's answer. copy_from_user checks its destination before
+    it needs a loop, so on a scratch context a passing check shows as the loop refusal (ST_HELPER)
+    and a failing one as a memory fault (ST_MEMORY)."""
+    from pybpfuring.runtime.backends.native.build import load
+    from pybpfuring.runtime.engine import jit_abi as J
+    from pybpfuring.runtime.engine.jit import _NATIVE_HELPER_TYPE, region_table
+    from pybpfuring.runtime.engine.memory import Memory
+    memory = Memory()
+    rw, ro = memory.allocate(16, "rw"), memory.allocate(16, "ro", writable=False)
+    memory.allocate(16, "other")
+    table = region_table(memory.regions())
+    copy_from_user = _NATIVE_HELPER_TYPE(load().nl_helper(148))
+    for hint in [0, 1, 2, 3, 2**63, 2**64 - 1]:
+        for dst, size, status in ((rw.start, 16, J.ST_HELPER), (rw.start + 8, 16, J.ST_MEMORY),
+                                  (ro.start, 8, J.ST_MEMORY), (rw.end, 1, J.ST_MEMORY)):
+            ctx = (ctypes.c_uint64 * J.CTX_FIELDS)()
+            ctx[J.CTX_REGIONS], ctx[J.CTX_NREGIONS] = ctypes.addressof(table), len(table) // 3
+            ctx[J.CTX_HINT] = hint
+            copy_from_user(ctypes.addressof(ctx), dst, size, 0x1000, 0, 0)
+            assert ctx[J.CTX_STATUS] == status, (hint, hex(dst), size)

@@ -117,6 +117,27 @@ def test_a_region_added_by_a_helper_is_reachable_in_the_same_run(vm: JitVm) -> N
     assert vm.run(prog("call 1\nldxb %r0, [%r0+0]\nexit", helpers={1: add})) == 42
 
 
+def test_region_hints_are_only_hints(vm: JitVm) -> None:
+    """Each checked access keeps the index of the table entry it found last (consts, after the
+    ld_imm64 values); whatever index is there, an access inside a region goes through and one that
+    is not allowed still faults."""
+    rw = vm.memory.allocate(8, "rw", init=b"\x07" + bytes(7))
+    ro = vm.memory.allocate(8, "ro", writable=False)
+    program = prog("ldxb %r0, [%r1+0]\nstb [%r2+0], 1\nexit")
+    binding = vm.bind(program)
+    sites = len(binding.code.check_sites)
+    assert sites == 2 and len(binding.consts) == sites  # no ld_imm64: the hints start at 0
+    for hint in [*range(len(vm.memory.regions()) + 2), 2**63, 2**64 - 1]:
+        for i in range(sites):
+            binding.consts[i] = hint
+        assert vm.run(program, r1=rw.start, r2=rw.start + 1) == 7
+        for i in range(sites):
+            binding.consts[i] = hint
+        fault = fault_of(vm, program, r1=rw.start, r2=ro.start)
+        assert (fault.kind, fault.pc, fault.access.reason) == ("memory", 1, "region 'ro' is read-only")
+        assert fault_of(vm, program, r1=rw.start + 8, r2=rw.start + 1).pc == 0  # one past the end
+
+
 # --- budget and frames --------------------------------------------------------------------------
 def test_an_infinite_loop_ends_on_the_budget_at_the_exact_instruction(memory: Memory) -> None:
     program = prog("mov %r0, 0\nloop:\nadd %r0, 1\nadd %r0, 2\nja loop\nexit")

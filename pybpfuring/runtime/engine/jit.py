@@ -105,11 +105,13 @@ class JitCode:
         self.plan: Plan = make_plan(program.insns, [entry])
         planned = time.perf_counter()
         self.messages: dict[int, str] = {}
+        self.check_sites: list[int] = []  # checked accesses: their region hints follow the consts
         natives = {hid: fn.address for hid, fn in program.helpers.items() if isinstance(fn, NativeHelper)}
         self.native_helpers = {hid: program.helpers[hid] for hid in natives}
         with _LLVM_LOCK:
             machine = _target_machine(opt)
-            self.ir = jit_ir.module_text(self.plan, natives, machine.triple, str(machine.target_data), self.messages)
+            self.ir = jit_ir.module_text(self.plan, natives, machine.triple, str(machine.target_data), self.messages,
+                                         self.check_sites)
             written = time.perf_counter()
             self._engine = _compile(self.ir, machine, opt)
             self.entries = {e: self._engine.get_function_address(f"bpf_run{e}") for e in self.plan.functions}
@@ -198,7 +200,9 @@ class _Binding:
                 if fn is None and name is not None:
                     fn = program.kfuncs.get(name)
                 self.calls[pc] = fn or missing_helper("kfunc", name or insn.imm)
-        self.consts = (_U64 * max(2 * len(plan.pseudo_slots), 1))()
+        # (value, resolved) per ld_imm64, then a region hint per checked access (jit_ir: zero is as
+        # good a start as any, the check validates it)
+        self.consts = (_U64 * max(2 * len(plan.pseudo_slots) + len(code.check_sites), 1))()
         for index, pc in enumerate(plan.pseudo_slots):
             value = self._resolve(pc)
             if value is not None:

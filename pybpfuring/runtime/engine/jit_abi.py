@@ -14,7 +14,11 @@ from pybpfuring.abi import isa
 # --- the context: i64 fields shared by native code, Python and native helpers -----------------
 CTX_STATUS, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE = range(8)
 CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX = range(8, 15)
-CTX_FIELDS = 16
+# Fields of a native host (the native event loop), never read by JIT'd code: CTX_HINT, the region
+# table entry the host's last pointer check found (tried first; any value is safe), and CTX_HOST,
+# the host's own state during its run (0 otherwise: its helpers then refuse).
+CTX_HINT, CTX_HOST = 15, 16
+CTX_FIELDS = 17
 
 # ctx[CTX_STATUS] values.
 ST_OK, ST_MEMORY, ST_BUDGET, ST_CALL_DEPTH, ST_INVALID, ST_PYEXC, ST_HELPER = range(7)
@@ -32,17 +36,42 @@ declare i32 @llvm.bswap.i32(i32)
 declare i64 @llvm.bswap.i64(i64)
 
 ; Is [addr, addr+size) inside one region (a writable one if mode != 0)? On success the region goes to
-; ctx's hot fields for the caller's cache; on failure the fault is recorded in ctx.
-define internal i1 @bpf_check(ptr %ctx, i64 %addr, i64 %size, i64 %mode, i64 %pc) noinline #0 {{
+; ctx's hot fields for the caller's cache; on failure the fault is recorded in ctx. `%hint` is the
+; calling access's slot in the consts table: the index of the entry it found last time, tried before
+; the binary search (an access mostly goes to the same region every run). Any value there is safe:
+; regions never overlap, so an entry that holds the range (addr before its end) is the search's answer.
+define internal i1 @bpf_check(ptr %ctx, i64 %addr, i64 %size, i64 %mode, i64 %pc, ptr %hint) noinline #0 {{
 entry:
   %tp = getelementptr i64, ptr %ctx, i64 {CTX_REGIONS}
   %tab = load ptr, ptr %tp
   %np = getelementptr i64, ptr %ctx, i64 {CTX_NREGIONS}
   %n = load i64, ptr %np
-  br label %loop
+  %wants = icmp ne i64 %mode, 0
+  %h = load i64, ptr %hint
+  %hinted = icmp ult i64 %h, %n
+  br i1 %hinted, label %try, label %loop
+try:
+  %t3 = mul i64 %h, 3
+  %tsp = getelementptr i64, ptr %tab, i64 %t3
+  %tstart = load i64, ptr %tsp
+  %tep = getelementptr i64, ptr %tsp, i64 1
+  %tend = load i64, ptr %tep
+  %twp = getelementptr i64, ptr %tsp, i64 2
+  %tw = load i64, ptr %twp
+  %tspan = sub i64 %tend, %tstart
+  %toff = sub i64 %addr, %tstart
+  %tin = icmp ult i64 %toff, %tspan
+  %troom = sub i64 %tspan, %toff
+  %tfits = icmp uge i64 %troom, %size
+  %tro = icmp eq i64 %tw, 0
+  %tdenied = and i1 %tro, %wants
+  %tallowed = xor i1 %tdenied, true
+  %tok1 = and i1 %tin, %tfits
+  %tok = and i1 %tok1, %tallowed
+  br i1 %tok, label %hit, label %loop
 loop:
-  %lo = phi i64 [0, %entry], [%lo2, %body]
-  %hi = phi i64 [%n, %entry], [%hi2, %body]
+  %lo = phi i64 [0, %entry], [0, %try], [%lo2, %body]
+  %hi = phi i64 [%n, %entry], [%n, %try], [%hi2, %body]
   %more = icmp ult i64 %lo, %hi
   br i1 %more, label %body, label %done
 body:
@@ -75,16 +104,20 @@ have:
   %fits = icmp uge i64 %room, %size
   %ok1 = and i1 %in, %fits
   %ro = icmp eq i64 %w, 0
-  %wants = icmp ne i64 %mode, 0
   %denied = and i1 %ro, %wants
   %ok = xor i1 %denied, true
   %ok2 = and i1 %ok1, %ok
-  br i1 %ok2, label %hit, label %fail
+  br i1 %ok2, label %found_it, label %fail
+found_it:
+  store i64 %idx, ptr %hint
+  br label %hit
 hit:
+  %hstart = phi i64 [%tstart, %try], [%start, %found_it]
+  %hspan = phi i64 [%tspan, %try], [%span, %found_it]
   %hl = getelementptr i64, ptr %ctx, i64 {CTX_HOT_LO}
-  store i64 %start, ptr %hl
+  store i64 %hstart, ptr %hl
   %hs = getelementptr i64, ptr %ctx, i64 {CTX_HOT_SPAN}
-  store i64 %span, ptr %hs
+  store i64 %hspan, ptr %hs
   ret i1 1
 fail:
   store i64 {ST_MEMORY}, ptr %ctx

@@ -44,11 +44,12 @@ class _FunctionWriter:
     """Writes one native function; `messages` collects the invalid-fault texts by slot."""
 
     def __init__(self, plan: Plan, function: Function, native_helpers: dict[int, int],
-                 messages: dict[int, str]):
+                 messages: dict[int, str], check_sites: list[int]):
         self.plan = plan
         self.function = function
         self.native_helpers = native_helpers  # helper id -> address of a native implementation
         self.messages = messages
+        self.check_sites = check_sites  # slot of each checked access, in the order of their hints
         self.out: list[str] = []
         self.counter = 0
         self.budget_in: list[tuple[int, str]] = []  # (leader slot, remaining budget value) -> bout
@@ -398,7 +399,13 @@ class _FunctionWriter:
         ok, slow, fill = self.label(), self.label(), self.label()
         self.emit(f"br i1 {hit}, label %{ok}, label %{slow}")
         self.block(slow)
-        found = self.value(f"call i1 @bpf_check(ptr %ctx, i64 {addr}, i64 {size}, i64 {mode}, i64 {pc})")
+        # this access's region hint: a slot of the consts table after the ld_imm64 values
+        hint_index = 2 * len(self.plan.pseudo_slots) + len(self.check_sites)
+        self.check_sites.append(pc)
+        table = self.value(f"load ptr, ptr {self.ctx_field(CTX_CONSTS)}")
+        hint = self.value(f"getelementptr i64, ptr {table}, i64 {hint_index}")
+        found = self.value(f"call i1 @bpf_check(ptr %ctx, i64 {addr}, i64 {size}, i64 {mode}, i64 {pc}, "
+                           f"ptr {hint})")
         self.emit(f"br i1 {found}, label %{fill}, label %unwind")
         self.block(fill)
         self.emit(f"store i64 {self.ctx_load(CTX_HOT_LO)}, ptr %{lo_name}")
@@ -476,11 +483,13 @@ class _FunctionWriter:
 
 
 def module_text(plan: Plan, native_helpers: dict[int, int], triple: str, layout: str,
-                messages: dict[int, str]) -> str:
+                messages: dict[int, str], check_sites: list[int]) -> str:
     """The whole module: the check routine, one function per BPF function of `plan`, and an entry
-    wrapper for each (any of them may be a callback's entry)."""
+    wrapper for each (any of them may be a callback's entry). `check_sites` receives the slot of each
+    access that calls the check routine: each has a region hint in the consts table, after the
+    2 * len(plan.pseudo_slots) ld_imm64 fields."""
     parts = [f'target triple = "{triple}"', f'target datalayout = "{layout}"', PRELUDE]
     for function in plan.functions.values():
-        parts.append(_FunctionWriter(plan, function, native_helpers, messages).write())
+        parts.append(_FunctionWriter(plan, function, native_helpers, messages, check_sites).write())
         parts.append(entry_wrapper(function.entry))
     return "\n".join(parts) + "\n"

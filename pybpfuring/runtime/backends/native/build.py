@@ -33,8 +33,9 @@ _U64, _U32, _I32, _I64, _P = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int32, c
 
 # The C files hard-code the JIT's context layout: refuse to load it if the ABI moved.
 _ABI = (J.CTX_STATUS, J.CTX_PC, J.CTX_ADDR, J.CTX_SIZE, J.CTX_MODE, J.CTX_BUDGET, J.CTX_REGIONS,
-        J.CTX_NREGIONS, J.CTX_AUX, J.ST_MEMORY, J.ST_HELPER, J.MODE_READ, J.MODE_WRITE)
-_ABI_EXPECTED = (0, 1, 2, 3, 4, 5, 8, 9, 14, 1, 6, 0, 1)
+        J.CTX_NREGIONS, J.CTX_AUX, J.CTX_HINT, J.CTX_HOST, J.CTX_FIELDS, J.ST_MEMORY, J.ST_HELPER,
+        J.MODE_READ, J.MODE_WRITE)
+_ABI_EXPECTED = (0, 1, 2, 3, 4, 5, 8, 9, 14, 15, 16, 17, 1, 6, 0, 1)
 
 
 class NativeUnavailable(PyBpfUringError):

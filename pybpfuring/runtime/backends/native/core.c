@@ -15,8 +15,6 @@
 /* core.c: CQs, waiters, the ready queue, requests, the kernel rings, routing, runs, nl_run. */
 #include "nl.h"
 
-__thread struct loop *nl_cur_loop;
-
 /* ------------------------------------------------------------------------------------------ */
 NL_HIDDEN void *grow(void *p, uint32_t *alloc, uint32_t need, size_t elem)
 {
@@ -44,36 +42,6 @@ NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b,
     struct event *e = &l->events[l->ev_head + l->ev_len++];
     e->kind = kind, e->a = a, e->b = b, e->c = c;
     l->need_py = 1;
-}
-
-/* --- region checks (the JIT's table: (start, end, writable) sorted by start) --- */
-/* 1 if [addr, addr+size) lies inside one entry of `tab` (and a writable one for a write). */
-NL_HIDDEN int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write)
-{
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t mid = (lo + hi) / 2;
-        if (tab[3 * mid] <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (!lo)
-        return 0;
-    const uint64_t *r = tab + 3 * (lo - 1);
-    uint64_t span = r[1] - r[0], off = addr - r[0];
-    return off <= span && span - off >= size && (r[2] || !write);
-}
-
-NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
-{
-    if (in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], addr, size, write))
-        return 1;
-    ctx[CTX_STATUS] = ST_MEMORY;
-    ctx[CTX_ADDR] = addr;
-    ctx[CTX_SIZE] = size;
-    ctx[CTX_MODE] = write ? MODE_WRITE : MODE_READ;
-    return 0;
 }
 
 /* --- CQs --- */
@@ -404,8 +372,14 @@ static void route(struct loop *l, const struct cqe *c)
     }
 }
 
+static int kernel_cq_idle(struct loop *l)
+{
+    return *l->cq_head == __atomic_load_n(l->cq_tail, __ATOMIC_ACQUIRE) &&
+           !(__atomic_load_n(l->sq_flags, __ATOMIC_RELAXED) & (SQ_CQ_OVERFLOW | SQ_TASKRUN));
+}
+
 /* Route every kernel CQE that is ready (stops early when Python has work). 0 or -errno. */
-NL_HIDDEN int drain(struct loop *l)
+__attribute__((noinline)) static int drain_cqes(struct loop *l)
 {
     for (int entered = 0;;) {
         uint32_t head = *l->cq_head;
@@ -429,6 +403,10 @@ NL_HIDDEN int drain(struct loop *l)
         }
     }
 }
+
+/* Half of the drains find nothing (the one after each pass of runs): that answer before the
+ * routing loop's register saves. */
+NL_HIDDEN int drain(struct loop *l) { return kernel_cq_idle(l) ? 0 : drain_cqes(l); }
 
 /* --- running programs --- */
 
@@ -487,12 +465,14 @@ NL_HIDDEN void run(struct loop *l, uint32_t r)
 /* The event loop: run ready requests, submit, route kernel CQEs, wake waiters; return when CQ
  * `cond_cq` holds >= cond_n CQEs (cond_cq -1: when idle; -2: when idle after one blocking wait),
  * on timeout (deadline_ns of CLOCK_MONOTONIC, -1 for none), when stalled, or when Python has work. */
-static int64_t now_ns(void)
+static int64_t clock_ns(clockid_t id)
 {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(id, &now);
     return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
 }
+
+static int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 /* The requests runs woke go before those the routing woke (the scheduler's dirty-CQ order). */
 static void release_late(struct loop *l)
@@ -505,11 +485,11 @@ static void release_late(struct loop *l)
 /* attempt_limit: a non-blocking call returns (NL_DONE) once l->attempts reaches it (0: none). */
 int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns, uint64_t attempt_limit)
 {
-    struct loop *saved = nl_cur_loop;
+    uint64_t saved = l->vctx[CTX_HOST];
     int blocked = 0, rc;
     int64_t slice_end = now_ns() + NL_SLICE_NS;
     uint64_t n = 0;
-    nl_cur_loop = l;
+    l->vctx[CTX_HOST] = (uint64_t)(uintptr_t)l;
     for (;;) {
         if (l->need_py) { rc = NL_NEED_PY; break; }
         if (l->drain_cut) {
@@ -517,7 +497,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             int err = drain(l);
             if (err) { l->err = -err; rc = NL_ERROR; break; }
             if (l->need_py) { rc = NL_NEED_PY; break; }
-            release_late(l);
+            if (l->late_len)
+                release_late(l);
             if (l->route_conts) {
                 /* The kernel SQEs Python queued to continue those chains (a refusal's stand-in
                  * NOP after a hard link) are part of this routing batch, as in the Python loop:
@@ -549,7 +530,8 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
             err = drain(l);
         if (err) { l->err = -err; rc = NL_ERROR; break; }
         if (l->need_py) { rc = NL_NEED_PY; break; }
-        release_late(l);
+        if (l->late_len)
+            release_late(l);
         if (l->ready_len || wake_idle(l))
             continue;
         if (cond_cq == -1 || (cond_cq == -2 && blocked) ||
@@ -587,7 +569,14 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         if (ret < 0 && errno == EINTR) { rc = NL_INTR; break; } /* let Python run its signal handlers */
         if (ret < 0 && errno != ETIME) { l->err = errno; rc = NL_ERROR; break; }
         blocked = 1;
-        if (now_ns() >= slice_end) { rc = NL_YIELD; break; } /* busy with I/O: let Python look */
+        /* Busy with I/O: let Python look once the slice is over. Without a deadline the coarse
+         * clock does (a few ns, against ~40 for a precise read in a VM, twice per QD1 block): it
+         * never runs ahead of CLOCK_MONOTONIC, so the slice never ends early, at most a tick
+         * (1-10 ms) late. A timed call reads the precise clock, so its deadline is seen as before. */
+        if (clock_ns(deadline_ns < 0 ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC) >= slice_end) {
+            rc = NL_YIELD;
+            break;
+        }
     }
     /* Not when Python has work: it may add SQEs of the same run (a run's deferred ones) and calls
      * back in; flushing now would split one run's SQEs over two kernel batches, and the next drain
@@ -597,6 +586,6 @@ int nl_run(struct loop *l, int32_t cond_cq, uint64_t cond_n, int64_t deadline_ns
         l->err = -err;
         rc = NL_ERROR;
     }
-    nl_cur_loop = saved;
+    l->vctx[CTX_HOST] = saved;
     return rc;
 }

@@ -1,12 +1,44 @@
 /* helpers.c: the io_uring and map helpers as JIT NativeHelpers (ABI: pybpfuring/runtime/engine/jit_abi.py). */
 #include "nl.h"
 
+/* --- region checks (the JIT's table: (start, end, writable) sorted by start) --- */
+/* in_table's binary search (nl.h); the entry found becomes the hint. */
+NL_HIDDEN int table_search(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                           uint64_t *hint)
+{
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) / 2;
+        if (tab[3 * mid] <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!lo)
+        return 0;
+    const uint64_t *r = tab + 3 * (lo - 1);
+    uint64_t span = r[1] - r[0], off = addr - r[0];
+    if (!(off <= span && span - off >= size && (r[2] || !write)))
+        return 0;
+    *hint = lo - 1;
+    return 1;
+}
+
+NL_HIDDEN int check_failed(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
+{
+    ctx[CTX_STATUS] = ST_MEMORY;
+    ctx[CTX_ADDR] = addr;
+    ctx[CTX_SIZE] = size;
+    ctx[CTX_MODE] = write ? MODE_WRITE : MODE_READ;
+    return 0;
+}
+
 /* --- helpers --- */
 static int32_t s32(uint64_t v) { return (int32_t)(uint32_t)v; }
 
 static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t len, uint64_t r4, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx, (void)r4, (void)r5;
     if (len != 64)
@@ -35,7 +67,7 @@ static uint64_t h_submit(uint64_t *ctx, uint64_t bctx, uint64_t sqe, uint64_t le
 static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t user_data, uint64_t res,
                            uint64_t flags)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx;
     cq_idx &= 0xffffffffu;
@@ -46,7 +78,7 @@ static uint64_t h_emit_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64
 
 static uint64_t h_reap_cqe(uint64_t *ctx, uint64_t bctx, uint64_t cq_idx, uint64_t out, uint64_t len, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     (void)bctx, (void)r5;
     cq_idx &= 0xffffffffu;
@@ -90,8 +122,8 @@ static int user_copy(struct loop *l, uint64_t *ctx, uint64_t local, uint64_t rem
 {
     if (remote == 0 || remote + size < remote)
         return 0;
-    if (in_table(l->known, l->nknown, remote, size, to_user) ||
-        in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], remote, size, to_user)) {
+    if (in_table(l->known, l->nknown, remote, size, to_user, &l->known_hint) ||
+        in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], remote, size, to_user, &ctx[CTX_HINT])) {
         l->fast_copies++;
         memmove(to_user ? (void *)remote : (void *)local, to_user ? (void *)local : (void *)remote, size);
         return 1;
@@ -111,8 +143,8 @@ static uint64_t h_copy_from_user(uint64_t *ctx, uint64_t dst, uint64_t size, uin
         return 0;
     if (!check(ctx, dst, size, 1))
         return 0;
-    NEED_LOOP(nl_cur_loop, ctx);
-    if (!user_copy(nl_cur_loop, ctx, dst, uptr, size, 0)) {
+    NEED_LOOP(ctx_loop(ctx), ctx);
+    if (!user_copy(ctx_loop(ctx), ctx, dst, uptr, size, 0)) {
         memset((void *)dst, 0, size);
         return (uint64_t)-EFAULT;
     }
@@ -127,8 +159,8 @@ static uint64_t h_copy_to_user(uint64_t *ctx, uint64_t uptr, uint64_t src, uint6
         return 0;
     if (!check(ctx, src, size, 0))
         return 0;
-    NEED_LOOP(nl_cur_loop, ctx);
-    return user_copy(nl_cur_loop, ctx, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
+    NEED_LOOP(ctx_loop(ctx), ctx);
+    return user_copy(ctx_loop(ctx), ctx, src, uptr, size, 1) ? 0 : (uint64_t)-EFAULT;
 }
 
 static struct emap *find_map(struct loop *l, uint64_t handle)
@@ -139,30 +171,49 @@ static struct emap *find_map(struct loop *l, uint64_t handle)
     return NULL;
 }
 
-/* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. */
-static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+static uint64_t array_elem(const struct emap *m, uint64_t key)
 {
-    struct loop *l = nl_cur_loop;
-    NEED_LOOP(l, ctx);
-    struct emap *m = find_map(l, handle);
-    if (m && m->kind == 3) {
-        if (!check(ctx, key, m->key_size, 0))
-            return 0;
-        return nl_hmap_lookup(m->hash, (const uint8_t *)key);
-    }
-    if (!m || m->kind != 1)
-        return l->py_map(ctx, 1, handle, key, r3, r4);
-    (void)r5;
-    if (!check(ctx, key, 4, 0))
-        return 0;
     uint32_t idx;
     memcpy(&idx, (void *)key, 4);
     return idx < m->max_entries ? m->base + idx * m->stride : 0;
 }
 
+/* h_map_lookup past its fast path; out of line, so that the fast path makes no call and saves no
+ * registers. */
+__attribute__((noinline)) static uint64_t map_lookup_rest(uint64_t *ctx, struct emap *m, uint64_t handle,
+                                                          uint64_t key, uint64_t r3, uint64_t r4)
+{
+    struct loop *l = ctx_loop(ctx);
+    if (m && m->kind == 1) {
+        if (!check(ctx, key, 4, 0))
+            return 0;
+        return array_elem(m, key);
+    }
+    if (m && m->kind == 3) {
+        if (!check(ctx, key, m->key_size, 0))
+            return 0;
+        return nl_hmap_lookup(m->hash, (const uint8_t *)key);
+    }
+    return l->py_map(ctx, 1, handle, key, r3, r4);
+}
+
+/* Maps: arrays natively; other kinds (hash maps live in Python) through the Python callback. The
+ * common case first: an array (program state) whose key lies in the hinted region. */
+static uint64_t h_map_lookup(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
+{
+    struct loop *l = ctx_loop(ctx);
+    NEED_LOOP(l, ctx);
+    (void)r5;
+    struct emap *m = find_map(l, handle);
+    if (m && m->kind == 1 &&
+        in_hinted((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], key, 4, 0, ctx[CTX_HINT]))
+        return array_elem(m, key);
+    return map_lookup_rest(ctx, m, handle, key, r3, r4);
+}
+
 static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t value, uint64_t flags, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
     if (!m || (m->kind != 1 && m->kind != 3))
@@ -186,7 +237,7 @@ static uint64_t h_map_update(uint64_t *ctx, uint64_t handle, uint64_t key, uint6
 
 static uint64_t h_map_delete(uint64_t *ctx, uint64_t handle, uint64_t key, uint64_t r3, uint64_t r4, uint64_t r5)
 {
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     struct emap *m = find_map(l, handle);
     if (!m || (m->kind != 1 && m->kind != 3))
@@ -210,7 +261,7 @@ NL_HIDDEN uint64_t h_ktime(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, ui
 static uint64_t h_prandom(uint64_t *ctx, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
 {
     (void)a, (void)b, (void)c, (void)d, (void)e;
-    struct loop *l = nl_cur_loop;
+    struct loop *l = ctx_loop(ctx);
     NEED_LOOP(l, ctx);
     uint64_t x = l->rand_state; /* xorshift64*: not cryptographic, as bpf_get_prandom_u32 */
     x ^= x >> 12, x ^= x << 25, x ^= x >> 27;

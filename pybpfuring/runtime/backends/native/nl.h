@@ -16,7 +16,8 @@
 
 /* --- the JIT's context (must match jit_abi.py; checked from Python at load) --- */
 enum { CTX_STATUS = 0, CTX_PC, CTX_ADDR, CTX_SIZE, CTX_MODE, CTX_BUDGET, CTX_DEPTH, CTX_STACK_BASE,
-       CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX };
+       CTX_REGIONS, CTX_NREGIONS, CTX_PYHELPER, CTX_CONSTS, CTX_HOT_LO, CTX_HOT_SPAN, CTX_AUX,
+       CTX_HINT, CTX_HOST, CTX_FIELDS };
 enum { ST_OK = 0, ST_MEMORY = 1, ST_HELPER = 6 };
 enum { MODE_READ = 0, MODE_WRITE = 1 };
 
@@ -39,7 +40,8 @@ enum { MODE_READ = 0, MODE_WRITE = 1 };
 enum { NL_DONE = 0, NL_NEED_PY = 1, NL_STALLED = 2, NL_TIMEOUT = 3, NL_ERROR = 4, NL_INTR = 5,
        NL_YIELD = 6 };
 /* nl_run returns NL_YIELD after this long without returning, so Python can run its signal
- * handlers (Ctrl-C) and check a timed call's deadline even while programs never block. */
+ * handlers (Ctrl-C) and check a timed call's deadline even while programs never block. (An
+ * untimed call checks it with the coarse clock after a blocking enter: up to a tick longer.) */
 #define NL_SLICE_NS 5000000ll
 /* events for Python */
 enum { EV_CONT = 1, EV_RELEASE = 2, EV_RUN = 3, EV_LIVELOCK = 4, EV_BADWAIT = 5 };
@@ -146,16 +148,52 @@ struct loop {
      * Ring.user_memory arenas, registered buffers): copy_{from,to}_user there are plain copies */
     uint64_t *known;
     uint32_t nknown;
+    uint64_t known_hint;          /* in_table's hint for `known` */
     uint64_t fast_copies, checked_copies;
 };
 
 /* --- shared between the files (hidden: not part of the library's API) --- */
 #define NL_HIDDEN __attribute__((visibility("hidden")))
-extern __thread struct loop *nl_cur_loop;
 NL_HIDDEN void *grow(void *p, uint32_t *alloc, uint32_t need, size_t elem);
 NL_HIDDEN void push_event(struct loop *l, uint64_t kind, uint64_t a, uint64_t b, uint64_t c);
-NL_HIDDEN int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write);
-NL_HIDDEN int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write);
+NL_HIDDEN int table_search(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                           uint64_t *hint);
+NL_HIDDEN int check_failed(uint64_t *ctx, uint64_t addr, uint64_t size, int write);
+
+/* 1 if [addr, addr+size) lies inside one entry of `tab` ((start, end, writable) sorted by start, never
+ * overlapping), and a writable one for a write. The entry at *hint (the last one found) is tried
+ * before the binary search: a helper's pointers mostly land in the region the previous one did (the
+ * program's stack). An entry that holds the range with addr before its end is the one the search
+ * would find, so the answer is the same; a stale or out-of-range hint only costs the search. */
+static inline int in_hinted(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                            uint64_t hint)
+{
+    if (hint >= n)
+        return 0;
+    const uint64_t *r = tab + 3 * hint;
+    uint64_t span = r[1] - r[0], off = addr - r[0];
+    return off < span && span - off >= size && (r[2] || !write);
+}
+
+static inline int in_table(const uint64_t *tab, uint64_t n, uint64_t addr, uint64_t size, int write,
+                           uint64_t *hint)
+{
+    return in_hinted(tab, n, addr, size, write, *hint) || table_search(tab, n, addr, size, write, hint);
+}
+
+/* A helper's pointer against the run's region table; a miss records the memory fault in ctx. */
+static inline int check(uint64_t *ctx, uint64_t addr, uint64_t size, int write)
+{
+    if (in_table((const uint64_t *)ctx[CTX_REGIONS], ctx[CTX_NREGIONS], addr, size, write, &ctx[CTX_HINT]))
+        return 1;
+    return check_failed(ctx, addr, size, write);
+}
+
+/* The loop a helper serves: nl_run stores it in the context of the programs it runs (and puts back
+ * what was there when it returns), so a helper called outside a run, or with a scratch context from
+ * Python, finds none (NEED_LOOP). Read from ctx, not a thread-local: one load instead of a TLS
+ * lookup call per helper in a shared library. */
+static inline struct loop *ctx_loop(const uint64_t *ctx) { return (struct loop *)(uintptr_t)ctx[CTX_HOST]; }
 extern pid_t nl_pid;
 NL_HIDDEN uint64_t cq_ready(const struct cq *q);
 NL_HIDDEN int post(struct loop *l, uint32_t idx, uint64_t user_data, int32_t res, uint32_t flags);

@@ -63,11 +63,11 @@ QDS = (1, 16, 256)
 # can fit at all (lookup qd256 cannot: its row says so) and keeps a TCG guest run to minutes.
 SIZES: dict[str, dict[str, int]] = {
     "full": dict(keys=200_000, lookups=8192, files=16, size=65536, rounds=200, clients=1000,
-                 requests=20, records=2000, runs=5),
+                 requests=20, records=10000, runs=5),
     "quick": dict(keys=20_000, lookups=1024, files=16, size=65536, rounds=20, clients=100,
                   requests=10, records=300, runs=1),
     "guest": dict(keys=20_000, lookups=512, files=16, size=8192, rounds=50, clients=32,
-                  requests=10, records=300, runs=5),
+                  requests=10, records=1000, runs=5),
 }
 # What a backend that cannot run a size raises (the examples' own "cannot run on backend" cases).
 DOES_NOT_FIT = (ValueError, PyBpfUringError)
@@ -99,6 +99,7 @@ def measured(name: str, runs: int, one: Callable[[], float], units: int) -> dict
     """Run `one` (which returns the seconds of its measured part) `runs` times: the row's median
     rate and spread, or the row with the reason it could not run."""
     try:
+        one()       # warm-up, not counted: first-touch costs (page cache, file blocks, compiles)
         secs = [one() for _ in range(runs)]
     except (Unavailable, *DOES_NOT_FIT) as e:
         return not_run(name, e)
@@ -354,6 +355,7 @@ def bench_splice(o: argparse.Namespace, work: str) -> dict:
 # --- where it runs ---------------------------------------------------------------------------------
 def measure_here(o: argparse.Namespace, work: str) -> dict[str, Any]:
     """Every asked case on this machine (the host, or the guest when run there)."""
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())   # before our own processes run
     counter, how = None, "not counted (--no-syscalls)"
     if not o.no_syscalls and "lookup" in o.cases:
         counter, how = choose_counter()
@@ -373,7 +375,8 @@ def measure_here(o: argparse.Namespace, work: str) -> dict[str, Any]:
     return {"environment": "guest" if os.environ.get("PYBPFURING_IN_GUEST") else "host",
             "info": {"kernel": os.uname().release, "backends": o.backends, "syscalls": how,
                      "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "load": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+                     "load": load_before,
+                     "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())},
             "tables": tables}
 
 

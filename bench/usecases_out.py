@@ -67,7 +67,8 @@ def markdown(doc: dict[str, Any]) -> str:
             continue
         i = env["info"]
         lines += [f"## {env['environment']}: Linux {i['kernel']}, backends {', '.join(i['backends'])}"
-                  f", {i['when']}, load {i['load']}", "",
+                  f", {i['when']}, load {i['load']} before the run ({i.get('load_after', '?')} after: "
+                  "the bench's own processes)", "",
                   f"System calls counted by: {i['syscalls']}.", ""]
         for t in env["tables"]:
             lines += table_markdown(t)

@@ -358,7 +358,9 @@ def measure_here(o: argparse.Namespace, work: str) -> dict[str, Any]:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())   # before our own processes run
     counter, how = None, "not counted (--no-syscalls)"
     if not o.no_syscalls and "lookup" in o.cases:
-        counter, how = choose_counter()
+        # In the TCG guest perf's tracepoints patch kernel text (int3) while the other vCPU may
+        # run it, which oopsed the guest once (pybpfuring/vm/cli.py ALONE); strace patches nothing.
+        counter, how = choose_counter("strace" if os.environ.get("PYBPFURING_IN_GUEST") else "auto")
     tables = []
     for case in o.cases:
         print(f"[bench usecases] {case} ({', '.join(o.backends)})", file=sys.stderr, flush=True)

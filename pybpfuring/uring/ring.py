@@ -482,6 +482,19 @@ class IoUring(RegistrationMixin):
         words[self._cq_head_i] = (head + 1) & _U32  # release: the CQE was copied out above
         return _tuple_new(Cqe, fields)
 
+    def wait_ready(self, timeout: float | None = None) -> Cqe:
+        """Wait until a CQE is in the ring and return it without consuming it (as liburing's
+        io_uring_wait_cqe; cqe_seen() consumes it). TimeoutError after `timeout` seconds."""
+        if self._closed:
+            raise RingClosedError("this io_uring is closed")
+        cqe = self.peek_cqe()
+        if cqe is not None:
+            return cqe
+        if timeout is None:
+            return self._wait_one()
+        check_timeout_arg(timeout)
+        return self._wait_one_timed(timeout)
+
     def _wait_cqe_slow(self, timeout: float | None) -> Cqe:
         cqe = self.peek_cqe()
         if cqe is None:

@@ -334,3 +334,16 @@ def test_docs_snippet_runs(capsys):
     exec(compile(code, str(doc), "exec"), {"__name__": "ring_doc"})
     out = capsys.readouterr().out
     assert "Cqe(user_data=1, res=14, flags=0)" in out and "no io_uring completion" in out
+
+
+def test_wait_ready_returns_the_cqe_without_consuming_it():
+    with IoUring(4) as ring:
+        with pytest.raises(TimeoutError):
+            ring.wait_ready(timeout=0.05)             # nothing submitted
+        sqe = ring.get_sqe()
+        prep_nop(sqe)
+        sqe.user_data = 77
+        ring.submit()
+        assert ring.wait_ready().user_data == 77
+        assert ring.cq_ready() == 1                   # still there: as liburing's io_uring_wait_cqe
+        assert ring.wait_cqe().user_data == 77 and ring.cq_ready() == 0

@@ -277,12 +277,7 @@ class EmulatedBackend:
                     self._run_ready()
                 finally:
                     self._in_runs = False
-            io.submit()
-            self._drain_kernel()
-            while io.sq_ready() and io.submit():
-                # Chains the routing continued to kernel SQEs (a refusal's stand-in NOP among
-                # them): still this routing batch, before any run.
-                self._drain_kernel()
+            self._route_batch()
             if self._late:
                 # Woken by a CQE a run posted: as in the kernel, after the next routing batch
                 # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
@@ -302,11 +297,25 @@ class EmulatedBackend:
                 if deadline is not None:
                     raise TimeoutError(f"no completion within {timeout} s: nothing is in flight")
                 raise RingStalledError(self._stall_message())
-            if deadline is None:
-                cqe = io.wait_cqe()
-            else:
-                cqe = io.wait_cqe(timeout=max(deadline - time.monotonic(), 0.0))
-            self._route(cqe)
+            # Block (Ctrl-C may end the wait) without consuming: the CQE is consumed and routed
+            # together inside the deferral, so a Ctrl-C cannot fall between the two and lose it.
+            io.wait_ready(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            self._route_batch()
+
+    def _route_batch(self) -> None:
+        """Submit, consume and route every kernel CQE, with Ctrl-C deferred: a CQE consumed but
+        not yet routed would be lost (its request would wait for ever)."""
+        io, sigint = self.io, self._sigint
+        sigint.enter_run()
+        try:
+            io.submit()
+            self._drain_kernel()
+            while io.sq_ready() and io.submit():
+                # Chains the routing continued to kernel SQEs (a refusal's stand-in NOP among
+                # them): still this routing batch, before any run.
+                self._drain_kernel()
+        finally:
+            sigint.leave_run()
 
     def _wake_idle_waiters(self) -> bool:
         """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
@@ -487,18 +496,20 @@ class EmulatedBackend:
         passed or a non-blocking call made its share of runs, so neither can spin for ever."""
         ready, limit, deadline = self._ready, self._run_limit, self._deadline
         while ready:
-            self._run(ready.popleft())
+            self._run_next(ready)
             if (limit is not None and self._attempts >= limit) or \
                     (deadline is not None and time.monotonic() >= deadline):
                 return
 
-    def _run(self, request: BpfRequest) -> None:
+    def _run_next(self, ready: deque[BpfRequest]) -> None:
         # Ctrl-C waits until this request's bookkeeping is consistent (and, on the JIT, until the
-        # run returns: see sigint.py); only the interpreter's run itself takes it at once.
+        # run returns: see sigint.py); only the interpreter's run itself takes it at once. The
+        # request leaves the ready queue inside that window: a Ctrl-C between the pop and the run
+        # lost it (seen once: no CQE, nothing in flight).
         sigint = self._sigint
         sigint.enter_run()
         try:
-            self._run_one(request)
+            self._run_one(ready.popleft())
         finally:
             sigint.leave_run()
 

@@ -281,8 +281,12 @@ class EmulatedBackend:
             if self._late:
                 # Woken by a CQE a run posted: as in the kernel, after the next routing batch
                 # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
-                self._ready.extendleft(reversed(self._late))
-                self._late.clear()
+                self._sigint.enter_run()     # a Ctrl-C must not split the move
+                try:
+                    self._ready.extendleft(reversed(self._late))
+                    self._late.clear()
+                finally:
+                    self._sigint.leave_run()
             if deadline is not None and time.monotonic() >= deadline:
                 if until is None or until():
                     return
@@ -318,12 +322,18 @@ class EmulatedBackend:
             sigint.leave_run()
 
     def _wake_idle_waiters(self) -> bool:
-        """Wake waiters whose condition holds although no new CQE arrived (see cqs.py)."""
-        for cq in list(self._waiting_cqs):
-            if not cq._waiters:
-                self._waiting_cqs.discard(cq)
-            elif cq.entries:
-                self._wake(cq)
+        """Wake waiters whose condition holds although no new CQE arrived (see cqs.py). Ctrl-C is
+        deferred: a waiter taken off its CQ but not yet queued would be lost."""
+        sigint = self._sigint
+        sigint.enter_run()
+        try:
+            for cq in list(self._waiting_cqs):
+                if not cq._waiters:
+                    self._waiting_cqs.discard(cq)
+                elif cq.entries:
+                    self._wake(cq)
+        finally:
+            sigint.leave_run()
         return bool(self._ready)
 
     def _stall_message(self) -> str:

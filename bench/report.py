@@ -150,6 +150,19 @@ def write_outputs(doc: dict[str, Any], out_dir: Path, *, json_too: bool = True) 
 
 def plot(doc: dict[str, Any], path: Path) -> Path | None:
     """A bar chart of each row's time relative to its environment's baseline (log scale)."""
+    panels = [(f"{t['info']['environment']} (Linux {t['info']['kernel']})",
+               [(r["label"], ratios(t)[r["id"]], ratios(t, "min_s")[r["id"]])
+                for r in t["rows"] if r["id"] in ratios(t)])
+              for t in doc["environments"] if "unavailable" not in t]
+    if doc["benchmark"] == "cp":
+        panels.append(("the talk (LPC 2021)", [(n, ms / TALK_MS[0][1], None) for n, ms in TALK_MS]))
+    return ratio_chart(panels, "time per unit relative to the baseline row (lower is faster)", path)
+
+
+def ratio_chart(panels: list[tuple[str, list[tuple[str, float, float | None]]]], xlabel: str,
+                path: Path) -> Path | None:
+    """Horizontal bars of ratios to a baseline (log scale, 1x marked), one panel per (title, bars);
+    a bar is (label, median ratio, best-runs ratio or None). None without matplotlib or bars."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -157,12 +170,6 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.ticker
     except ImportError:
         return None
-    panels = [(f"{t['info']['environment']} (Linux {t['info']['kernel']})",
-               [(r["label"], ratios(t)[r["id"]], ratios(t, "min_s")[r["id"]])
-                for r in t["rows"] if r["id"] in ratios(t)])
-              for t in doc["environments"] if "unavailable" not in t]
-    if doc["benchmark"] == "cp":
-        panels.append(("the talk (LPC 2021)", [(n, ms / TALK_MS[0][1], None) for n, ms in TALK_MS]))
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
@@ -185,7 +192,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path | None:
         for y, v in enumerate(values):
             ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
-    axes[-1, 0].set_xlabel("time per unit relative to the baseline row (lower is faster)")
+    axes[-1, 0].set_xlabel(xlabel)
     fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=110)

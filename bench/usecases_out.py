@@ -8,11 +8,10 @@ not run is kept with its reason, never dropped.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from pybpfuring.outputs import write_atomic
+from bench.report import ratio_chart
 
 C_ROW = "c-liburing"
 
@@ -78,43 +77,14 @@ def markdown(doc: dict[str, Any]) -> str:
 def plot(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     """usecases-<case>.png: each row's time per unit relative to the C loop's, one panel per
     environment (log scale). Nothing without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError:
-        return []
     envs = [e for e in doc["environments"] if "unavailable" not in e]
-    cases = sorted({t["case"] for e in envs for t in e["tables"]})
     written = []
-    for case in cases:
-        panels = []
-        for e in envs:
-            for t in e["tables"]:
-                bars = [(r["row"], r["ratio_to_c"]) for r in t["rows"] if r.get("ratio_to_c")]
-                if t["case"] == case and bars:
-                    panels.append((f"{case}, {e['environment']} (Linux {e['info']['kernel']})", bars))
-        if not panels:
-            continue
-        every = [v for _, bars in panels for _, v in bars]
-        height = sum(len(b) for _, b in panels) * 0.36 + 1.2 * len(panels)
-        fig, axes = plt.subplots(len(panels), 1, figsize=(9, height), squeeze=False, sharex=True)
-        for ax, (title, bars) in zip(axes[:, 0], panels):
-            labels, values = [b[0] for b in bars][::-1], [b[1] for b in bars][::-1]
-            ax.barh(labels, values, color=["tab:blue" if v <= 1.0 else "tab:orange" for v in values])
-            ax.axvline(1.0, color="black", linewidth=0.8)
-            ax.set_xscale("log")
-            ax.set_xlim(min(every + [1.0]) * 0.7, max(every + [1.0]) * 3)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-            ax.set_title(title, fontsize=10)
-            for y, v in enumerate(values):
-                ax.text(v, y, f" {v:.2f}x", va="center", fontsize=8)
-            ax.tick_params(axis="y", labelsize=8)
-        axes[-1, 0].set_xlabel("time per unit relative to the C liburing loop (lower is faster)")
-        fig.tight_layout()
-        image = io.BytesIO()
-        fig.savefig(image, format="png", dpi=100)
-        plt.close(fig)
-        written.append(write_atomic(out_dir / f"usecases-{case}.png", image.getvalue()))
+    for case in sorted({t["case"] for e in envs for t in e["tables"]}):
+        panels = [(f"{case}, {e['environment']} (Linux {e['info']['kernel']})",
+                   [(r["row"], r["ratio_to_c"], None) for r in t["rows"] if r.get("ratio_to_c")])
+                  for e in envs for t in e["tables"] if t["case"] == case]
+        path = ratio_chart(panels, "time per unit relative to the C liburing loop (lower is faster)",
+                           out_dir / f"usecases-{case}.png")
+        if path is not None:
+            written.append(path)
     return written

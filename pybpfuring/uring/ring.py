@@ -496,9 +496,7 @@ class IoUring(RegistrationMixin):
         return self._wait_one_timed(timeout)
 
     def _wait_cqe_slow(self, timeout: float | None) -> Cqe:
-        cqe = self.peek_cqe()
-        if cqe is None:
-            cqe = self._wait_one() if timeout is None else self._wait_one_timed(timeout)
+        cqe = self.wait_ready(timeout)
         self.cq_advance(1)
         return cqe
 

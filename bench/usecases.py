@@ -251,7 +251,7 @@ def bench_fanout(o: argparse.Namespace, work: str) -> dict:
             return measured(f"bpf/{backend}", o.runs, one, rounds)
 
     try:
-        python()        # every row then overwrites blocks already allocated
+        # python's warm-up (measured()) allocates the files' blocks: every run then overwrites them
         rows = [measured("python", o.runs, python, rounds)]
         rows += [measured(k, o.runs, lambda k=k: executor(k), rounds) for k in ("asyncio", "uvloop")]
         rows.append(measured("c-liburing", o.runs, c_liburing, rounds))

@@ -278,15 +278,6 @@ class EmulatedBackend:
                 finally:
                     self._in_runs = False
             self._route_batch()
-            if self._late:
-                # Woken by a CQE a run posted: as in the kernel, after the next routing batch
-                # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
-                self._sigint.enter_run()     # a Ctrl-C must not split the move
-                try:
-                    self._ready.extendleft(reversed(self._late))
-                    self._late.clear()
-                finally:
-                    self._sigint.leave_run()
             if deadline is not None and time.monotonic() >= deadline:
                 if until is None or until():
                     return
@@ -307,8 +298,9 @@ class EmulatedBackend:
             self._route_batch()
 
     def _route_batch(self) -> None:
-        """Submit, consume and route every kernel CQE, with Ctrl-C deferred: a CQE consumed but
-        not yet routed would be lost (its request would wait for ever)."""
+        """Submit, consume and route every kernel CQE, then queue the requests runs woke, with
+        Ctrl-C deferred: a CQE consumed but not yet routed, or a request between two queues, would
+        be lost (its request would wait for ever)."""
         io, sigint = self.io, self._sigint
         sigint.enter_run()
         try:
@@ -318,6 +310,11 @@ class EmulatedBackend:
                 # Chains the routing continued to kernel SQEs (a refusal's stand-in NOP among
                 # them): still this routing batch, before any run.
                 self._drain_kernel()
+            if self._late:
+                # Woken by a CQE a run posted: as in the kernel, after the next routing batch
+                # (the scheduler wakes a CQ's waiters in the step after the run that filled it).
+                self._ready.extendleft(reversed(self._late))
+                self._late.clear()
         finally:
             sigint.leave_run()
 
